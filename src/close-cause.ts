@@ -1,0 +1,41 @@
+/**
+ * Why a proxied connection ended. The same names are used by the access log
+ * (`cause`), the stats and, later, the metrics, so they are part of the contract.
+ *
+ * The cause is what *started* the teardown: the first FIN, reset, timeout or
+ * action. A connection whose client sent FIN first and whose upstream answered
+ * with its own FIN ends with `client_fin`.
+ */
+export const CLOSE_CAUSES = [
+  /** The client finished sending (FIN) first; both directions then finished normally. */
+  'client_fin',
+  /** The upstream finished sending (FIN) first; both directions then finished normally. */
+  'upstream_fin',
+  /** The client's socket was reset (ECONNRESET) or was gone when written to (EPIPE). */
+  'client_reset',
+  /** The upstream's socket was reset (ECONNRESET) or was gone when written to (EPIPE). */
+  'upstream_reset',
+  /** Another I/O error on the client's socket (ETIMEDOUT from keep-alive, ...). */
+  'client_error',
+  /** Another I/O error on the upstream's socket. */
+  'upstream_error',
+  /** No bytes flowed either way for the idle timeout. */
+  'idle_timeout',
+  /** One side had sent FIN and no bytes flowed for the half-close timeout. */
+  'half_close_timeout',
+  /** The last target tried refused the connection (ECONNREFUSED). */
+  'connect_refused',
+  /** The last target tried did not answer within the connect timeout. */
+  'connect_timeout',
+  /** The last target tried failed otherwise (EHOSTUNREACH, ENETUNREACH, DNS failure, ...). */
+  'connect_error',
+  /** There was no target to try. */
+  'no_target',
+  /** The listener was at --max-connections: the client was accepted and closed at once. */
+  'max_connections',
+  /** The proxy shut down (or the listener was removed) before the connection finished. */
+  'shutdown',
+] as const;
+
+/** CloseCause is one of CLOSE_CAUSES. */
+export type CloseCause = (typeof CLOSE_CAUSES)[number];

@@ -1,0 +1,73 @@
+/**
+ * Socket addresses as users write them: `HOST:PORT`, `[IPv6]:PORT`, or (for a listen
+ * address) `PORT` alone, meaning every interface.
+ */
+import { isIPv6 } from 'node:net';
+
+/** Address is a parsed `HOST:PORT`. `host` is undefined for a bare `PORT` (all interfaces). */
+export interface Address {
+  readonly host: string | undefined;
+  readonly port: number;
+}
+
+/** AddressError explains why a string is not an address; the caller adds where it came from. */
+export class AddressError extends Error {}
+
+const HOSTNAME =
+  /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/;
+
+/**
+ * parseAddress reads `HOST:PORT`, `[IPv6]:PORT` or, with `allowBarePort`, `PORT`.
+ * Port 0 (any free port) is accepted only with `allowPortZero` (listen addresses).
+ */
+export function parseAddress(
+  text: string,
+  { allowBarePort = false, allowPortZero = false } = {},
+): Address {
+  let host: string | undefined;
+  let portText: string;
+  if (/^\d+$/.test(text)) {
+    if (!allowBarePort) throw new AddressError(`expected HOST:PORT, got ${JSON.stringify(text)}`);
+    host = undefined;
+    portText = text;
+  } else if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0 || text[close + 1] !== ':') {
+      throw new AddressError(`expected [IPv6]:PORT, got ${JSON.stringify(text)}`);
+    }
+    host = text.slice(1, close);
+    portText = text.slice(close + 2);
+    if (!isIPv6(host)) throw new AddressError(`${JSON.stringify(host)} is not an IPv6 address`);
+  } else {
+    const colon = text.lastIndexOf(':');
+    if (colon < 0) throw new AddressError(`expected HOST:PORT, got ${JSON.stringify(text)}`);
+    host = text.slice(0, colon);
+    portText = text.slice(colon + 1);
+    if (host.includes(':')) {
+      throw new AddressError(
+        `an IPv6 address needs brackets, like [::1]:8080, got ${JSON.stringify(text)}`,
+      );
+    }
+    if (!HOSTNAME.test(host)) {
+      throw new AddressError(`${JSON.stringify(host)} is not a host name or IP address`);
+    }
+  }
+  return { host, port: parsePort(portText, allowPortZero) };
+}
+
+function parsePort(text: string, allowZero: boolean): number {
+  if (!/^\d{1,5}$/.test(text))
+    throw new AddressError(`expected a port number, got ${JSON.stringify(text)}`);
+  const port = Number(text);
+  const min = allowZero ? 0 : 1;
+  if (port < min || port > 65535) {
+    throw new AddressError(`port must be ${min} to 65535, got ${port}`);
+  }
+  return port;
+}
+
+/** formatAddress writes an address back: `127.0.0.1:80`, `[::1]:80`, or `80` for all interfaces. */
+export function formatAddress(host: string | undefined, port: number): string {
+  if (host === undefined) return String(port);
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}

@@ -1,0 +1,79 @@
+/**
+ * Endpoint: the per-descriptor structure of the design. A proxy context has two,
+ * the client's (the design's "source") and the upstream's (the "destination").
+ * Each holds the state of ONE socket that is of no interest to the context as a
+ * whole (is reading paused, has a FIN arrived, has our FIN been sent) and points
+ * back at the context that owns it.
+ *
+ * The socket points at its endpoint through the `kEndpoint` property, so the
+ * socket listeners can be plain named functions shared by every connection
+ * (`this[kEndpoint]`) instead of closures made per connection or per chunk.
+ */
+import type { Socket } from 'node:net';
+
+/** Side names the two ends of a proxied connection, as logs and causes spell them. */
+export type Side = 'client' | 'upstream';
+
+/** kEndpoint is the property by which a socket finds its Endpoint. */
+export const kEndpoint: unique symbol = Symbol('proxy.endpoint');
+
+/** EndpointSocket is a socket that belongs to a proxy context. */
+export interface EndpointSocket extends Socket {
+  [kEndpoint]: Endpoint;
+}
+
+/**
+ * EndpointOwner is what an endpoint needs from its proxy context. The context
+ * implements it; keeping it an interface keeps this module free of the context's code.
+ */
+export interface EndpointOwner {
+  readonly closed: boolean;
+  /** trace is true when every event of this connection is logged. */
+  readonly trace: boolean;
+  /** lastActivityMs is when bytes last moved either way; the idle timer reads it. */
+  lastActivityMs: number;
+  now(): number;
+  traceEvent(side: Side, event: string, bytes?: number): void;
+  onFin(from: Endpoint): void;
+  onSocketError(from: Endpoint, err: Error): void;
+  onSocketClose(from: Endpoint): void;
+}
+
+/** Endpoint is one socket's state inside a proxy context. The context owns it. */
+export class Endpoint {
+  readonly side: Side;
+  readonly context: EndpointOwner;
+  /** peer is the other endpoint of the same context: where this one's bytes go. */
+  peer!: Endpoint;
+  /** socket is null for the upstream until a connect attempt starts. */
+  socket: EndpointSocket | null = null;
+  /** paused: we stopped reading this socket because the peer cannot take more (backpressure). */
+  paused = false;
+  /** finReceived: this side finished sending (its FIN arrived; the design's read() returning 0). */
+  finReceived = false;
+  /** writeShut: we sent our FIN to this side (`socket.end()`), after all buffered bytes. */
+  writeShut = false;
+  /** socketClosed: the socket emitted 'close'. */
+  socketClosed = false;
+  /** bytesRead counts bytes read from this side, i.e. relayed to the peer. */
+  bytesRead = 0;
+
+  constructor(side: Side, context: EndpointOwner) {
+    this.side = side;
+    this.context = context;
+  }
+
+  /** attach makes `socket` this endpoint's socket. */
+  attach(socket: Socket): EndpointSocket {
+    const owned = socket as EndpointSocket;
+    owned[kEndpoint] = this;
+    this.socket = owned;
+    return owned;
+  }
+
+  /** buffered is the number of bytes held in user space for this socket, both ways. */
+  get buffered(): number {
+    const socket = this.socket;
+    return socket === null ? 0 : socket.writableLength + socket.readableLength;
+  }
+}

@@ -1,0 +1,36 @@
+/**
+ * Errors that `proxy` creates itself. Each carries a stable `code` with the
+ * `PROXY_ERR_` prefix; match on `code`, never on `instanceof` or on the message.
+ * Node's own errno codes (`ECONNRESET`, `EPIPE`, ...) pass through unchanged on the
+ * errors Node creates.
+ */
+
+/** ProxyErrorCode lists every code `proxy` may put on an error it creates. */
+export type ProxyErrorCode =
+  /** A flag, option or config value is malformed or missing. The CLI exits 2. */
+  | 'PROXY_ERR_INVALID_CONFIG'
+  /** A listener could not bind its address (in use, permission, not available). The CLI exits 1. */
+  | 'PROXY_ERR_LISTEN'
+  /** A connect attempt to a target took longer than the connect timeout. */
+  | 'PROXY_ERR_CONNECT_TIMEOUT'
+  /** The proxy was already closed or is closing. */
+  | 'PROXY_ERR_CLOSED';
+
+/** ProxyError is the one error class of the library; `cause` holds the error it wraps, if any. */
+export class ProxyError extends Error {
+  readonly code: ProxyErrorCode;
+
+  constructor(code: ProxyErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ProxyError';
+    this.code = code;
+  }
+}
+
+/** errorCode returns the `code` of an error Node or we created, or `'UNKNOWN'`. */
+export function errorCode(err: unknown): string {
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') {
+    return err.code;
+  }
+  return 'UNKNOWN';
+}

@@ -1,0 +1,49 @@
+/**
+ * The library entry: `createProxy()` and the types that go with it. The `proxy`
+ * command is built on exactly this API.
+ *
+ *     import { createProxy } from 'proxy';
+ *     const proxy = createProxy({ listen: '127.0.0.1:0', targets: ['127.0.0.1:9000'] });
+ *     await proxy.listen();
+ *     console.log(proxy.address()); // { address: '127.0.0.1', port: 4xxxx, family: 'IPv4' }
+ *     await proxy.close();
+ */
+import { type ListenerOptions, resolveConfig } from './config/config.js';
+import { Logger, type LoggerOptions } from './log.js';
+import { Supervisor } from './supervisor.js';
+
+export type { CloseCause } from './close-cause.js';
+export { CLOSE_CAUSES } from './close-cause.js';
+export type { ListenerOptions } from './config/config.js';
+export { DEFAULTS } from './config/config.js';
+export type { ProxyErrorCode } from './errors.js';
+export { ProxyError } from './errors.js';
+export type { LogFormat, LoggerOptions, LogLevel } from './log.js';
+export type { ConnectionInfo, ContextState } from './proxy-context.js';
+export type { StatsSnapshot } from './stats.js';
+export type { CloseOptions, ProxyEvents, ProxyStats } from './supervisor.js';
+export { VERSION } from './version.js';
+
+/** TcpProxy is what createProxy returns: listen(), address(), close(), connections(), stats() and events. */
+export type TcpProxy = Supervisor;
+
+/**
+ * ProxyOptions: one listener (`listen` and `targets` plus its options), or several
+ * under `listeners`. `log` defaults to `{ level: 'silent' }`: an embedded proxy is quiet
+ * unless asked; pass `{ level: 'info' }` for the access log on stderr.
+ */
+export type ProxyOptions = (ListenerOptions | { listeners: readonly ListenerOptions[] }) & {
+  log?: LoggerOptions;
+};
+
+/**
+ * createProxy validates `options` and returns a proxy that is not yet listening;
+ * call `listen()`. Invalid options throw a ProxyError with code
+ * `PROXY_ERR_INVALID_CONFIG` whose message names the option.
+ */
+export function createProxy(options: ProxyOptions): TcpProxy {
+  const listeners = 'listeners' in options ? options.listeners : [options];
+  const config = resolveConfig(listeners);
+  const log = new Logger({ level: 'silent', ...options.log });
+  return new Supervisor(config, log);
+}

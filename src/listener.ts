@@ -1,0 +1,233 @@
+/**
+ * Listener: one `net.Server` accepting clients for one ListenerConfig. For each
+ * accepted client it creates a ProxyContext and keeps it in a set until it closes;
+ * it applies --max-connections, survives accept errors, writes the access record
+ * of every closed connection, and drains its connections on shutdown.
+ *
+ * Accepted sockets arrive paused (`pauseOnConnect`): the client's bytes wait in the
+ * kernel until the upstream is connected, so nothing is lost or buffered meanwhile.
+ */
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { formatAddress } from './config/address.js';
+import type { ListenerConfig, Target } from './config/config.js';
+import { errorCode, ProxyError } from './errors.js';
+import type { Logger } from './log.js';
+import { type ConnectionInfo, type ContextHost, ProxyContext } from './proxy-context.js';
+import { Stats, type StatsSnapshot } from './stats.js';
+import { Timer, type TimerSet } from './timer-set.js';
+import { Balancer } from './upstream/balancer.js';
+
+/** ListenerEvents are how a listener reports connections to whoever owns it. */
+export interface ListenerEvents {
+  connectionOpen(info: ConnectionInfo): void;
+  connectionClose(info: ConnectionInfo): void;
+}
+
+const LISTEN_ERRORS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address in use',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EADDRNOTAVAIL: 'address not available on this host',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+};
+
+function onDrainTimer(listener: Listener): void {
+  listener.closeAll('shutdown');
+}
+
+/** Listener owns one server socket and the proxy contexts it accepted. */
+export class Listener implements ContextHost {
+  readonly config: ListenerConfig;
+  readonly timers: TimerSet;
+  readonly log: Logger;
+  readonly stats = new Stats();
+  readonly balancer: Balancer<Target>;
+  /** contexts holds every open connection of this listener; a context leaves it when it closes. */
+  readonly contexts = new Set<ProxyContext>();
+  readonly #events: ListenerEvents;
+  readonly #server: Server;
+  readonly #drainTimer: Timer<Listener>;
+  #drainWaiters: (() => void)[] = [];
+  #lastShortageMs = Number.NEGATIVE_INFINITY;
+  #shortagesInBurst = 0;
+
+  constructor(config: ListenerConfig, timers: TimerSet, log: Logger, events: ListenerEvents) {
+    this.config = config;
+    this.timers = timers;
+    this.log = log;
+    this.#events = events;
+    this.balancer = new Balancer(config.targets);
+    this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
+    this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
+    this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
+    // Always listen for 'error': an accept error must never crash the process.
+    this.#server.on('error', (err: Error) => this.#onAcceptError(err));
+  }
+
+  /** listenAddress is the configured address as logs print it. */
+  get listenAddress(): string {
+    const { host, port } = this.config.listen;
+    return formatAddress(host ?? '0.0.0.0', port);
+  }
+
+  /** listen binds the address; it rejects with PROXY_ERR_LISTEN naming the address. */
+  listen(): Promise<void> {
+    const { host, port } = this.config.listen;
+    return new Promise((resolve, reject) => {
+      const server = this.#server;
+      const onError = (err: Error): void => {
+        server.removeListener('listening', onListening);
+        const code = errorCode(err);
+        const what = LISTEN_ERRORS[code] ?? err.message;
+        reject(
+          new ProxyError('PROXY_ERR_LISTEN', `listen ${this.listenAddress}: ${what}`, {
+            cause: err,
+          }),
+        );
+      };
+      const onListening = (): void => {
+        server.removeListener('error', onError);
+        this.log.info('listening', { listener: this.config.name, address: this.boundAddress() });
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      // Node's default backlog is 511; the kernel caps it at net.core.somaxconn.
+      server.listen({ host, port });
+    });
+  }
+
+  /** address is the bound address (with the real port when 0 was asked), or null. */
+  address(): AddressInfo | null {
+    const address = this.#server.address();
+    return typeof address === 'object' ? address : null;
+  }
+
+  boundAddress(): string {
+    const address = this.address();
+    return address === null ? this.listenAddress : formatAddress(address.address, address.port);
+  }
+
+  // Design case "accept() returns a socket".
+  #onConnection(socket: Socket): void {
+    this.stats.accepted += 1;
+    const context = new ProxyContext(this, socket);
+    this.contexts.add(context);
+    this.stats.active += 1;
+    if (context.trace) context.traceEvent('client', `accepted on ${this.config.name}`);
+    this.#events.connectionOpen(context.info());
+    if (this.contexts.size > this.config.maxConnections) {
+      context.close('max_connections');
+      return;
+    }
+    context.connect();
+  }
+
+  // Design cases "accept() fails": EAGAIN and EINTR never get here (libuv retries
+  // them), ECONNABORTED is skipped by libuv too. EMFILE/ENFILE: libuv first closes the
+  // pending connections with its reserved descriptor (the back-off), and only reports
+  // when it cannot; we log once per burst, count every one, and keep serving.
+  #onAcceptError(err: Error): void {
+    const code = errorCode(err);
+    this.stats.countAcceptError(code);
+    if (code === 'EMFILE' || code === 'ENFILE') this.onDescriptorShortage(code, 'accept');
+    else this.log.warn('accept failed', { listener: this.config.name, code, message: err.message });
+  }
+
+  /**
+   * onDescriptorShortage logs running out of file descriptors (EMFILE, ENFILE) once
+   * per burst: a burst is a run of such errors less than a second apart. Called for
+   * accept errors and for connect attempts that could not get a socket.
+   */
+  onDescriptorShortage(code: string, during: 'accept' | 'connect'): void {
+    const now = this.timers.now();
+    const newBurst = now - this.#lastShortageMs > 1000;
+    this.#lastShortageMs = now;
+    if (!newBurst) {
+      this.#shortagesInBurst += 1;
+      return;
+    }
+    this.log.warn('out of file descriptors; new clients are refused until some are free', {
+      listener: this.config.name,
+      code,
+      during,
+      previous_burst: this.#shortagesInBurst > 0 ? this.#shortagesInBurst + 1 : undefined,
+    });
+    this.#shortagesInBurst = 0;
+  }
+
+  /** onContextClosed: the context is done; count it, log the access record, forget it. */
+  onContextClosed(context: ProxyContext): void {
+    if (!this.contexts.delete(context)) return;
+    this.stats.active -= 1;
+    const info = context.info();
+    this.stats.countClosed(info.cause ?? 'shutdown', info.bytesToUpstream, info.bytesToClient);
+    this.#logClosed(info);
+    this.#events.connectionClose(info);
+    if (this.contexts.size === 0 && this.#drainWaiters.length > 0) this.#drained();
+  }
+
+  #logClosed(info: ConnectionInfo): void {
+    if (!this.log.enabled('info')) return;
+    this.log.info('connection closed', {
+      id: info.id,
+      listener: info.listener,
+      client: info.client,
+      upstream: info.upstream,
+      connect_ms: info.connectMs === undefined ? undefined : Math.round(info.connectMs),
+      duration_ms: Math.round(info.ageMs),
+      bytes_to_upstream: info.bytesToUpstream,
+      bytes_to_client: info.bytesToClient,
+      cause: info.cause,
+      first_close: info.firstClose ?? undefined,
+      error: info.error,
+    });
+  }
+
+  /** stopAccepting closes the server socket; open connections are not touched. */
+  stopAccepting(): void {
+    if (this.#server.listening) this.#server.close();
+  }
+
+  /**
+   * drain waits until every connection has closed, or until `timeoutMs` has passed,
+   * then closes what is left with cause `shutdown`. It stops accepting first.
+   */
+  drain(timeoutMs: number): Promise<void> {
+    this.stopAccepting();
+    if (this.contexts.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#drainWaiters.push(resolve);
+      if (!this.#drainTimer.scheduled) this.timers.scheduleIn(this.#drainTimer, timeoutMs);
+    });
+  }
+
+  /** closeAll tears down every open connection at once with `cause`. */
+  closeAll(cause: 'shutdown'): void {
+    for (const context of [...this.contexts]) context.close(cause);
+  }
+
+  #drained(): void {
+    this.timers.cancel(this.#drainTimer);
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** connections describes every open connection. */
+  connections(): ConnectionInfo[] {
+    return Array.from(this.contexts, (context) => context.info());
+  }
+
+  /** snapshot copies the counters, bytes of open connections included. */
+  snapshot(): StatsSnapshot {
+    let toUpstream = 0;
+    let toClient = 0;
+    for (const context of this.contexts) {
+      toUpstream += context.client.bytesRead;
+      toClient += context.upstream.bytesRead;
+    }
+    return this.stats.snapshot(toUpstream, toClient);
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * A small one-line logger: every event is one line on stderr, as text or JSON.
+ *
+ * Levels are numbers so that a disabled level costs one comparison: callers on hot
+ * paths guard with `if (log.enabled('trace'))` before building the fields, so trace
+ * logging costs nothing when it is off.
+ *
+ * Field names are snake_case and shared with the access record and the metrics
+ * (`bytes_to_upstream`, `cause`, ...): see docs/design.md.
+ */
+
+/** LogLevel names, from the most to the least severe. `silent` turns logging off. */
+export type LogLevel = 'silent' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+/** LogFormat: `text` (`time LEVEL msg key=value ...`) or `json` (one object per line). */
+export type LogFormat = 'text' | 'json';
+/** LogFields are the key/value pairs of one record; `undefined` values are left out. */
+export type LogFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
+
+export const LOG_LEVELS: readonly LogLevel[] = [
+  'silent',
+  'error',
+  'warn',
+  'info',
+  'debug',
+  'trace',
+];
+
+const severity: Readonly<Record<LogLevel, number>> = {
+  silent: 0,
+  error: 1,
+  warn: 2,
+  info: 3,
+  debug: 4,
+  trace: 5,
+};
+
+/** LoggerOptions: `level` defaults to `info`, `format` to `text`, `write` to stderr. */
+export interface LoggerOptions {
+  level?: LogLevel;
+  format?: LogFormat;
+  /** write receives one line without its newline. Default: `process.stderr.write(line + '\n')`. */
+  write?: (line: string) => void;
+}
+
+function writeStderr(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Logger writes records at or above its level; it never throws. */
+export class Logger {
+  readonly level: LogLevel;
+  readonly format: LogFormat;
+  readonly #threshold: number;
+  readonly #write: (line: string) => void;
+
+  constructor(options: LoggerOptions = {}) {
+    this.level = options.level ?? 'info';
+    this.format = options.format ?? 'text';
+    this.#threshold = severity[this.level];
+    this.#write = options.write ?? writeStderr;
+  }
+
+  /** enabled tells whether a record at `level` would be written. */
+  enabled(level: Exclude<LogLevel, 'silent'>): boolean {
+    return severity[level] <= this.#threshold;
+  }
+
+  error(msg: string, fields?: LogFields): void {
+    this.log('error', msg, fields);
+  }
+  warn(msg: string, fields?: LogFields): void {
+    this.log('warn', msg, fields);
+  }
+  info(msg: string, fields?: LogFields): void {
+    this.log('info', msg, fields);
+  }
+  debug(msg: string, fields?: LogFields): void {
+    this.log('debug', msg, fields);
+  }
+  trace(msg: string, fields?: LogFields): void {
+    this.log('trace', msg, fields);
+  }
+
+  log(level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields): void {
+    if (severity[level] > this.#threshold) return;
+    const time = new Date().toISOString();
+    const line =
+      this.format === 'json'
+        ? formatJson(time, level, msg, fields)
+        : formatText(time, level, msg, fields);
+    try {
+      this.#write(line);
+    } catch {
+      // A broken stderr (EPIPE) must not take the proxy down with it.
+    }
+  }
+}
+
+function formatJson(time: string, level: string, msg: string, fields?: LogFields): string {
+  return JSON.stringify({ time, level, msg, ...fields });
+}
+
+function formatText(time: string, level: string, msg: string, fields?: LogFields): string {
+  let line = `${time} ${level.toUpperCase()} ${msg}`;
+  if (fields === undefined) return line;
+  for (const key of Object.keys(fields)) {
+    const value = fields[key];
+    if (value === undefined) continue;
+    line += ` ${key}=${formatTextValue(value)}`;
+  }
+  return line;
+}
+
+function formatTextValue(value: string | number | boolean | null): string {
+  if (typeof value !== 'string') return String(value);
+  // Quote only what would break `key=value` splitting: spaces, quotes, '=' or nothing at all.
+  return value === '' || /[\s"=]/.test(value) ? JSON.stringify(value) : value;
+}

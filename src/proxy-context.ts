@@ -1,0 +1,383 @@
+/**
+ * The proxy context: one proxied connection. It owns the client socket (the
+ * design's source), the upstream socket (the destination), their per-socket state
+ * (two Endpoints), the byte counters, the times, and its one Timer. Other objects
+ * (the listener's set, the timer set) only reference it.
+ *
+ * Life of a connection (docs/design.md has the diagram):
+ *
+ *   connecting ──connected──▶ relaying ──first FIN──▶ half_closed ──both done──▶ closed
+ *        │                        │                        │
+ *        └── every target failed, timeout, reset, shutdown: close(cause) ───────▶ closed
+ *
+ * Every path ends in `close(cause)`, which runs once: it cancels the timer, destroys
+ * (or resets) both sockets and hands the context back to its listener for the access
+ * record. Nothing is torn down anywhere else.
+ *
+ * The one Timer serves both waits a context can have, never at once: the connect
+ * timeout while connecting, the idle (or half-close) timeout afterwards.
+ */
+import type { Socket } from 'node:net';
+import type { CloseCause } from './close-cause.js';
+import { formatAddress } from './config/address.js';
+import type { ListenerConfig, Target } from './config/config.js';
+import { Endpoint, type Side } from './endpoint.js';
+import { errorCode } from './errors.js';
+import type { Logger } from './log.js';
+import { startRelay, watchSocket } from './relay.js';
+import type { Stats } from './stats.js';
+import { Timer, type TimerSet } from './timer-set.js';
+import type { Balancer } from './upstream/balancer.js';
+import { abandonDial, dial, finishDial } from './upstream/dial.js';
+
+/** ContextState is where a connection is in its life. */
+export type ContextState = 'connecting' | 'relaying' | 'half_closed' | 'closed';
+
+/** ContextHost is what a context needs from the listener that accepted it. */
+export interface ContextHost {
+  readonly config: ListenerConfig;
+  readonly timers: TimerSet;
+  readonly log: Logger;
+  readonly stats: Stats;
+  readonly balancer: Balancer<Target>;
+  onContextClosed(context: ProxyContext): void;
+  onDescriptorShortage(code: string, during: 'connect'): void;
+}
+
+/** ConnectionInfo describes a connection, open or closed (the library's and the log's view). */
+export interface ConnectionInfo {
+  /** id is unique within the process. */
+  id: string;
+  listener: string;
+  state: ContextState;
+  /** client is the client's `host:port`. */
+  client: string;
+  /** upstream is the target's `host:port`, or null before one was reached. */
+  upstream: string | null;
+  bytesToUpstream: number;
+  bytesToClient: number;
+  /** buffered: bytes the proxy holds in user space for this connection now (both sockets, both ways). */
+  buffered: number;
+  /** connectMs: from accept to upstream connected; undefined if it never connected. */
+  connectMs: number | undefined;
+  /** ageMs: from accept until now, or until close for a closed connection. */
+  ageMs: number;
+  /** cause: why it closed; null while open. */
+  cause: CloseCause | null;
+  /** firstClose: the side that finished sending (or failed) first, if any. */
+  firstClose: Side | null;
+  /** error: the error code that ended it (ECONNRESET, ECONNREFUSED, ...), if any. */
+  error: string | undefined;
+}
+
+let lastId = 0;
+
+function onContextTimer(context: ProxyContext): void {
+  context.onTimer();
+}
+
+function isResetCode(code: string): boolean {
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+function connectCause(code: string): CloseCause {
+  if (code === 'ECONNREFUSED') return 'connect_refused';
+  if (code === 'ETIMEDOUT') return 'connect_timeout';
+  return 'connect_error';
+}
+
+/** ProxyContext is one client connection and everything that belongs to it. */
+export class ProxyContext {
+  readonly id: string;
+  readonly host: ContextHost;
+  readonly client: Endpoint;
+  readonly upstream: Endpoint;
+  readonly clientAddress: string;
+  readonly trace: boolean;
+  state: ContextState = 'connecting';
+  cause: CloseCause | null = null;
+  firstClose: Side | null = null;
+  /** target is the target being dialed, then the one connected to. */
+  target: Target | null = null;
+  errorCode: string | undefined = undefined;
+  readonly acceptedAtMs: number;
+  connectedAtMs = -1;
+  closedAtMs = -1;
+  lastActivityMs: number;
+  readonly #timer: Timer<ProxyContext>;
+  /** #dialing is the upstream socket of the connect attempt under way, if any. */
+  #dialing: Socket | null = null;
+  #dialStart = 0;
+  #dialAttempt = 0;
+  #dialFailures: string[] = [];
+  #lastPendingWrites = 0;
+
+  /** The context takes ownership of `clientSocket`, which must be paused (pauseOnConnect). */
+  constructor(host: ContextHost, clientSocket: Socket) {
+    this.id = String(++lastId);
+    this.host = host;
+    this.trace = host.log.enabled('trace');
+    this.acceptedAtMs = host.timers.now();
+    this.lastActivityMs = this.acceptedAtMs;
+    this.#timer = new Timer<ProxyContext>(this, onContextTimer);
+    this.client = new Endpoint('client', this);
+    this.upstream = new Endpoint('upstream', this);
+    this.client.peer = this.upstream;
+    this.upstream.peer = this.client;
+    this.clientAddress = formatAddress(
+      clientSocket.remoteAddress ?? '?',
+      clientSocket.remotePort ?? 0,
+    );
+    watchSocket(this.client.attach(clientSocket));
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  now(): number {
+    return this.host.timers.now();
+  }
+
+  /** connect starts dialing the targets, in round-robin order with failover. */
+  connect(): void {
+    this.#dialStart = this.host.balancer.start();
+    this.#dialNext();
+  }
+
+  // ---------------------------------------------------------------- dialing
+
+  #dialNext(): void {
+    const target = this.host.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
+    if (target === undefined) {
+      this.#allTargetsFailed();
+      return;
+    }
+    this.target = target;
+    if (this.trace) this.traceEvent('upstream', `connecting to ${target.address}`);
+    this.#dialing = dial(target, this);
+    const timeoutMs = this.host.config.connectTimeoutMs;
+    if (timeoutMs > 0) this.host.timers.scheduleIn(this.#timer, timeoutMs);
+  }
+
+  /** onDialConnected: the design's connect() completing (writable, SO_ERROR = 0). */
+  onDialConnected(socket: Socket): void {
+    finishDial(socket);
+    this.#dialing = null;
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.host.timers.cancel(this.#timer);
+    this.connectedAtMs = this.now();
+    this.lastActivityMs = this.connectedAtMs;
+    this.state = 'relaying';
+    const upstream = this.upstream.attach(socket);
+    watchSocket(upstream);
+    if (this.trace) {
+      this.traceEvent('upstream', 'connected', undefined, {
+        connect_ms: Math.round(this.connectedAtMs - this.acceptedAtMs),
+      });
+    }
+    startRelay(upstream);
+    // Only now start reading the client: whatever it sent while we were dialing
+    // waited in its kernel receive buffer, so nothing is lost and nothing is buffered here.
+    const client = this.client.socket;
+    if (client !== null) {
+      startRelay(client);
+      client.resume(); // pauseOnConnect left it explicitly paused; 'data' alone does not resume it
+    }
+    this.#armInactivity();
+  }
+
+  /** onDialFailed: the design's connect() failing; count it and try the next target. */
+  onDialFailed(_socket: Socket, err: Error): void {
+    this.#failAttempt(errorCode(err));
+  }
+
+  #onConnectTimeout(): void {
+    this.#failAttempt('ETIMEDOUT');
+  }
+
+  #failAttempt(code: string): void {
+    if (this.#dialing !== null) abandonDial(this.#dialing);
+    this.#dialing = null;
+    if (this.closed) return;
+    this.host.timers.cancel(this.#timer);
+    const address = this.target?.address ?? '?';
+    this.host.stats.countConnectFailure(code);
+    this.#dialFailures.push(`${address} ${code}`);
+    this.errorCode = code;
+    if (code === 'EMFILE' || code === 'ENFILE') this.host.onDescriptorShortage(code, 'connect');
+    if (this.host.log.enabled('debug')) {
+      this.host.log.debug('connect failed', { id: this.id, upstream: address, code });
+    }
+    this.#dialAttempt += 1;
+    this.#dialNext();
+  }
+
+  #allTargetsFailed(): void {
+    const code = this.errorCode;
+    this.target = null;
+    if (code === 'EMFILE' || code === 'ENFILE') {
+      // Logged once per burst by the listener, not once per client.
+      this.close('connect_error');
+      return;
+    }
+    this.host.log.warn('no target reachable', {
+      id: this.id,
+      listener: this.host.config.name,
+      client: this.clientAddress,
+      tried: this.#dialFailures.join(', '),
+    });
+    this.close(code === undefined ? 'no_target' : connectCause(code));
+  }
+
+  // ---------------------------------------------------------------- relaying
+
+  /** onFin: `from` finished sending. Pass the FIN on once its bytes are delivered. */
+  onFin(from: Endpoint): void {
+    if (this.closed) return;
+    if (this.firstClose === null) this.firstClose = from.side;
+    this.state = 'half_closed';
+    this.lastActivityMs = this.now(); // the half-close timeout counts from the FIN
+    if (this.trace) this.traceEvent(from.side, 'FIN received');
+    const to = from.peer;
+    if (!to.writeShut && to.socket !== null) {
+      to.writeShut = true;
+      // end() sends our FIN only after every byte already written reached the kernel.
+      to.socket.end();
+      if (this.trace) this.traceEvent(to.side, 'write side shut');
+    }
+    this.#armInactivity();
+  }
+
+  /** onSocketError: an I/O error on one side is fatal for the whole context. */
+  onSocketError(from: Endpoint, err: Error): void {
+    const code = errorCode(err);
+    if (this.firstClose === null) this.firstClose = from.side;
+    this.errorCode = code;
+    if (this.trace) this.traceEvent(from.side, `error ${code}`);
+    this.close(isResetCode(code) ? `${from.side}_reset` : `${from.side}_error`);
+  }
+
+  /** onSocketClose: both sockets closed after FINs both ways is the normal end. */
+  onSocketClose(from: Endpoint): void {
+    if (from.peer.socketClosed) {
+      this.close(`${this.firstClose ?? from.side}_fin`);
+    } else if (!from.finReceived) {
+      // Closed under us without FIN or error (destroyed elsewhere): treat as a failure of that side.
+      if (this.firstClose === null) this.firstClose = from.side;
+      this.close(`${from.side}_error`);
+    }
+    // Otherwise this side is done both ways and the peer is still flushing: wait for it.
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  /** onTimer: the context's timer fired; what it means depends on the state. */
+  onTimer(): void {
+    if (this.state === 'connecting') {
+      this.#onConnectTimeout();
+      return;
+    }
+    if (this.closed) return;
+    const periodMs = this.#inactivityPeriodMs();
+    if (periodMs === 0) return;
+    const now = this.now();
+    // A write still draining to a slow reader is activity too (as Node's own
+    // socket timeout counts it): the reader is taking bytes, just slowly.
+    const pending = this.client.buffered + this.upstream.buffered;
+    if (pending > 0 && pending !== this.#lastPendingWrites) this.lastActivityMs = now;
+    this.#lastPendingWrites = pending;
+    const deadline = this.lastActivityMs + periodMs;
+    if (now < deadline) {
+      this.host.timers.schedule(this.#timer, deadline);
+      return;
+    }
+    if (this.trace) this.traceEvent('client', 'timer fired: inactivity');
+    const halfClosed = this.state === 'half_closed' && this.host.config.halfCloseTimeoutMs > 0;
+    this.close(halfClosed ? 'half_close_timeout' : 'idle_timeout');
+  }
+
+  #inactivityPeriodMs(): number {
+    const { idleTimeoutMs, halfCloseTimeoutMs } = this.host.config;
+    if (this.state === 'half_closed' && halfCloseTimeoutMs > 0) return halfCloseTimeoutMs;
+    return idleTimeoutMs;
+  }
+
+  // Lazy refresh: the deadline is set from the last activity; per chunk only
+  // `lastActivityMs` moves, and onTimer re-schedules if the deadline was not real.
+  #armInactivity(): void {
+    const periodMs = this.#inactivityPeriodMs();
+    if (periodMs === 0) {
+      this.host.timers.cancel(this.#timer);
+      return;
+    }
+    const deadline = this.lastActivityMs + periodMs;
+    if (!this.#timer.scheduled || deadline < this.#timer.deadline) {
+      this.host.timers.schedule(this.#timer, deadline);
+    }
+  }
+
+  // ---------------------------------------------------------------- teardown
+
+  /**
+   * close tears the context down, exactly once, for `cause`. Errors and resets are
+   * passed on as a reset (RST) to the other side where possible; timeouts, limits
+   * and shutdown close both sockets. Calling it again does nothing.
+   */
+  close(cause: CloseCause): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    this.cause = cause;
+    this.closedAtMs = this.now();
+    this.host.timers.cancel(this.#timer);
+    const reset = cause.endsWith('_reset') || cause.endsWith('_error');
+    destroySocket(this.client.socket, reset);
+    destroySocket(this.upstream.socket, reset);
+    if (this.#dialing !== null) abandonDial(this.#dialing);
+    this.#dialing = null;
+    if (this.trace) this.traceEvent(this.firstClose ?? 'client', `closed: ${cause}`);
+    this.host.onContextClosed(this);
+  }
+
+  // ---------------------------------------------------------------- views
+
+  /** info describes the connection now (or as it was when it closed). */
+  info(): ConnectionInfo {
+    const end = this.closedAtMs >= 0 ? this.closedAtMs : this.now();
+    return {
+      id: this.id,
+      listener: this.host.config.name,
+      state: this.state,
+      client: this.clientAddress,
+      upstream: this.connectedAtMs >= 0 && this.target !== null ? this.target.address : null,
+      bytesToUpstream: this.client.bytesRead,
+      bytesToClient: this.upstream.bytesRead,
+      buffered: this.client.buffered + this.upstream.buffered,
+      connectMs: this.connectedAtMs >= 0 ? this.connectedAtMs - this.acceptedAtMs : undefined,
+      ageMs: end - this.acceptedAtMs,
+      cause: this.cause,
+      firstClose: this.firstClose,
+      error: this.errorCode,
+    };
+  }
+
+  /** traceEvent logs one event of this connection at trace level. */
+  traceEvent(
+    side: Side,
+    event: string,
+    bytes?: number,
+    extra?: Readonly<Record<string, number>>,
+  ): void {
+    this.host.log.trace(event, { id: this.id, side, bytes, ...extra });
+  }
+}
+
+function destroySocket(socket: Socket | null, reset: boolean): void {
+  if (socket === null || socket.destroyed) return;
+  // resetAndDestroy on a socket still connecting would wait for the connect; just drop it.
+  if (reset && !socket.connecting) socket.resetAndDestroy();
+  else socket.destroy();
+}

@@ -1,0 +1,67 @@
+/**
+ * Dialing one target: the design's non-blocking connect().
+ *
+ * `net.connect` starts the connect (the design's EINPROGRESS); libuv waits for the
+ * socket to become writable and reads SO_ERROR for us, and Node reports the result
+ * as 'connect' or as an 'error' carrying the errno code (ECONNREFUSED, EHOSTUNREACH,
+ * ...). The connect timeout is not Node's: the proxy context keeps it in the timer
+ * set, and abandons the attempt with `abandonDial` when it fires.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Target } from '../config/config.js';
+
+/** DialOwner hears how an attempt ended; exactly one of the two is called, once. */
+export interface DialOwner {
+  onDialConnected(socket: Socket): void;
+  onDialFailed(socket: Socket, err: Error): void;
+}
+
+const kDialOwner: unique symbol = Symbol('proxy.dialOwner');
+
+interface DialSocket extends Socket {
+  [kDialOwner]: DialOwner;
+}
+
+/**
+ * dial starts connecting to `target` and returns the socket at once. The socket is
+ * half-open capable (`allowHalfOpen`) and has Nagle off (`noDelay`): a proxy should
+ * not add latency that the two peers did not ask for. The owner becomes responsible
+ * for the socket when `onDialConnected` is called; on failure it must call abandonDial.
+ */
+export function dial(target: Target, owner: DialOwner): Socket {
+  const socket = connect({
+    host: target.host,
+    port: target.port,
+    allowHalfOpen: true,
+    noDelay: true,
+  }) as DialSocket;
+  socket[kDialOwner] = owner;
+  socket.once('connect', upstreamOnConnect);
+  socket.on('error', upstreamOnConnectError);
+  return socket;
+}
+
+/** finishDial removes the dial listeners from a connected socket; its new owner watches it now. */
+export function finishDial(socket: Socket): void {
+  socket.removeListener('connect', upstreamOnConnect);
+  socket.removeListener('error', upstreamOnConnectError);
+}
+
+/** abandonDial drops an attempt that failed or timed out; a late error from it is ignored. */
+export function abandonDial(socket: Socket): void {
+  finishDial(socket);
+  socket.on('error', ignoreLateError);
+  socket.destroy();
+}
+
+function upstreamOnConnect(this: DialSocket): void {
+  this[kDialOwner].onDialConnected(this);
+}
+
+// Design case "connect() fails" (after EINPROGRESS, SO_ERROR was set): the owner
+// counts it and moves on to the next target.
+function upstreamOnConnectError(this: DialSocket, err: Error): void {
+  this[kDialOwner].onDialFailed(this, err);
+}
+
+function ignoreLateError(): void {}
