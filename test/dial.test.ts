@@ -95,6 +95,6 @@ for (const row of ROUND_ROBIN_CASES) {
       client.socket.end();
     }
     assert.deepEqual(served, row.served);
-    assert.equal(proxy.stats().connectFailures.ECONNREFUSED ?? 0, row.refusals);
+    assert.equal(proxy.stats().connectFailures['ECONNREFUSED'] ?? 0, row.refusals);
   });
 }

@@ -36,9 +36,11 @@ test('serves 1000 concurrent connections, each with its own bytes intact', async
   }
   // All 1000 are open at the same time before any byte is sent.
   await waitFor(() => proxy.connections().length === 1000, 20_000, '1000 open connections');
-  clients.forEach((c, i) => c.socket.end(payloads[i]));
+  for (const [i, c] of clients.entries()) c.socket.end(payloads[i] as Buffer);
   await Promise.all(clients.map((c) => c.ended));
-  clients.forEach((c, i) => assert.ok(c.received().equals(payloads[i] as Buffer), `client ${i}`));
+  for (const [i, c] of clients.entries()) {
+    assert.ok(c.received().equals(payloads[i] as Buffer), `client ${i}`);
+  }
   await waitFor(() => proxy.connections().length === 0, 10_000, 'all closed');
   const stats = proxy.stats();
   assert.equal(stats.accepted, 1000);

@@ -98,8 +98,8 @@ test('serves several listeners, each with its own targets and name', async (t) =
   await waitFor(() => proxy.connections().length === 0, 5000, 'closed');
   const stats = proxy.stats();
   assert.equal(stats.accepted, 2);
-  assert.equal(stats.listeners.a?.accepted, 1);
-  assert.equal(stats.listeners.b?.bytesToClient, 6);
+  assert.equal(stats.listeners['a']?.accepted, 1);
+  assert.equal(stats.listeners['b']?.bytesToClient, 6);
 });
 
 test('starts all listeners or none: one address in use closes the others again', async (t) => {
