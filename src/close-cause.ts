@@ -15,7 +15,7 @@ export const CLOSE_CAUSES = [
   'client_reset',
   /** The upstream's socket was reset (ECONNRESET) or was gone when written to (EPIPE). */
   'upstream_reset',
-  /** Another I/O error on the client's socket (ETIMEDOUT from keep-alive, ...). */
+  /** Another I/O error on the client's socket (ETIMEDOUT, EHOSTUNREACH, ...). */
   'client_error',
   /** Another I/O error on the upstream's socket. */
   'upstream_error',
@@ -29,7 +29,7 @@ export const CLOSE_CAUSES = [
   'connect_timeout',
   /** The last target tried failed otherwise (EHOSTUNREACH, ENETUNREACH, DNS failure, ...). */
   'connect_error',
-  /** There was no target to try. */
+  /** There was no target to try (reserved for targets taken out of rotation; config requires one). */
   'no_target',
   /** The listener was at --max-connections: the client was accepted and closed at once. */
   'max_connections',

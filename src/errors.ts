@@ -11,8 +11,6 @@ export type ProxyErrorCode =
   | 'PROXY_ERR_INVALID_CONFIG'
   /** A listener could not bind its address (in use, permission, not available). The CLI exits 1. */
   | 'PROXY_ERR_LISTEN'
-  /** A connect attempt to a target took longer than the connect timeout. */
-  | 'PROXY_ERR_CONNECT_TIMEOUT'
   /** The proxy was already closed or is closing. */
   | 'PROXY_ERR_CLOSED';
 

@@ -8,33 +8,24 @@
  *     console.log(proxy.address()); // { address: '127.0.0.1', port: 4xxxx, family: 'IPv4' }
  *     await proxy.close();
  */
-import { type ListenerOptions, resolveConfig } from './config/config.js';
-import { Logger, type LoggerOptions } from './log.js';
+import { type ProxyOptions, resolveOptions } from './config/config.js';
+import { Logger } from './log.js';
 import { Supervisor } from './supervisor.js';
 
 export type { CloseCause } from './close-cause.js';
 export { CLOSE_CAUSES } from './close-cause.js';
-export type { ListenerOptions } from './config/config.js';
+export type { ListenerOptions, ProxyOptions, TargetOption } from './config/config.js';
 export { DEFAULTS } from './config/config.js';
 export type { ProxyErrorCode } from './errors.js';
 export { ProxyError } from './errors.js';
 export type { LogFormat, LoggerOptions, LogLevel } from './log.js';
 export type { ConnectionInfo, ContextState } from './proxy-context.js';
 export type { StatsSnapshot } from './stats.js';
-export type { CloseOptions, ProxyEvents, ProxyStats } from './supervisor.js';
+export type { CloseOptions, ProxyEvents, ProxyStats, ReloadResult } from './supervisor.js';
 export { VERSION } from './version.js';
 
 /** TcpProxy is what createProxy returns: listen(), address(), close(), connections(), stats() and events. */
 export type TcpProxy = Supervisor;
-
-/**
- * ProxyOptions: one listener (`listen` and `targets` plus its options), or several
- * under `listeners`. `log` defaults to `{ level: 'silent' }`: an embedded proxy is quiet
- * unless asked; pass `{ level: 'info' }` for the access log on stderr.
- */
-export type ProxyOptions = (ListenerOptions | { listeners: readonly ListenerOptions[] }) & {
-  log?: LoggerOptions;
-};
 
 /**
  * createProxy validates `options` and returns a proxy that is not yet listening;
@@ -42,8 +33,7 @@ export type ProxyOptions = (ListenerOptions | { listeners: readonly ListenerOpti
  * `PROXY_ERR_INVALID_CONFIG` whose message names the option.
  */
 export function createProxy(options: ProxyOptions): TcpProxy {
-  const listeners = 'listeners' in options ? options.listeners : [options];
-  const config = resolveConfig(listeners);
+  const config = resolveOptions(options);
   const log = new Logger({ level: 'silent', ...options.log });
   return new Supervisor(config, log);
 }

@@ -38,11 +38,12 @@ function onDrainTimer(listener: Listener): void {
 
 /** Listener owns one server socket and the proxy contexts it accepted. */
 export class Listener implements ContextHost {
-  readonly config: ListenerConfig;
+  /** config applies to new connections; a reload may replace it (see update()). */
+  config: ListenerConfig;
   readonly timers: TimerSet;
   readonly log: Logger;
-  readonly stats = new Stats();
-  readonly balancer: Balancer<Target>;
+  readonly stats: Stats;
+  balancer: Balancer<Target>;
   /** contexts holds every open connection of this listener; a context leaves it when it closes. */
   readonly contexts = new Set<ProxyContext>();
   readonly #events: ListenerEvents;
@@ -52,10 +53,18 @@ export class Listener implements ContextHost {
   #lastShortageMs = Number.NEGATIVE_INFINITY;
   #shortagesInBurst = 0;
 
-  constructor(config: ListenerConfig, timers: TimerSet, log: Logger, events: ListenerEvents) {
+  /** A listener that replaces another (its address changed) may carry on the other's `stats`. */
+  constructor(
+    config: ListenerConfig,
+    timers: TimerSet,
+    log: Logger,
+    events: ListenerEvents,
+    stats: Stats = new Stats(),
+  ) {
     this.config = config;
     this.timers = timers;
     this.log = log;
+    this.stats = stats;
     this.#events = events;
     this.balancer = new Balancer(config.targets);
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
@@ -104,6 +113,7 @@ export class Listener implements ContextHost {
     return typeof address === 'object' ? address : null;
   }
 
+  /** boundAddress is the bound address as `host:port`, or the configured one before listen(). */
   boundAddress(): string {
     const address = this.address();
     return address === null ? this.listenAddress : formatAddress(address.address, address.port);
@@ -129,6 +139,8 @@ export class Listener implements ContextHost {
   // pending connections with its reserved descriptor (the back-off), and only reports
   // when it cannot; we log once per burst, count every one, and keep serving.
   #onAcceptError(err: Error): void {
+    // Before the server listens, an error is a listen() failure: listen() reports it.
+    if (!this.#server.listening) return;
     const code = errorCode(err);
     this.stats.countAcceptError(code);
     if (code === 'EMFILE' || code === 'ENFILE') this.onDescriptorShortage(code, 'accept');
@@ -185,6 +197,16 @@ export class Listener implements ContextHost {
     });
   }
 
+  /**
+   * update applies a changed configuration (same listen address) to new
+   * connections. Open connections keep the options and targets they started with.
+   */
+  update(config: ListenerConfig): void {
+    if (!sameTargets(this.config.targets, config.targets))
+      this.balancer = new Balancer(config.targets);
+    this.config = config;
+  }
+
   /** stopAccepting closes the server socket; open connections are not touched. */
   stopAccepting(): void {
     if (this.#server.listening) this.#server.close();
@@ -230,4 +252,11 @@ export class Listener implements ContextHost {
     }
     return this.stats.snapshot(toUpstream, toClient);
   }
+}
+
+function sameTargets(a: readonly Target[], b: readonly Target[]): boolean {
+  return (
+    a.length === b.length &&
+    a.every((t, i) => t.address === b[i]?.address && t.weight === b[i]?.weight)
+  );
 }

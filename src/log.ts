@@ -13,8 +13,10 @@
 export type LogLevel = 'silent' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 /** LogFormat: `text` (`time LEVEL msg key=value ...`) or `json` (one object per line). */
 export type LogFormat = 'text' | 'json';
+/** LogValue is one field's value; a list is written as JSON array, or comma-joined in text. */
+export type LogValue = string | number | boolean | null | undefined | readonly string[];
 /** LogFields are the key/value pairs of one record; `undefined` values are left out. */
-export type LogFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
+export type LogFields = Readonly<Record<string, LogValue>>;
 
 export const LOG_LEVELS: readonly LogLevel[] = [
   'silent',
@@ -111,7 +113,8 @@ function formatText(time: string, level: string, msg: string, fields?: LogFields
   return line;
 }
 
-function formatTextValue(value: string | number | boolean | null): string {
+function formatTextValue(value: Exclude<LogValue, undefined>): string {
+  if (Array.isArray(value)) return formatTextValue(value.join(','));
   if (typeof value !== 'string') return String(value);
   // Quote only what would break `key=value` splitting: spaces, quotes, '=' or nothing at all.
   return value === '' || /[\s"=]/.test(value) ? JSON.stringify(value) : value;

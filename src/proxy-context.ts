@@ -72,6 +72,16 @@ export interface ConnectionInfo {
 
 let lastId = 0;
 
+// A failure of one side's socket is passed on to the other as a reset (RST), so the
+// peer learns that the stream broke instead of seeing a clean end. Everything else
+// (timeouts, limits, shutdown, failed connects) closes the client with a FIN.
+const PASSED_ON_AS_RESET: ReadonlySet<CloseCause> = new Set([
+  'client_reset',
+  'upstream_reset',
+  'client_error',
+  'upstream_error',
+]);
+
 function onContextTimer(context: ProxyContext): void {
   context.onTimer();
 }
@@ -90,6 +100,12 @@ function connectCause(code: string): CloseCause {
 export class ProxyContext {
   readonly id: string;
   readonly host: ContextHost;
+  /**
+   * config and balancer are the listener's as they were when the client was accepted:
+   * a reload changes them for new connections only, never under an open one.
+   */
+  readonly config: ListenerConfig;
+  readonly balancer: Balancer<Target>;
   readonly client: Endpoint;
   readonly upstream: Endpoint;
   readonly clientAddress: string;
@@ -116,6 +132,8 @@ export class ProxyContext {
   constructor(host: ContextHost, clientSocket: Socket) {
     this.id = String(++lastId);
     this.host = host;
+    this.config = host.config;
+    this.balancer = host.balancer;
     this.trace = host.log.enabled('trace');
     this.acceptedAtMs = host.timers.now();
     this.lastActivityMs = this.acceptedAtMs;
@@ -141,14 +159,14 @@ export class ProxyContext {
 
   /** connect starts dialing the targets, in round-robin order with failover. */
   connect(): void {
-    this.#dialStart = this.host.balancer.start();
+    this.#dialStart = this.balancer.start();
     this.#dialNext();
   }
 
   // ---------------------------------------------------------------- dialing
 
   #dialNext(): void {
-    const target = this.host.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
+    const target = this.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
     if (target === undefined) {
       this.#allTargetsFailed();
       return;
@@ -156,7 +174,7 @@ export class ProxyContext {
     this.target = target;
     if (this.trace) this.traceEvent('upstream', `connecting to ${target.address}`);
     this.#dialing = dial(target, this);
-    const timeoutMs = this.host.config.connectTimeoutMs;
+    const timeoutMs = this.config.connectTimeoutMs;
     if (timeoutMs > 0) this.host.timers.scheduleIn(this.#timer, timeoutMs);
   }
 
@@ -169,6 +187,7 @@ export class ProxyContext {
       return;
     }
     this.host.timers.cancel(this.#timer);
+    this.errorCode = undefined; // failures of earlier targets did not end this connection
     this.connectedAtMs = this.now();
     this.lastActivityMs = this.connectedAtMs;
     this.state = 'relaying';
@@ -226,7 +245,7 @@ export class ProxyContext {
     }
     this.host.log.warn('no target reachable', {
       id: this.id,
-      listener: this.host.config.name,
+      listener: this.config.name,
       client: this.clientAddress,
       tried: this.#dialFailures.join(', '),
     });
@@ -285,8 +304,9 @@ export class ProxyContext {
     const periodMs = this.#inactivityPeriodMs();
     if (periodMs === 0) return;
     const now = this.now();
-    // A write still draining to a slow reader is activity too (as Node's own
-    // socket timeout counts it): the reader is taking bytes, just slowly.
+    // Bytes still moving through our buffers count as activity too (as Node's own
+    // socket timeout counts a draining write): if what we hold for either socket,
+    // either way, changed since the last check, a slow peer is still taking bytes.
     const pending = this.client.buffered + this.upstream.buffered;
     if (pending > 0 && pending !== this.#lastPendingWrites) this.lastActivityMs = now;
     this.#lastPendingWrites = pending;
@@ -295,8 +315,8 @@ export class ProxyContext {
       this.host.timers.schedule(this.#timer, deadline);
       return;
     }
-    if (this.trace) this.traceEvent('client', 'timer fired: inactivity');
-    const halfClosed = this.state === 'half_closed' && this.host.config.halfCloseTimeoutMs > 0;
+    if (this.trace) this.traceEvent(this.firstClose ?? 'client', 'timer fired: inactivity');
+    const halfClosed = this.state === 'half_closed' && this.config.halfCloseTimeoutMs > 0;
     this.close(halfClosed ? 'half_close_timeout' : 'idle_timeout');
   }
 
@@ -323,9 +343,9 @@ export class ProxyContext {
   // ---------------------------------------------------------------- teardown
 
   /**
-   * close tears the context down, exactly once, for `cause`. Errors and resets are
-   * passed on as a reset (RST) to the other side where possible; timeouts, limits
-   * and shutdown close both sockets. Calling it again does nothing.
+   * close tears the context down, exactly once, for `cause`. A reset or error of one
+   * side is passed on as a reset (RST) to the other where possible; timeouts, limits,
+   * shutdown and failed connects close the sockets normally. Calling it again does nothing.
    */
   close(cause: CloseCause): void {
     if (this.state === 'closed') return;
@@ -333,7 +353,7 @@ export class ProxyContext {
     this.cause = cause;
     this.closedAtMs = this.now();
     this.host.timers.cancel(this.#timer);
-    const reset = cause.endsWith('_reset') || cause.endsWith('_error');
+    const reset = PASSED_ON_AS_RESET.has(cause);
     destroySocket(this.client.socket, reset);
     destroySocket(this.upstream.socket, reset);
     if (this.#dialing !== null) abandonDial(this.#dialing);
@@ -349,7 +369,7 @@ export class ProxyContext {
     const end = this.closedAtMs >= 0 ? this.closedAtMs : this.now();
     return {
       id: this.id,
-      listener: this.host.config.name,
+      listener: this.config.name,
       state: this.state,
       client: this.clientAddress,
       upstream: this.connectedAtMs >= 0 && this.target !== null ? this.target.address : null,

@@ -9,9 +9,10 @@
  */
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config/config.js';
+import { isDeepStrictEqual } from 'node:util';
+import { type Config, type ProxyOptions, resolveOptions } from './config/config.js';
 import { ProxyError } from './errors.js';
-import { Listener } from './listener.js';
+import { Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
 import type { ConnectionInfo } from './proxy-context.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
@@ -30,6 +31,13 @@ export interface ProxyStats extends StatsSnapshot {
   listeners: Record<string, StatsSnapshot>;
 }
 
+/** ReloadResult names the listeners a reload added, removed and changed. */
+export interface ReloadResult {
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
 /** CloseOptions: `graceful` (default true) lets open connections finish within the shutdown timeout. */
 export interface CloseOptions {
   graceful?: boolean;
@@ -39,23 +47,28 @@ type SupervisorState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 
 /** Supervisor is a running (or runnable) proxy: its listeners and their connections. */
 export class Supervisor extends EventEmitter<ProxyEvents> {
-  readonly config: Config;
+  /** config is the configuration in force (the last one a reload applied). */
+  config: Config;
   readonly log: Logger;
   readonly timers: TimerSet;
-  readonly #listeners: Listener[];
+  #listeners: Listener[];
+  /** #retiring: listeners a reload removed, draining their open connections. */
+  readonly #retiring = new Set<Listener>();
+  readonly #events: ListenerEvents;
   #state: SupervisorState = 'idle';
   #closing: Promise<void> | null = null;
+  #reloading: Promise<unknown> = Promise.resolve();
 
   constructor(config: Config, log: Logger, timers: TimerSet = new TimerSet()) {
     super();
     this.config = config;
     this.log = log;
     this.timers = timers;
-    const events = {
+    this.#events = {
       connectionOpen: (info: ConnectionInfo) => this.emit('connectionOpen', info),
       connectionClose: (info: ConnectionInfo) => this.emit('connectionClose', info),
     };
-    this.#listeners = config.listeners.map((l) => new Listener(l, timers, log, events));
+    this.#listeners = config.listeners.map((l) => new Listener(l, timers, log, this.#events));
   }
 
   /**
@@ -97,14 +110,14 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   close({ graceful = true }: CloseOptions = {}): Promise<void> {
     if (!graceful || this.#closing === null) {
       this.#state = 'closing';
-      for (const listener of this.#listeners) {
+      for (const listener of this.#all()) {
         if (graceful) continue;
         listener.stopAccepting();
         listener.closeAll('shutdown');
       }
     }
     if (this.#closing === null) {
-      const drains = this.#listeners.map((l) => l.drain(l.config.shutdownTimeoutMs));
+      const drains = this.#all().map((l) => l.drain(l.config.shutdownTimeoutMs));
       this.#closing = Promise.all(drains).then(() => {
         this.#state = 'closed';
         this.timers.clear();
@@ -113,9 +126,96 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     return this.#closing;
   }
 
-  /** connections describes every open connection of every listener. */
+  /** connections describes every open connection of every listener (removed ones still draining too). */
   connections(): ConnectionInfo[] {
-    return this.#listeners.flatMap((l) => l.connections());
+    return this.#all().flatMap((l) => l.connections());
+  }
+
+  #all(): Listener[] {
+    return [...this.#listeners, ...this.#retiring];
+  }
+
+  /**
+   * reload applies a new configuration without dropping open connections, all or
+   * nothing. Listeners are matched by name: new ones start; removed ones stop
+   * accepting and their connections drain under their shutdown timeout; changed ones
+   * apply the new targets and options to new connections only; one whose listen
+   * address changed is started anew at the new address and the old one drains.
+   * If the options are invalid or a new address cannot be bound, it rejects and
+   * nothing changes. Reloads run one at a time.
+   */
+  reload(options: ProxyOptions): Promise<ReloadResult> {
+    const run = this.#reloading.then(() => this.#reload(options));
+    this.#reloading = run.catch(() => {});
+    return run;
+  }
+
+  async #reload(options: ProxyOptions): Promise<ReloadResult> {
+    if (this.#state !== 'listening')
+      throw new ProxyError('PROXY_ERR_CLOSED', `reload: proxy is ${this.#state}`);
+    let config: Config;
+    try {
+      config = resolveOptions(options);
+    } catch (err) {
+      this.log.error('config reload refused', {
+        reason: err instanceof Error ? err.message : String(err),
+      });
+      throw err;
+    }
+    const result: ReloadResult = { added: [], removed: [], changed: [] };
+    const current = new Map(this.#listeners.map((l) => [l.config.name, l]));
+    const next: Listener[] = [];
+    const toStart: Listener[] = [];
+    const toRetire: Listener[] = [];
+    const toUpdate: [Listener, (typeof config.listeners)[number]][] = [];
+    for (const listenerConfig of config.listeners) {
+      const name = listenerConfig.name;
+      const old = current.get(name);
+      current.delete(name);
+      if (old === undefined) {
+        result.added.push(name);
+        toStart.push(new Listener(listenerConfig, this.timers, this.log, this.#events));
+      } else if (isDeepStrictEqual(old.config, listenerConfig)) {
+        next.push(old);
+        continue;
+      } else if (!isDeepStrictEqual(old.config.listen, listenerConfig.listen)) {
+        result.changed.push(name);
+        toStart.push(new Listener(listenerConfig, this.timers, this.log, this.#events, old.stats));
+        toRetire.push(old);
+      } else {
+        result.changed.push(name);
+        toUpdate.push([old, listenerConfig]);
+        next.push(old);
+        continue;
+      }
+      next.push(toStart[toStart.length - 1] as Listener);
+    }
+    for (const old of current.values()) {
+      result.removed.push(old.config.name);
+      toRetire.push(old);
+    }
+    // Bind every new address before touching anything: a reload is all or nothing.
+    const bound = await Promise.allSettled(toStart.map((l) => l.listen()));
+    const failed = bound.find((r) => r.status === 'rejected');
+    if (failed !== undefined) {
+      for (const listener of toStart) listener.stopAccepting();
+      const reason = failed.reason instanceof Error ? failed.reason.message : String(failed.reason);
+      this.log.error('config reload refused', { reason });
+      throw failed.reason;
+    }
+    for (const [listener, listenerConfig] of toUpdate) listener.update(listenerConfig);
+    for (const listener of toRetire) this.#retire(listener);
+    this.#listeners = next;
+    this.config = config;
+    this.log.info('config reloaded', { ...result });
+    return result;
+  }
+
+  #retire(listener: Listener): void {
+    this.#retiring.add(listener);
+    void listener
+      .drain(listener.config.shutdownTimeoutMs)
+      .then(() => this.#retiring.delete(listener));
   }
 
   /** stats sums the counters of all listeners and lists each listener's own. */

@@ -13,8 +13,9 @@
  * fires, checks whether it really expired and re-schedules itself if not. So the
  * per-chunk cost of an idle timeout is one clock read.
  *
- * Invariant: `timer.index` is the timer's slot in `#heap`, or -1 when not scheduled;
- * every swap updates it, so cancel() is O(log n) (as Node's priority_queue setPosition).
+ * Invariant: `timer.index` is the timer's slot in `#heap`, -1 when not scheduled, or
+ * DUE while it waits in an expiry round for its callback; every swap updates it, so
+ * cancel() is O(log n) (as Node's priority_queue setPosition).
  */
 
 /** Clock abstracts time so tests can drive the set by hand. Times are milliseconds. */
@@ -23,6 +24,10 @@ export interface Clock {
   setTimer(callback: () => void, delayMs: number): unknown;
   clearTimer(handle: unknown): void;
 }
+
+// A timer taken out of the heap because it is due, whose callback has not run yet.
+// cancel() or clear() turns it back to -1, so a callback can still stop it.
+const DUE = -2;
 
 // setTimeout cannot wait longer than 2^31-1 ms; a later deadline is reached in hops.
 const MAX_NATIVE_DELAY_MS = 2 ** 31 - 1;
@@ -42,7 +47,7 @@ export const systemClock: Clock = {
 export class Timer<Owner = unknown> {
   /** deadline in clock milliseconds; meaningful only while scheduled. */
   deadline = 0;
-  /** index in the heap, -1 when not scheduled. Owned by TimerSet. */
+  /** index in the heap, -1 when not scheduled, DUE (-2) while about to fire. Owned by TimerSet. */
   index = -1;
   readonly owner: Owner;
   readonly onExpire: (owner: Owner, timer: Timer<Owner>) => void;
@@ -62,6 +67,7 @@ export class TimerSet {
   readonly clock: Clock;
   // biome-ignore lint/suspicious/noExplicitAny: timers of every owner type live in one heap
   readonly #heap: Timer<any>[] = [];
+  #due: Timer[] = [];
   #native: unknown = null;
   #nativeDeadline = Number.POSITIVE_INFINITY;
   readonly #onNative = (): void => this.#expire();
@@ -80,7 +86,7 @@ export class TimerSet {
     return this.#heap.length;
   }
 
-  /** peek returns the earliest deadline, or Infinity when nothing is scheduled. */
+  /** nextDeadline is the earliest deadline, or Infinity when nothing is scheduled. */
   get nextDeadline(): number {
     return this.#heap[0]?.deadline ?? Number.POSITIVE_INFINITY;
   }
@@ -109,7 +115,17 @@ export class TimerSet {
   /** cancel removes `timer` if it is scheduled; cancelling twice is harmless. */
   cancel<O>(timer: Timer<O>): void {
     const index = timer.index;
+    if (index === DUE) timer.index = -1; // due in this round: it will not fire
     if (index < 0) return;
+    this.#removeAt(index);
+    // The native timer is left armed: when it fires early it simply re-arms. Once the
+    // set is empty it is cleared so that an idle process can exit.
+    if (this.#heap.length === 0) this.#disarm();
+  }
+
+  #removeAt(index: number): void {
+    const timer = this.#heap[index];
+    if (timer === undefined) return;
     const last = this.#heap.pop();
     timer.index = -1;
     if (last !== undefined && last !== timer) {
@@ -118,14 +134,12 @@ export class TimerSet {
       this.#siftUp(index);
       this.#siftDown(last.index);
     }
-    // The native timer is left armed: when it fires early it simply re-arms. Once the
-    // set is empty it is cleared so that an idle process can exit.
-    if (this.#heap.length === 0) this.#disarm();
   }
 
   /** clear cancels every timer and the native one. */
   clear(): void {
     for (const timer of this.#heap) timer.index = -1;
+    for (const timer of this.#due) timer.index = -1;
     this.#heap.length = 0;
     this.#disarm();
   }
@@ -138,13 +152,18 @@ export class TimerSet {
     // schedules itself again (even for "now") waits for the next round: no endless loop.
     const due: Timer[] = [];
     for (let top = this.#heap[0]; top !== undefined && top.deadline <= now; top = this.#heap[0]) {
-      this.cancel(top);
+      this.#removeAt(0);
+      top.index = DUE;
       due.push(top);
     }
+    this.#due = due;
     for (const timer of due) {
-      // A callback may cancel or reschedule a timer later in `due`; skip those.
-      if (timer.index < 0) timer.onExpire(timer.owner, timer);
+      // A callback may cancel or reschedule a timer later in `due`: then it is no longer DUE.
+      if (timer.index !== DUE) continue;
+      timer.index = -1;
+      timer.onExpire(timer.owner, timer);
     }
+    this.#due = [];
     this.#arm();
   }
 

@@ -2,7 +2,6 @@
  * Socket addresses as users write them: `HOST:PORT`, `[IPv6]:PORT`, or (for a listen
  * address) `PORT` alone, meaning every interface.
  */
-import { isIPv6 } from 'node:net';
 
 /** Address is a parsed `HOST:PORT`. `host` is undefined for a bare `PORT` (all interfaces). */
 export interface Address {
@@ -53,6 +52,17 @@ export function parseAddress(
     }
   }
   return { host, port: parsePort(portText, allowPortZero) };
+}
+
+// The WHATWG URL parser validates IPv6 literals; it keeps this module free of node:net.
+function isIPv6(host: string): boolean {
+  if (!host.includes(':')) return false;
+  try {
+    new URL(`http://[${host}]/`);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function parsePort(text: string, allowZero: boolean): number {

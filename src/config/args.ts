@@ -64,7 +64,7 @@ export function parseArgv(argv: readonly string[]): CliCommand {
   try {
     ({ values } = parseArgsStrict(argv));
   } catch (err) {
-    throw usageError(describeParseError(err));
+    throw usageError(describeParseError(err, argv));
   }
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
@@ -97,23 +97,60 @@ function parseArgsStrict(argv: readonly string[]) {
   return parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false });
 }
 
-function describeParseError(err: unknown): string {
+// parseArgs' own messages are long and quote the argument raw; say it in one line.
+function describeParseError(err: unknown, argv: readonly string[]): string {
   const message = err instanceof Error ? err.message : String(err);
   const code = err instanceof Error && 'code' in err ? err.code : undefined;
-  const quoted = /'([^']+)'/.exec(message)?.[1] ?? '';
   switch (code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `unknown option ${quoted} (see --help)`;
-    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${JSON.stringify(quoted)} (see --help)`;
+      return `unknown option ${showArg(findUnknownOption(argv) ?? '?')} (see --help)`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+      const positional = findPositional(argv) ?? '?';
+      return `unexpected argument ${JSON.stringify(positional)} (see --help)`;
+    }
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
-      // "Option '-l, --listen <value>' argument missing" or "... does not take an argument"
-      const flag = /--[a-z-]+/.exec(quoted)?.[0] ?? quoted;
-      return message.includes('missing') ? `${flag} needs a value` : `${flag} takes no value`;
+      // "Option '-l, --listen <value>' argument missing", "... argument is ambiguous"
+      // (the next word looks like a flag), or "... does not take an argument".
+      const flag = /--[a-z-]+/.exec(message)?.[0] ?? 'an option';
+      return message.includes('does not take') ? `${flag} takes no value` : `${flag} needs a value`;
     }
     default:
-      return message;
+      return showArg(message.split('\n')[0] ?? message);
   }
+}
+
+function findUnknownOption(argv: readonly string[]): string | undefined {
+  const known = new Set<string>();
+  for (const [name, option] of Object.entries(OPTIONS)) {
+    known.add(`--${name}`);
+    if ('short' in option) known.add(`-${option.short}`);
+  }
+  for (const arg of argv) {
+    if (arg === '--') break;
+    if (!arg.startsWith('-')) continue;
+    const name = arg.startsWith('--') ? (arg.split('=')[0] ?? arg) : arg.slice(0, 2);
+    if (!known.has(name)) return name;
+  }
+  return undefined;
+}
+
+function findPositional(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') return argv[i + 1];
+    if (!arg.startsWith('-')) return arg;
+    const name = arg.startsWith('--') ? arg.slice(2) : arg.slice(1);
+    const option = Object.entries(OPTIONS).find(
+      ([long, o]) => long === name || ('short' in o && o.short === name),
+    );
+    if (option !== undefined && option[1].type === 'string') i += 1; // skip its value
+  }
+  return undefined;
+}
+
+// Print an argument as typed, unless it holds spaces, quotes or control characters.
+function showArg(text: string): string {
+  return /^[\x21-\x7e]+$/.test(text) && !/["']/.test(text) ? text : JSON.stringify(text);
 }
 
 function checkAddress(flag: string, text: string, isListen: boolean): void {

@@ -4,6 +4,7 @@
  * the code behind it trusts that value and checks nothing again.
  */
 import { ProxyError } from '../errors.js';
+import type { LoggerOptions } from '../log.js';
 import { type Address, AddressError, formatAddress, parseAddress } from './address.js';
 
 /** The defaults, in milliseconds. `0` for a timeout means "never". */
@@ -21,7 +22,12 @@ export interface Target {
   readonly port: number;
   /** address is `host:port` as logs and metrics print it (`[::1]:80` for IPv6). */
   readonly address: string;
+  /** weight is the target's relative share of new connections (default 1). */
+  readonly weight: number;
 }
+
+/** TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight }`. */
+export type TargetOption = string | { readonly address: string; readonly weight?: number };
 
 /** ListenerConfig is one listener with its targets and connection options, all validated. */
 export interface ListenerConfig {
@@ -51,8 +57,8 @@ export interface ListenerOptions {
   name?: string;
   /** listen: `'HOST:PORT'`, `'[::1]:PORT'`, `'PORT'` or a port number (all interfaces). Port 0 picks a free port. */
   listen: string | number;
-  /** targets: one or more `'HOST:PORT'`, tried in round-robin order with failover. */
-  targets: readonly string[];
+  /** targets: one or more `'HOST:PORT'` (or `{ address, weight }`), tried in round-robin order with failover. */
+  targets: readonly TargetOption[];
   /** idleTimeoutMs: close a connection with no bytes either way for this long. Default 0 (never). */
   idleTimeoutMs?: number;
   /** halfCloseTimeoutMs: after one side's FIN, close if no bytes flow for this long. Default 0 (idle timeout applies). */
@@ -78,7 +84,7 @@ function durationOption(value: unknown, where: string, fallback: number): number
 }
 
 function maxConnectionsOption(value: unknown, where: string): number {
-  if (value === undefined) return DEFAULTS.maxConnections;
+  if (value === undefined || value === Number.POSITIVE_INFINITY) return DEFAULTS.maxConnections;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw invalid(where, `expected a whole number >= 1, got ${String(value)}`);
   }
@@ -97,12 +103,26 @@ function listenOption(value: unknown, where: string): Address {
 }
 
 function targetOption(value: unknown, where: string): Target {
-  if (typeof value !== 'string') throw invalid(where, `expected HOST:PORT, got ${String(value)}`);
+  let text = value;
+  let weight: unknown = 1;
+  if (typeof value === 'object' && value !== null && 'address' in value) {
+    text = value.address;
+    if ('weight' in value && value.weight !== undefined) weight = value.weight;
+  }
+  if (typeof text !== 'string') throw invalid(where, `expected HOST:PORT, got ${String(text)}`);
+  if (typeof weight !== 'number' || !Number.isSafeInteger(weight) || weight < 1) {
+    throw invalid(`${where}.weight`, `expected a whole number >= 1, got ${String(weight)}`);
+  }
   try {
-    const { host, port } = parseAddress(value);
+    const { host, port } = parseAddress(text);
     // parseAddress without allowBarePort always yields a host.
     const targetHost = host ?? '';
-    return Object.freeze({ host: targetHost, port, address: formatAddress(targetHost, port) });
+    return Object.freeze({
+      host: targetHost,
+      port,
+      address: formatAddress(targetHost, port),
+      weight,
+    });
   } catch (err) {
     if (err instanceof AddressError) throw invalid(where, err.message);
     throw err;
@@ -160,4 +180,18 @@ export function resolveConfig(listeners: readonly ListenerOptions[]): Config {
     seen.add(l.name);
   }
   return Object.freeze({ listeners: Object.freeze(resolved) });
+}
+
+/**
+ * ProxyOptions: one listener (`listen` and `targets` plus its options), or several
+ * under `listeners`. `log` defaults to `{ level: 'silent' }`: an embedded proxy is quiet
+ * unless asked; pass `{ level: 'info' }` for the access log on stderr.
+ */
+export type ProxyOptions = (ListenerOptions | { listeners: readonly ListenerOptions[] }) & {
+  log?: LoggerOptions;
+};
+
+/** resolveOptions validates library options into a Config (the `log` part is not part of it). */
+export function resolveOptions(options: ProxyOptions): Config {
+  return resolveConfig('listeners' in options ? options.listeners : [options]);
 }

@@ -10,7 +10,10 @@
 import { connect, type Socket } from 'node:net';
 import type { Target } from '../config/config.js';
 
-/** DialOwner hears how an attempt ended; exactly one of the two is called, once. */
+/**
+ * DialOwner hears how an attempt ended: one of the two is called, once, unless the
+ * owner gave up first (connect timeout) and called abandonDial.
+ */
 export interface DialOwner {
   onDialConnected(socket: Socket): void;
   onDialFailed(socket: Socket, err: Error): void;
@@ -37,6 +40,8 @@ export function dial(target: Target, owner: DialOwner): Socket {
   }) as DialSocket;
   socket[kDialOwner] = owner;
   socket.once('connect', upstreamOnConnect);
+  // 'on', not 'once': the owner removes it (finishDial/abandonDial), and until then a
+  // second error must not find the socket without an 'error' listener.
   socket.on('error', upstreamOnConnectError);
   return socket;
 }

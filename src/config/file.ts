@@ -1,0 +1,289 @@
+/**
+ * The config file: YAML (JSON being YAML too) with `defaults` and a list of
+ * `listeners`, checked against schema/proxy.schema.json (the same file editors use
+ * to complete and check it) and then for meaning (addresses, durations, unique
+ * names and addresses). Every error is one line that names the file, the line and
+ * column of the offending key or value, and the field path:
+ *
+ *     proxy.yaml:12:7 listeners[1].targets[0]: port must be 1 to 65535, got 70000
+ *
+ * Pure apart from reading the file: nothing is bound or started here.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import { ProxyError } from '../errors.js';
+import type { LogFormat, LogLevel } from '../log.js';
+import { AddressError, parseAddress } from './address.js';
+import type { ListenerOptions, TargetOption } from './config.js';
+import { DurationError, parseDuration } from './duration.js';
+
+/** FileSettings is what a config file holds, as options for createProxy. */
+export interface FileSettings {
+  listeners: ListenerOptions[];
+  logLevel: LogLevel | undefined;
+  logFormat: LogFormat | undefined;
+}
+
+/** DefaultOverrides are the command-line flags that override the file's `defaults`. */
+export type DefaultOverrides = Partial<
+  Pick<
+    ListenerOptions,
+    | 'idleTimeoutMs'
+    | 'halfCloseTimeoutMs'
+    | 'connectTimeoutMs'
+    | 'shutdownTimeoutMs'
+    | 'maxConnections'
+  >
+>;
+
+type Path = readonly (string | number)[];
+
+const SCHEMA: object = JSON.parse(
+  readFileSync(new URL('../../schema/proxy.schema.json', import.meta.url), 'utf8'),
+);
+const ajv = new Ajv({ allErrors: false, allowUnionTypes: true, strict: true, verbose: true });
+const validateSchema = ajv.compile(SCHEMA);
+
+const DURATION_KEYS = [
+  ['idle_timeout', 'idleTimeoutMs'],
+  ['half_close_timeout', 'halfCloseTimeoutMs'],
+  ['connect_timeout', 'connectTimeoutMs'],
+  ['shutdown_timeout', 'shutdownTimeoutMs'],
+] as const;
+
+/** readConfigFile reads and checks `file`; errors are PROXY_ERR_INVALID_CONFIG with a position. */
+export function readConfigFile(file: string, overrides: DefaultOverrides = {}): FileSettings {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = err instanceof Error && 'code' in err ? String(err.code) : 'error';
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code;
+    throw new ProxyError(
+      'PROXY_ERR_INVALID_CONFIG',
+      `${file}: cannot read the config file: ${why}`,
+    );
+  }
+  return parseConfigText(text, file, overrides);
+}
+
+/** parseConfigText checks the text of a config file called `file` (used in messages). */
+export function parseConfigText(
+  text: string,
+  file: string,
+  overrides: DefaultOverrides = {},
+): FileSettings {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const fail = (path: Path, what: string, key?: string): never => {
+    const offset = offsetOf(doc.contents, path, key);
+    const { line, col } = lineCounter.linePos(offset);
+    const where = formatPath(key === undefined ? path : [...path, key]);
+    throw new ProxyError(
+      'PROXY_ERR_INVALID_CONFIG',
+      `${file}:${line}:${col}${where === '' ? '' : ` ${where}`}: ${what}`,
+    );
+  };
+
+  const yamlError = doc.errors[0];
+  if (yamlError !== undefined) {
+    const pos = lineCounter.linePos(yamlError.pos[0]);
+    const what = yamlError.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? '';
+    throw new ProxyError('PROXY_ERR_INVALID_CONFIG', `${file}:${pos.line}:${pos.col}: ${what}`);
+  }
+  const data: unknown = doc.toJS();
+  if (data === null || data === undefined) fail([], 'the file is empty; expected listeners');
+  if (!validateSchema(data)) {
+    const error = validateSchema.errors?.[0];
+    if (error !== undefined) describeSchemaError(error, fail);
+  }
+  return buildSettings(data as RawFile, overrides, fail);
+}
+
+// ---------------------------------------------------------------- schema errors
+
+type Fail = (path: Path, what: string, key?: string) => never;
+
+function describeSchemaError(error: ErrorObject, fail: Fail): never {
+  const path = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((part) =>
+      /^\d+$/.test(part) ? Number(part) : part.replace(/~1/g, '/').replace(/~0/g, '~'),
+    );
+  const got = (error as { data?: unknown }).data;
+  const params = error.params as Record<string, unknown>;
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return fail(path, 'unknown field', String(params['additionalProperty']));
+    case 'required':
+      return fail(path, `missing field ${JSON.stringify(params['missingProperty'])}`);
+    case 'type':
+      return fail(path, `expected ${describeTypes(params['type'])}, got ${describeValue(got)}`);
+    case 'enum':
+      return fail(
+        path,
+        `expected one of ${(params['allowedValues'] as unknown[]).join(', ')}, got ${describeValue(got)}`,
+      );
+    case 'pattern':
+      return fail(path, `expected a duration like 30s, 1500ms or 0, got ${describeValue(got)}`);
+    case 'minItems':
+      return fail(path, 'expected at least one entry');
+    case 'minLength':
+      return fail(path, 'expected a non-empty string');
+    case 'minimum':
+    case 'maximum':
+      return fail(
+        path,
+        `expected a whole number ${String(params['comparison'])} ${String(params['limit'])}, got ${describeValue(got)}`,
+      );
+    default:
+      return fail(path, error.message ?? 'invalid value');
+  }
+}
+
+function describeTypes(types: unknown): string {
+  const names: Record<string, string> = {
+    integer: 'a whole number',
+    object: 'a mapping',
+    array: 'a list',
+    string: 'a string',
+  };
+  const list = Array.isArray(types) ? types : [types];
+  return list.map((t) => names[String(t)] ?? String(t)).join(' or ');
+}
+
+function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return JSON.stringify(value) ?? String(value);
+}
+
+// ---------------------------------------------------------------- meaning
+
+interface RawTarget {
+  address: string;
+  weight?: number;
+}
+type RawDuration = number | string;
+interface RawOptions {
+  idle_timeout?: RawDuration;
+  half_close_timeout?: RawDuration;
+  connect_timeout?: RawDuration;
+  shutdown_timeout?: RawDuration;
+  max_connections?: number;
+}
+interface RawListener extends RawOptions {
+  name?: string;
+  listen: string | number;
+  targets: (string | RawTarget)[];
+}
+interface RawFile {
+  defaults?: RawOptions & { log_level?: LogLevel; log_format?: LogFormat };
+  listeners: RawListener[];
+}
+
+function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): FileSettings {
+  const defaults = raw.defaults ?? {};
+  const defaultOptions = readOptions(defaults, ['defaults'], fail);
+  // Command-line flags override the file's defaults, never a listener's own values.
+  const base: DefaultOverrides = { ...defaultOptions, ...stripUndefined(overrides) };
+  const names = new Map<string, number>();
+  const listens = new Map<string, number>();
+  const listeners = raw.listeners.map((l, i): ListenerOptions => {
+    const path = ['listeners', i] as const;
+    const listen = String(l.listen);
+    checkAddress(listen, true, [...path, 'listen'], fail);
+    const targets = l.targets.map((t, j): TargetOption => {
+      const address = typeof t === 'string' ? t : t.address;
+      const targetPath =
+        typeof t === 'string' ? [...path, 'targets', j] : [...path, 'targets', j, 'address'];
+      checkAddress(address, false, targetPath, fail);
+      return typeof t === 'string' ? t : { address, weight: t.weight ?? 1 };
+    });
+    const sameListen = listens.get(listen);
+    if (sameListen !== undefined) {
+      fail([...path, 'listen'], `address ${listen} is already used by listeners[${sameListen}]`);
+    }
+    listens.set(listen, i);
+    const name = l.name ?? listen;
+    const sameName = names.get(name);
+    if (sameName !== undefined) {
+      fail(
+        l.name === undefined ? [...path, 'listen'] : [...path, 'name'],
+        `duplicate listener name ${JSON.stringify(name)} (also listeners[${sameName}])`,
+      );
+    }
+    names.set(name, i);
+    return { ...base, ...readOptions(l, path, fail), name, listen, targets };
+  });
+  return { listeners, logLevel: defaults.log_level, logFormat: defaults.log_format };
+}
+
+function readOptions(raw: RawOptions, path: Path, fail: Fail): DefaultOverrides {
+  const options: DefaultOverrides = {};
+  for (const [key, option] of DURATION_KEYS) {
+    const value = raw[key];
+    if (value === undefined) continue;
+    try {
+      options[option] = typeof value === 'number' ? value : parseDuration(value);
+    } catch (err) {
+      if (err instanceof DurationError) fail([...path, key], err.message);
+      throw err;
+    }
+  }
+  if (raw.max_connections !== undefined) options.maxConnections = raw.max_connections;
+  return options;
+}
+
+function checkAddress(text: string, isListen: boolean, path: Path, fail: Fail): void {
+  try {
+    parseAddress(text, { allowBarePort: isListen, allowPortZero: isListen });
+  } catch (err) {
+    if (err instanceof AddressError) fail(path, err.message);
+    throw err;
+  }
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+// ---------------------------------------------------------------- positions
+
+/** offsetOf finds where `path` (and, inside a mapping, `key`) is written; the nearest parent if it is not. */
+function offsetOf(root: unknown, path: Path, key?: string): number {
+  let node = root as Node | null | undefined;
+  let offset = node?.range?.[0] ?? 0;
+  for (const part of path) {
+    const child = childOf(node, part);
+    if (child === undefined) return offset;
+    node = child;
+    offset = child.range?.[0] ?? offset;
+  }
+  if (key !== undefined && isMap(node)) {
+    const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === key);
+    const keyNode = pair?.key as Node | undefined;
+    if (keyNode?.range) return keyNode.range[0];
+  }
+  return offset;
+}
+
+function childOf(node: Node | null | undefined, part: string | number): Node | undefined {
+  if (node === null || node === undefined || !('get' in node) || typeof node.get !== 'function')
+    return undefined;
+  const child = (node as { get(k: unknown, keepScalar: boolean): unknown }).get(part, true);
+  return child !== null && typeof child === 'object' && 'range' in child
+    ? (child as Node)
+    : undefined;
+}
+
+/** formatPath writes ['listeners', 1, 'targets', 0] as `listeners[1].targets[0]`. */
+export function formatPath(path: Path): string {
+  let text = '';
+  for (const part of path)
+    text += typeof part === 'number' ? `[${part}]` : text === '' ? part : `.${part}`;
+  return text;
+}
