@@ -1,0 +1,253 @@
+/**
+ * Test helpers for the end-to-end tests: run the built CLI (`dist/cli.js`, so run
+ * `npm run build` first) as a child process, collect its stdout and stderr, and wait
+ * for a log line or for its exit. Every wait has a deadline, and every child is ended
+ * by its PID in `t.after` if it is still running.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { waitFor } from './net.js';
+
+/** CLI_PATH is the built command, resolved from this file (not from the working directory). */
+export const CLI_PATH = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+/** LogRecord is one `--log-format json` line; only the fields the tests read are typed. */
+export interface LogRecord {
+  time: string;
+  level: string;
+  msg: string;
+  id?: string;
+  listener?: string;
+  address?: string;
+  client?: string;
+  upstream?: string | null;
+  connect_ms?: number;
+  duration_ms?: number;
+  bytes_to_upstream?: number;
+  bytes_to_client?: number;
+  cause?: string;
+  first_close?: string;
+  error?: string;
+  signal?: string;
+  code?: string;
+  during?: string;
+}
+
+/** CliExit is how the child ended and when (`Date.now()` at its 'exit' event). */
+export interface CliExit {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  atMs: number;
+}
+
+/** CliOptions: `nofile` runs the CLI under `ulimit -n nofile` (through bash, then exec). */
+export interface CliOptions {
+  nofile?: number;
+}
+
+/** CliChild is a running (or finished) CLI process and everything it wrote so far. */
+export interface CliChild {
+  child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** lines is every complete stderr line so far. */
+  lines(): string[];
+  /** records parses every stderr line that is a JSON object (`--log-format json`). */
+  records(): LogRecord[];
+  /** exit is set once the process has exited and its output is fully read. */
+  readonly exit: CliExit | null;
+  /** waitForLine resolves with the first stderr line that matches, or rejects after `timeoutMs`. */
+  waitForLine(match: (line: string) => boolean, timeoutMs?: number, what?: string): Promise<string>;
+  /** waitForRecord is waitForLine for JSON records. */
+  waitForRecord(
+    match: (record: LogRecord) => boolean,
+    timeoutMs?: number,
+    what?: string,
+  ): Promise<LogRecord>;
+  /** waitForExit resolves when the process has exited (output drained), or rejects after `timeoutMs`. */
+  waitForExit(timeoutMs?: number): Promise<CliExit>;
+}
+
+/** RunningCli is a CLI that logged `listening`: `port` and `address` are the bound ones. */
+export interface RunningCli extends CliChild {
+  port: number;
+  address: string;
+}
+
+function parseRecord(line: string): LogRecord | null {
+  if (!line.startsWith('{')) return null;
+  try {
+    return JSON.parse(line) as LogRecord;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * spawnCli starts `node dist/cli.js ...args` with stdout and stderr piped. The child
+ * is killed (SIGKILL, by PID) after the test if it has not exited by then.
+ */
+export function spawnCli(
+  t: TestContext,
+  args: readonly string[],
+  options: CliOptions = {},
+): CliChild {
+  const child =
+    options.nofile === undefined
+      ? spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : // exec keeps the PID: the PID we hold is the proxy's, not bash's.
+        spawn(
+          'bash',
+          [
+            '-c',
+            `ulimit -n ${options.nofile} && exec "$0" "$@"`,
+            process.execPath,
+            CLI_PATH,
+            ...args,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  let exit: CliExit | null = null;
+  let exitedAtMs = 0;
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
+  child.on('exit', () => {
+    exitedAtMs = Date.now();
+  });
+  // 'close' comes after 'exit' and after both pipes are drained.
+  child.on('close', (status: number | null, signal: NodeJS.Signals | null) => {
+    exit = { status, signal, atMs: exitedAtMs || Date.now() };
+  });
+  child.on('error', () => {}); // a spawn failure shows up as a timeout with the output so far
+
+  const lines = (): string[] => {
+    const all = stderr.split('\n');
+    all.pop(); // the part after the last newline is not a complete line yet
+    return all;
+  };
+  const records = (): LogRecord[] =>
+    lines()
+      .map(parseRecord)
+      .filter((r): r is LogRecord => r !== null);
+  const describe = (): string => `\n--- stderr ---\n${stderr}--- stdout ---\n${stdout}`;
+
+  return {
+    child,
+    stdout: () => stdout,
+    stderr: () => stderr,
+    lines,
+    records,
+    get exit() {
+      return exit;
+    },
+    async waitForLine(match, timeoutMs = 5000, what = 'a log line') {
+      let found: string | undefined;
+      await waitFor(
+        () => {
+          found = lines().find(match);
+          return found !== undefined || exit !== null;
+        },
+        timeoutMs,
+        what,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}${describe()}`);
+      });
+      if (found === undefined)
+        throw new Error(`exited before ${what}: ${JSON.stringify(exit)}${describe()}`);
+      return found;
+    },
+    async waitForRecord(match, timeoutMs = 5000, what = 'a log record') {
+      let found: LogRecord | undefined;
+      await waitFor(
+        () => {
+          found = records().find(match);
+          return found !== undefined || exit !== null;
+        },
+        timeoutMs,
+        what,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}${describe()}`);
+      });
+      if (found === undefined)
+        throw new Error(`exited before ${what}: ${JSON.stringify(exit)}${describe()}`);
+      return found;
+    },
+    async waitForExit(timeoutMs = 5000) {
+      await waitFor(() => exit !== null, timeoutMs, 'the CLI to exit').catch((err: Error) => {
+        throw new Error(`${err.message}${describe()}`);
+      });
+      return exit as unknown as CliExit;
+    },
+  };
+}
+
+/** runCli runs the CLI to completion (bounded by `timeoutMs`) and returns its exit and output. */
+export async function runCli(
+  t: TestContext,
+  args: readonly string[],
+  timeoutMs = 5000,
+): Promise<CliExit & { stdout: string; stderr: string }> {
+  const cli = spawnCli(t, args);
+  const exit = await cli.waitForExit(timeoutMs);
+  return { ...exit, stdout: cli.stdout(), stderr: cli.stderr() };
+}
+
+const LISTENING_TEXT = / INFO listening .*\baddress=(\S+)/;
+
+function listeningAddress(line: string): string | null {
+  const record = parseRecord(line);
+  if (record !== null) return record.msg === 'listening' ? (record.address ?? null) : null;
+  return LISTENING_TEXT.exec(line)?.[1] ?? null;
+}
+
+/**
+ * startCli starts the CLI with `args` (which name the --listen address, usually
+ * `127.0.0.1:0`), waits for its `listening` line (text or JSON) and parses the bound
+ * address from its `address` field.
+ */
+export async function startCli(
+  t: TestContext,
+  args: readonly string[],
+  options: CliOptions = {},
+): Promise<RunningCli> {
+  const cli = spawnCli(t, args, options);
+  const line = await cli.waitForLine(
+    (l) => listeningAddress(l) !== null,
+    5000,
+    'the listening line',
+  );
+  const address = listeningAddress(line) ?? '';
+  const port = Number(/:(\d+)$/.exec(address)?.[1]);
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`no port in ${JSON.stringify(line)}`);
+  return Object.assign(cli, { port, address });
+}
+
+/** withTimeout resolves like `promise`, or rejects once `timeoutMs` has passed. */
+export async function withTimeout<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${timeoutMs}ms: ${what}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
