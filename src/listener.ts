@@ -10,6 +10,7 @@
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { formatAddress } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
+import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
 import { errorCode, ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import { type ConnectionInfo, type ContextHost, ProxyContext } from './proxy-context.js';
@@ -125,6 +126,8 @@ export class Listener implements ContextHost {
     const context = new ProxyContext(this, socket);
     this.contexts.add(context);
     this.stats.active += 1;
+    holdDescriptors(2); // the client's socket and, soon, the upstream's
+    if (descriptorsExhausted()) this.onDescriptorShortage('EMFILE', 'accept');
     if (context.trace) context.traceEvent('client', `accepted on ${this.config.name}`);
     this.#events.connectionOpen(context.info());
     if (this.contexts.size > this.config.maxConnections) {
@@ -173,6 +176,7 @@ export class Listener implements ContextHost {
   onContextClosed(context: ProxyContext): void {
     if (!this.contexts.delete(context)) return;
     this.stats.active -= 1;
+    holdDescriptors(-2);
     const info = context.info();
     this.stats.countClosed(info.cause ?? 'shutdown', info.bytesToUpstream, info.bytesToClient);
     this.#logClosed(info);
