@@ -7,8 +7,9 @@
  * Accepted sockets arrive paused (`pauseOnConnect`): the client's bytes wait in the
  * kernel until the upstream is connected, so nothing is lost or buffered meanwhile.
  */
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
-import { formatAddress } from './config/address.js';
+import { unlink } from 'node:fs/promises';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { formatAddress, formatParsed } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
 import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
 import { errorCode, ProxyError } from './errors.js';
@@ -67,7 +68,7 @@ export class Listener implements ContextHost {
     this.log = log;
     this.stats = stats;
     this.#events = events;
-    this.balancer = new Balancer(config.targets);
+    this.balancer = new Balancer(config.targets, targetWeight);
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
@@ -77,34 +78,58 @@ export class Listener implements ContextHost {
 
   /** listenAddress is the configured address as logs print it. */
   get listenAddress(): string {
-    const { host, port } = this.config.listen;
-    return formatAddress(host ?? '0.0.0.0', port);
+    const listen = this.config.listen;
+    if (listen.path !== undefined) return formatParsed(listen);
+    return formatAddress(listen.host ?? '0.0.0.0', listen.port);
   }
 
-  /** listen binds the address; it rejects with PROXY_ERR_LISTEN naming the address. */
-  listen(): Promise<void> {
-    const { host, port } = this.config.listen;
+  /**
+   * listen binds the address; it rejects with PROXY_ERR_LISTEN naming the address.
+   * A Unix socket file left behind by a process that died is removed first: if
+   * nothing accepts on it (ECONNREFUSED), it is stale.
+   */
+  async listen(): Promise<void> {
+    try {
+      await this.#bind();
+    } catch (err) {
+      const path = this.config.listen.path;
+      if (path === undefined || errorCode(err) !== 'EADDRINUSE' || !(await isStaleSocket(path))) {
+        throw this.#listenError(err);
+      }
+      this.log.warn('removing stale unix socket', { listener: this.config.name, path });
+      await unlink(path);
+      await this.#bind().catch((again: unknown) => {
+        throw this.#listenError(again);
+      });
+    }
+    this.log.info('listening', { listener: this.config.name, address: this.boundAddress() });
+  }
+
+  #bind(): Promise<void> {
+    const listen = this.config.listen;
+    const server = this.#server;
     return new Promise((resolve, reject) => {
-      const server = this.#server;
       const onError = (err: Error): void => {
         server.removeListener('listening', onListening);
-        const code = errorCode(err);
-        const what = LISTEN_ERRORS[code] ?? err.message;
-        reject(
-          new ProxyError('PROXY_ERR_LISTEN', `listen ${this.listenAddress}: ${what}`, {
-            cause: err,
-          }),
-        );
+        reject(err);
       };
       const onListening = (): void => {
         server.removeListener('error', onError);
-        this.log.info('listening', { listener: this.config.name, address: this.boundAddress() });
         resolve();
       };
       server.once('error', onError);
       server.once('listening', onListening);
       // Node's default backlog is 511; the kernel caps it at net.core.somaxconn.
-      server.listen({ host, port });
+      if (listen.path !== undefined) server.listen({ path: listen.path });
+      else server.listen({ host: listen.host, port: listen.port });
+    });
+  }
+
+  #listenError(err: unknown): ProxyError {
+    const code = errorCode(err);
+    const what = LISTEN_ERRORS[code] ?? (err instanceof Error ? err.message : String(err));
+    return new ProxyError('PROXY_ERR_LISTEN', `listen ${this.listenAddress}: ${what}`, {
+      cause: err,
     });
   }
 
@@ -207,7 +232,7 @@ export class Listener implements ContextHost {
    */
   update(config: ListenerConfig): void {
     if (!sameTargets(this.config.targets, config.targets))
-      this.balancer = new Balancer(config.targets);
+      this.balancer = new Balancer(config.targets, targetWeight);
     this.config = config;
   }
 
@@ -258,9 +283,25 @@ export class Listener implements ContextHost {
   }
 }
 
+function targetWeight(target: Target): number {
+  return target.weight;
+}
+
 function sameTargets(a: readonly Target[], b: readonly Target[]): boolean {
   return (
     a.length === b.length &&
     a.every((t, i) => t.address === b[i]?.address && t.weight === b[i]?.weight)
   );
+}
+
+/** isStaleSocket tells whether a Unix socket path exists but nothing accepts on it. */
+function isStaleSocket(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(false);
+    });
+    probe.once('error', (err) => resolve(errorCode(err) === 'ECONNREFUSED'));
+  });
 }

@@ -142,10 +142,11 @@ export class ProxyContext {
     this.upstream = new Endpoint('upstream', this);
     this.client.peer = this.upstream;
     this.upstream.peer = this.client;
-    this.clientAddress = formatAddress(
-      clientSocket.remoteAddress ?? '?',
-      clientSocket.remotePort ?? 0,
-    );
+    // A client of a Unix domain socket listener has no address of its own.
+    this.clientAddress =
+      clientSocket.remoteAddress === undefined
+        ? 'unix'
+        : formatAddress(clientSocket.remoteAddress, clientSocket.remotePort ?? 0);
     watchSocket(this.client.attach(clientSocket));
   }
 

@@ -1,13 +1,18 @@
 /**
- * Socket addresses as users write them: `HOST:PORT`, `[IPv6]:PORT`, or (for a listen
- * address) `PORT` alone, meaning every interface.
+ * Socket addresses as users write them: `HOST:PORT`, `[IPv6]:PORT`, `unix:/path/to.sock`
+ * (a Unix domain socket), or (for a listen address) `PORT` alone, meaning every interface.
  */
 
-/** Address is a parsed `HOST:PORT`. `host` is undefined for a bare `PORT` (all interfaces). */
-export interface Address {
-  readonly host: string | undefined;
-  readonly port: number;
-}
+/**
+ * Address is a parsed address: a TCP `HOST:PORT` (`host` is undefined for a bare
+ * `PORT`, all interfaces) or a Unix domain socket `path`.
+ */
+export type Address =
+  | { readonly host: string | undefined; readonly port: number; readonly path?: undefined }
+  | { readonly path: string; readonly host?: undefined; readonly port?: undefined };
+
+/** UNIX_PREFIX marks a Unix domain socket address: `unix:/run/app.sock`. */
+export const UNIX_PREFIX = 'unix:';
 
 /** AddressError explains why a string is not an address; the caller adds where it came from. */
 export class AddressError extends Error {}
@@ -25,6 +30,13 @@ export function parseAddress(
 ): Address {
   let host: string | undefined;
   let portText: string;
+  if (text.startsWith(UNIX_PREFIX)) {
+    const path = text.slice(UNIX_PREFIX.length);
+    if (path === '' || path.includes('\0')) {
+      throw new AddressError(`expected unix:/path/to.sock, got ${JSON.stringify(text)}`);
+    }
+    return { path };
+  }
   if (/^\d+$/.test(text)) {
     if (!allowBarePort) throw new AddressError(`expected HOST:PORT, got ${JSON.stringify(text)}`);
     host = undefined;
@@ -74,6 +86,12 @@ function parsePort(text: string, allowZero: boolean): number {
     throw new AddressError(`port must be ${min} to 65535, got ${port}`);
   }
   return port;
+}
+
+/** formatParsed writes a parsed Address back as a user would write it. */
+export function formatParsed(address: Address): string {
+  if (address.path !== undefined) return `${UNIX_PREFIX}${address.path}`;
+  return formatAddress(address.host, address.port);
 }
 
 /** formatAddress writes an address back: `127.0.0.1:80`, `[::1]:80`, or `80` for all interfaces. */

@@ -9,6 +9,7 @@ import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
 import { AddressError, parseAddress } from './address.js';
 import type { ListenerOptions } from './config.js';
 import { DurationError, parseDuration } from './duration.js';
+import type { DefaultOverrides } from './file.js';
 
 /** CliCommand is what the command line asks for. */
 export type CliCommand =
@@ -19,6 +20,16 @@ export type CliCommand =
       readonly listener: ListenerOptions;
       readonly logLevel: LogLevel;
       readonly logFormat: LogFormat;
+    }
+  | {
+      /** config: run from a config file; check: only validate it (`proxy check --config FILE`). */
+      readonly kind: 'config' | 'check';
+      readonly configFile: string;
+      /** overrides are the connection flags given on the command line; they beat the file's defaults. */
+      readonly overrides: DefaultOverrides;
+      /** logLevel and logFormat are undefined unless given as flags (then the file decides). */
+      readonly logLevel: LogLevel | undefined;
+      readonly logFormat: LogFormat | undefined;
     };
 
 const OPTIONS = {
@@ -31,6 +42,7 @@ const OPTIONS = {
   'max-connections': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
+  config: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -38,6 +50,8 @@ const OPTIONS = {
 /** USAGE is the text `--help` prints. */
 export const USAGE = `Usage:
   proxy --listen [HOST:]PORT --target HOST:PORT [--target HOST:PORT ...] [options]
+  proxy --config FILE [options]
+  proxy check --config FILE       validate FILE, print what would run, start nothing
 
 Options:
   -l, --listen [HOST:]PORT     where to accept; PORT alone means all interfaces; IPv6 as [::1]:8080
@@ -49,10 +63,13 @@ Options:
       --max-connections N      at most N proxied connections at once (default: no limit)
       --log-level LEVEL        error, warn, info, debug or trace (default info)
       --log-format FORMAT      text or json (default text)
+  -c, --config FILE            listeners and targets from a YAML or JSON file; SIGHUP reloads it
   -h, --help                   show this help
   -V, --version                show the version
 
-DUR is a whole number with an optional unit ms, s, m or h (1500ms, 30s, 5m); a bare number is ms.`;
+DUR is a whole number with an optional unit ms, s, m or h (1500ms, 30s, 5m); a bare number is ms.
+Addresses may also be Unix domain sockets: unix:/path/to.sock.
+With --config, the connection flags above override the file's defaults (not a listener's own values).`;
 
 function usageError(message: string): ProxyError {
   return new ProxyError('PROXY_ERR_INVALID_CONFIG', message);
@@ -61,13 +78,39 @@ function usageError(message: string): ProxyError {
 /** parseArgv turns `process.argv.slice(2)` into a CliCommand, or throws a one-line ProxyError. */
 export function parseArgv(argv: readonly string[]): CliCommand {
   let values: ReturnType<typeof parseArgsStrict>['values'];
+  let positionals: string[];
   try {
-    ({ values } = parseArgsStrict(argv));
+    ({ values, positionals } = parseArgsStrict(argv));
   } catch (err) {
     throw usageError(describeParseError(err, argv));
   }
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
+  const isCheck = positionals[0] === 'check';
+  const extra = positionals[isCheck ? 1 : 0];
+  if (extra !== undefined)
+    throw usageError(`unexpected argument ${JSON.stringify(extra)} (see --help)`);
+
+  if (values.config !== undefined || isCheck) {
+    if (values.config === undefined) throw usageError('check needs --config FILE');
+    if (values.config === '') throw usageError('--config needs a file name');
+    if (values.listen !== undefined || values.target !== undefined) {
+      throw usageError('--listen and --target cannot be used with --config (put them in the file)');
+    }
+    return {
+      kind: isCheck ? 'check' : 'config',
+      configFile: values.config,
+      overrides: stripUndefined({
+        idleTimeoutMs: durationFlag('--idle-timeout', values['idle-timeout']),
+        halfCloseTimeoutMs: durationFlag('--half-close-timeout', values['half-close-timeout']),
+        connectTimeoutMs: durationFlag('--connect-timeout', values['connect-timeout']),
+        shutdownTimeoutMs: durationFlag('--shutdown-timeout', values['shutdown-timeout']),
+        maxConnections: countFlag('--max-connections', values['max-connections']),
+      }),
+      logLevel: optionalChoice('--log-level', values['log-level'], LOG_LEVELS.slice(1)),
+      logFormat: optionalChoice('--log-format', values['log-format'], ['text', 'json'] as const),
+    };
+  }
 
   if (values.listen === undefined)
     throw usageError('--listen is required (like --listen 127.0.0.1:8080)');
@@ -94,7 +137,7 @@ export function parseArgv(argv: readonly string[]): CliCommand {
 }
 
 function parseArgsStrict(argv: readonly string[]) {
-  return parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false });
+  return parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true });
 }
 
 // parseArgs' own messages are long and quote the argument raw; say it in one line.
@@ -179,6 +222,18 @@ function countFlag(flag: string, text: string | undefined): number | undefined {
     throw usageError(`${flag}: expected a whole number >= 1, got ${JSON.stringify(text)}`);
   }
   return n;
+}
+
+function optionalChoice<T extends string>(
+  flag: string,
+  text: string | undefined,
+  choices: readonly T[],
+): T | undefined {
+  return text === undefined ? undefined : choiceFlag(flag, text, choices, choices[0] as T);
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 function choiceFlag<T extends string>(

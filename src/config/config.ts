@@ -5,7 +5,7 @@
  */
 import { ProxyError } from '../errors.js';
 import type { LoggerOptions } from '../log.js';
-import { type Address, AddressError, formatAddress, parseAddress } from './address.js';
+import { type Address, AddressError, formatParsed, parseAddress } from './address.js';
 
 /** The defaults, in milliseconds. `0` for a timeout means "never". */
 export const DEFAULTS = Object.freeze({
@@ -16,15 +16,19 @@ export const DEFAULTS = Object.freeze({
   maxConnections: Number.POSITIVE_INFINITY,
 });
 
-/** Target is one upstream address, resolved from `HOST:PORT`. */
-export interface Target {
-  readonly host: string;
-  readonly port: number;
-  /** address is `host:port` as logs and metrics print it (`[::1]:80` for IPv6). */
+/**
+ * Target is one upstream, resolved from `HOST:PORT` (then `path` is undefined) or
+ * `unix:/path` (then `host` and `port` are undefined).
+ */
+export type Target = {
+  /** address is the target as logs and metrics print it: `host:port`, `[::1]:80`, `unix:/path`. */
   readonly address: string;
   /** weight is the target's relative share of new connections (default 1). */
   readonly weight: number;
-}
+} & (
+  | { readonly host: string; readonly port: number; readonly path?: undefined }
+  | { readonly path: string; readonly host?: undefined; readonly port?: undefined }
+);
 
 /** TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight }`. */
 export type TargetOption = string | { readonly address: string; readonly weight?: number };
@@ -114,15 +118,11 @@ function targetOption(value: unknown, where: string): Target {
     throw invalid(`${where}.weight`, `expected a whole number >= 1, got ${String(weight)}`);
   }
   try {
-    const { host, port } = parseAddress(text);
-    // parseAddress without allowBarePort always yields a host.
-    const targetHost = host ?? '';
-    return Object.freeze({
-      host: targetHost,
-      port,
-      address: formatAddress(targetHost, port),
-      weight,
-    });
+    const parsed = parseAddress(text);
+    const address = formatParsed(parsed);
+    if (parsed.path !== undefined) return Object.freeze({ path: parsed.path, address, weight });
+    // parseAddress without allowBarePort always yields a host for TCP.
+    return Object.freeze({ host: parsed.host ?? '', port: parsed.port, address, weight });
   } catch (err) {
     if (err instanceof AddressError) throw invalid(where, err.message);
     throw err;

@@ -26,18 +26,17 @@ interface DialSocket extends Socket {
 }
 
 /**
- * dial starts connecting to `target` and returns the socket at once. The socket is
- * half-open capable (`allowHalfOpen`) and has Nagle off (`noDelay`): a proxy should
- * not add latency that the two peers did not ask for. The owner becomes responsible
+ * dial starts connecting to `target` (TCP, or a Unix domain socket) and returns the
+ * socket at once. The socket is half-open capable (`allowHalfOpen`) and, for TCP, has
+ * Nagle off (`noDelay`): a proxy should not add latency that the peers did not ask for. The owner becomes responsible
  * for the socket when `onDialConnected` is called; on failure it must call abandonDial.
  */
 export function dial(target: Target, owner: DialOwner): Socket {
-  const socket = connect({
-    host: target.host,
-    port: target.port,
-    allowHalfOpen: true,
-    noDelay: true,
-  }) as DialSocket;
+  const socket = (
+    target.path !== undefined
+      ? connect({ path: target.path, allowHalfOpen: true })
+      : connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true })
+  ) as DialSocket;
   socket[kDialOwner] = owner;
   socket.once('connect', upstreamOnConnect);
   // 'on', not 'once': the owner removes it (finishDial/abandonDial), and until then a
