@@ -12,6 +12,7 @@
  * loop (libuv watches them through a self-pipe, as a signalfd would), so a handler
  * here runs between I/O callbacks like any other event.
  */
+import { formatParsed } from './config/address.js';
 import { type CliCommand, parseArgv, USAGE } from './config/args.js';
 import { type Config, resolveConfig } from './config/config.js';
 import { formatDuration } from './config/duration.js';
@@ -96,8 +97,9 @@ function check(file: string, overrides: DefaultOverrides): void {
 }
 
 function formatListen(listen: Config['listeners'][number]['listen']): string {
-  if (listen.path !== undefined) return `unix:${listen.path}`;
-  return listen.host === undefined ? `*:${listen.port}` : `${listen.host}:${listen.port}`;
+  return listen.path === undefined && listen.host === undefined
+    ? `*:${listen.port}`
+    : formatParsed(listen);
 }
 
 async function run(

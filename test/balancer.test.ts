@@ -194,3 +194,46 @@ describe('Balancer properties', () => {
     );
   });
 });
+
+describe('weighted targets', () => {
+  test('spreads starts by weight, smoothly: 5, 1, 1 gives A A B A C A A', () => {
+    const weights: Record<string, number> = { A: 5, B: 1, C: 1 };
+    const balancer = new Balancer(['A', 'B', 'C'], (t) => weights[t] ?? 1);
+    const picks = Array.from({ length: 14 }, () => balancer.targets[balancer.start()]).join('');
+    assert.equal(picks, 'AABACAAAABACAA');
+  });
+
+  test('over any whole number of rounds each target starts exactly weight times per round', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 6 }), { minLength: 1, maxLength: 5 }),
+        fc.integer({ min: 1, max: 4 }),
+        (weights, rounds) => {
+          const balancer = new Balancer(
+            weights.map((_, i) => i),
+            (i) => weights[i] ?? 1,
+          );
+          const total = weights.reduce((a, b) => a + b, 0);
+          const counts = weights.map(() => 0);
+          for (let k = 0; k < total * rounds; k++) {
+            const i = balancer.start();
+            counts[i] = (counts[i] ?? 0) + 1;
+          }
+          assert.deepEqual(
+            counts,
+            weights.map((w) => w * rounds),
+          );
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  test('equal weights behave exactly like plain round-robin', () => {
+    const balancer = new Balancer(['A', 'B', 'C'], () => 4);
+    assert.deepEqual(
+      Array.from({ length: 6 }, () => balancer.start()),
+      [0, 1, 2, 0, 1, 2],
+    );
+  });
+});

@@ -277,6 +277,10 @@ describe('parseAddress', () => {
           assert.ok(err instanceof AddressError, `unexpected ${String(err)}`);
           return;
         }
+        if (address.path !== undefined) {
+          assert.ok(input.startsWith('unix:') && address.path.length > 0);
+          return;
+        }
         assert.ok(Number.isInteger(address.port));
         assert.ok(address.port >= (allowPortZero ? 0 : 1) && address.port <= 65535);
         if (address.host === undefined) assert.ok(allowBarePort);
@@ -729,5 +733,23 @@ describe('parseArgv', () => {
       }),
       RUNS,
     );
+  });
+});
+
+describe('Unix domain socket addresses', () => {
+  test('parses unix:/path for listen and target, and formats it back', () => {
+    assert.deepEqual(parseAddress('unix:/run/app.sock'), { path: '/run/app.sock' });
+    const config = resolveListener(
+      { listen: 'unix:/tmp/in.sock', targets: ['unix:/tmp/out.sock', '127.0.0.1:1'] },
+      '',
+    );
+    assert.equal(config.listen.path, '/tmp/in.sock');
+    assert.equal(config.targets[0]?.address, 'unix:/tmp/out.sock');
+    assert.equal(config.targets[0]?.path, '/tmp/out.sock');
+    assert.equal(config.targets[1]?.path, undefined);
+  });
+
+  test('refuses an empty unix path', () => {
+    assert.throws(() => parseAddress('unix:'), AddressError);
   });
 });

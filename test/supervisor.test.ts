@@ -140,3 +140,68 @@ test('emits connectionOpen and connectionClose once per connection', async (t) =
   const id = /open (\d+)/.exec(events[0] ?? '')?.[1];
   assert.deepEqual(events, [`open ${id} connecting`, `close ${id} upstream_fin`]);
 });
+
+test('reload() adds, removes and changes listeners; open connections keep flowing', async (t) => {
+  const first = await startUpstream(t, echo);
+  const second = await startUpstream(t, (s) => s.end('second'));
+  const proxy = createProxy({
+    listeners: [
+      { name: 'a', listen: '127.0.0.1:0', targets: [first.address] },
+      { name: 'b', listen: '127.0.0.1:0', targets: [first.address] },
+    ],
+  });
+  await proxy.listen();
+  t.after(() => proxy.close({ graceful: false }));
+  const before = proxy.addresses();
+  const portA = before['a']?.port ?? 0;
+  const portB = before['b']?.port ?? 0;
+  const open = connectClient(portA);
+  open.socket.write('before ');
+  await waitFor(() => open.received().length === 7, 5000, 'echo before reload');
+
+  const result = await proxy.reload({
+    listeners: [
+      { name: 'a', listen: '127.0.0.1:0', targets: [second.address] },
+      { name: 'c', listen: '127.0.0.1:0', targets: [second.address] },
+    ],
+  });
+  assert.deepEqual(result, { added: ['c'], removed: ['b'], changed: ['a'] });
+  // The open connection still goes to its first upstream.
+  open.socket.end('after');
+  await open.ended;
+  assert.equal(open.received().toString(), 'before after');
+  // New connections to a go to the new target; c works; b is gone.
+  const viaA = connectClient(portA);
+  await viaA.ended;
+  assert.equal(viaA.received().toString(), 'second');
+  const viaC = connectClient(proxy.addresses()['c']?.port ?? 0);
+  await viaC.ended;
+  assert.equal(viaC.received().toString(), 'second');
+  assert.equal(await connectClient(portB).closed, 'ECONNREFUSED');
+});
+
+test('a reload that cannot bind changes nothing', async (t) => {
+  const upstream = await startUpstream(t, (s) => s.end('up'));
+  const taken = createServer();
+  taken.listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  t.after(() => taken.close());
+  const takenPort = (taken.address() as { port: number }).port;
+  const proxy = createProxy({ name: 'a', listen: '127.0.0.1:0', targets: [upstream.address] });
+  await proxy.listen();
+  t.after(() => proxy.close({ graceful: false }));
+  const port = proxy.address()?.port ?? 0;
+  await assert.rejects(
+    proxy.reload({
+      listeners: [{ name: 'b', listen: `127.0.0.1:${takenPort}`, targets: [upstream.address] }],
+    }),
+    { code: 'PROXY_ERR_LISTEN' },
+  );
+  assert.deepEqual(Object.keys(proxy.addresses()), ['a']);
+  const client = connectClient(port);
+  await client.ended;
+  assert.equal(client.received().toString(), 'up');
+  await assert.rejects(proxy.reload({ listen: 'nonsense', targets: [] }), {
+    code: 'PROXY_ERR_INVALID_CONFIG',
+  });
+});

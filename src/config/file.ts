@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
-import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import { type Document, isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import { ProxyError } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import { AddressError, parseAddress } from './address.js';
@@ -42,7 +42,7 @@ type Path = readonly (string | number)[];
 const SCHEMA: object = JSON.parse(
   readFileSync(new URL('../../schema/proxy.schema.json', import.meta.url), 'utf8'),
 );
-const ajv = new Ajv({ allErrors: false, allowUnionTypes: true, strict: true, verbose: true });
+const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true, verbose: true });
 const validateSchema = ajv.compile(SCHEMA);
 
 const DURATION_KEYS = [
@@ -92,10 +92,20 @@ export function parseConfigText(
     const what = yamlError.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '') ?? '';
     throw new ProxyError('PROXY_ERR_INVALID_CONFIG', `${file}:${pos.line}:${pos.col}: ${what}`);
   }
-  const data: unknown = doc.toJS();
+  let data: unknown;
+  try {
+    data = doc.toJS();
+  } catch (err) {
+    // An alias to an anchor that does not exist (`*x` without `&x`) fails only here.
+    const where = lineCounter.linePos(firstAliasOffset(doc));
+    throw new ProxyError(
+      'PROXY_ERR_INVALID_CONFIG',
+      `${file}:${where.line}:${where.col}: ${String((err as Error).message)}`,
+    );
+  }
   if (data === null || data === undefined) fail([], 'the file is empty; expected listeners');
   if (!validateSchema(data)) {
-    const error = validateSchema.errors?.[0];
+    const error = pickSchemaError(validateSchema.errors ?? []);
     if (error !== undefined) describeSchemaError(error, fail);
   }
   return buildSettings(data as RawFile, overrides, fail);
@@ -104,6 +114,23 @@ export function parseConfigText(
 // ---------------------------------------------------------------- schema errors
 
 type Fail = (path: Path, what: string, key?: string) => never;
+
+// With all errors collected, say the most useful one: a misspelt key explains a
+// "missing field" next to it, so unknown fields come first; then the first in order.
+function pickSchemaError(errors: readonly ErrorObject[]): ErrorObject | undefined {
+  return errors.find((e) => e.keyword === 'additionalProperties') ?? errors[0];
+}
+
+function firstAliasOffset(doc: Document): number {
+  let offset = 0;
+  visit(doc, {
+    Alias(_key, node) {
+      offset = node.range?.[0] ?? 0;
+      return visit.BREAK;
+    },
+  });
+  return offset;
+}
 
 function describeSchemaError(error: ErrorObject, fail: Fail): never {
   const path = error.instancePath
