@@ -12,13 +12,15 @@
  * loop (libuv watches them through a self-pipe, as a signalfd would), so a handler
  * here runs between I/O callbacks like any other event.
  */
-import { formatParsed } from './config/address.js';
-import { type CliCommand, parseArgv, USAGE } from './config/args.js';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { formatAddress, formatParsed, parseAddress } from './config/address.js';
+import { type AdminFlags, type CliCommand, parseArgv, USAGE } from './config/args.js';
 import { type Config, resolveConfig } from './config/config.js';
 import { formatDuration } from './config/duration.js';
 import { type DefaultOverrides, type FileSettings, readConfigFile } from './config/file.js';
 import { errorCode } from './errors.js';
-import { createProxy, type TcpProxy, VERSION } from './index.js';
+import { AdminServer, createProxy, type ReloadResult, type TcpProxy, VERSION } from './index.js';
 import type { LogFormat, LogLevel } from './log.js';
 
 function fail(status: 1 | 2, message: string): never {
@@ -48,16 +50,28 @@ async function main(argv: readonly string[]): Promise<void> {
       check(command.configFile, command.overrides);
       return;
     case 'run':
-      await run({ listeners: [command.listener] }, command.logLevel, command.logFormat, null);
+      await run(
+        { listeners: [command.listener] },
+        command.logLevel,
+        command.logFormat,
+        null,
+        command.admin,
+      );
       return;
     case 'config': {
       const settings = loadOrExit(command.configFile, command.overrides);
       const level = command.logLevel ?? settings.logLevel ?? 'info';
       const format = command.logFormat ?? settings.logFormat ?? 'text';
-      await run(settings, level, format, {
-        file: command.configFile,
-        overrides: command.overrides,
-      });
+      // A token file named in the config file is relative to that file.
+      const fileAdmin = settings.admin && {
+        listen: settings.admin.listen,
+        tokenFile:
+          settings.admin.tokenFile === undefined
+            ? undefined
+            : resolve(dirname(command.configFile), settings.admin.tokenFile),
+      };
+      const source = { file: command.configFile, overrides: command.overrides };
+      await run(settings, level, format, source, command.admin ?? fileAdmin);
       return;
     }
   }
@@ -107,6 +121,7 @@ async function run(
   level: LogLevel,
   format: LogFormat,
   reloadFrom: { file: string; overrides: DefaultOverrides } | null,
+  adminFlags: AdminFlags | undefined,
 ): Promise<void> {
   let proxy: TcpProxy;
   try {
@@ -120,8 +135,72 @@ async function run(
     if (errorCode(err) === 'PROXY_ERR_LISTEN') fail(1, messageOf(err));
     throw err;
   }
+  if (adminFlags !== undefined) await startAdmin(proxy, adminFlags, reloadFrom);
   handleShutdownSignals(proxy);
   handleReloadSignal(proxy, reloadFrom);
+  handleSnapshotSignal(proxy);
+}
+
+async function startAdmin(
+  proxy: TcpProxy,
+  flags: AdminFlags,
+  reloadFrom: { file: string; overrides: DefaultOverrides } | null,
+): Promise<void> {
+  let token: string | undefined;
+  if (flags.tokenFile !== undefined) {
+    try {
+      token = readFileSync(flags.tokenFile, 'utf8').trim();
+    } catch (err) {
+      fail(2, `--admin-token-file ${flags.tokenFile}: cannot read it: ${errorCode(err)}`);
+    }
+    if (token === '') fail(2, `--admin-token-file ${flags.tokenFile}: the file is empty`);
+  }
+  let admin: AdminServer;
+  try {
+    admin = new AdminServer(proxy, {
+      listen: parseAddress(flags.listen, { allowBarePort: true, allowPortZero: true }),
+      token,
+      reload: reloadFrom === null ? undefined : () => reloadConfig(proxy, reloadFrom),
+    });
+  } catch (err) {
+    fail(2, messageOf(err));
+  }
+  try {
+    await admin.listen();
+  } catch (err) {
+    await proxy.close({ graceful: false });
+    fail(1, messageOf(err));
+  }
+  const address = admin.address();
+  proxy.log.info('admin listening', {
+    address: address === null ? flags.listen : formatAddress(address.address, address.port),
+  });
+}
+
+// SIGUSR1 writes what is going on to the log: the counters, then every live connection.
+function handleSnapshotSignal(proxy: TcpProxy): void {
+  process.on('SIGUSR1', () => {
+    const stats = proxy.stats();
+    proxy.log.info('snapshot', {
+      connections_active: stats.active,
+      connections_accepted: stats.accepted,
+      bytes_to_upstream: stats.bytesToUpstream,
+      bytes_to_client: stats.bytesToClient,
+      uptime_ms: Math.round(proxy.uptimeMs()),
+    });
+    for (const c of proxy.connections()) {
+      proxy.log.info('live connection', {
+        id: c.id,
+        listener: c.listener,
+        state: c.state,
+        client: c.client,
+        upstream: c.upstream,
+        bytes_to_upstream: c.bytesToUpstream,
+        bytes_to_client: c.bytesToClient,
+        age_ms: Math.round(c.ageMs),
+      });
+    }
+  });
 }
 
 function handleShutdownSignals(proxy: TcpProxy): void {
@@ -159,16 +238,26 @@ function handleReloadSignal(
       proxy.log.warn('SIGHUP ignored: there is no --config file to reload');
       return;
     }
-    let settings: FileSettings;
-    try {
-      settings = readConfigFile(reloadFrom.file, reloadFrom.overrides);
-    } catch (err) {
-      proxy.log.error('config reload refused', { reason: messageOf(err) });
-      return;
-    }
-    // reload() logs "config reloaded" or "config reload refused" itself.
-    proxy.reload({ listeners: settings.listeners }).catch(() => {});
+    reloadConfig(proxy, reloadFrom).catch(() => {});
   });
+}
+
+/**
+ * reloadConfig re-reads the config file and applies it. A file with errors is
+ * refused (logged here); reload() logs "config reloaded" or its own refusal.
+ */
+function reloadConfig(
+  proxy: TcpProxy,
+  from: { file: string; overrides: DefaultOverrides },
+): Promise<ReloadResult> {
+  let settings: FileSettings;
+  try {
+    settings = readConfigFile(from.file, from.overrides);
+  } catch (err) {
+    proxy.log.error('config reload refused', { reason: messageOf(err) });
+    return Promise.reject(err);
+  }
+  return proxy.reload({ listeners: settings.listeners });
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

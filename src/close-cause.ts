@@ -35,6 +35,8 @@ export const CLOSE_CAUSES = [
   'max_connections',
   /** The proxy shut down (or the listener was removed) before the connection finished. */
   'shutdown',
+  /** An operator closed the connection (admin API: DELETE /api/connections/{id}). */
+  'admin_kill',
 ] as const;
 
 /** CloseCause is one of CLOSE_CAUSES. */

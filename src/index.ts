@@ -12,6 +12,8 @@ import { type ProxyOptions, resolveOptions } from './config/config.js';
 import { Logger } from './log.js';
 import { Supervisor } from './supervisor.js';
 
+export type { AdminOptions } from './admin/server.js';
+export { AdminServer } from './admin/server.js';
 export type { CloseCause } from './close-cause.js';
 export { CLOSE_CAUSES } from './close-cause.js';
 export type { ListenerOptions, ProxyOptions, TargetOption } from './config/config.js';
@@ -21,7 +23,14 @@ export { ProxyError } from './errors.js';
 export type { LogFormat, LoggerOptions, LogLevel } from './log.js';
 export type { ConnectionInfo, ContextState } from './proxy-context.js';
 export type { StatsSnapshot } from './stats.js';
-export type { CloseOptions, ProxyEvents, ProxyStats, ReloadResult } from './supervisor.js';
+export type {
+  CloseOptions,
+  ListenerInfo,
+  ProxyEvents,
+  ProxyStats,
+  ReloadResult,
+  TargetInfo,
+} from './supervisor.js';
 export { VERSION } from './version.js';
 
 /** TcpProxy is what createProxy returns: listen(), address(), close(), connections(), stats() and events. */

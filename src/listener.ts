@@ -22,6 +22,7 @@ import { Balancer } from './upstream/balancer.js';
 /** ListenerEvents are how a listener reports connections to whoever owns it. */
 export interface ListenerEvents {
   connectionOpen(info: ConnectionInfo): void;
+  connectionConnect(info: ConnectionInfo): void;
   connectionClose(info: ConnectionInfo): void;
 }
 
@@ -52,6 +53,8 @@ export class Listener implements ContextHost {
   readonly #server: Server;
   readonly #drainTimer: Timer<Listener>;
   #drainWaiters: (() => void)[] = [];
+  /** Addresses of targets taken out of rotation by an operator; kept across reloads. */
+  readonly #drainedTargets = new Set<string>();
   #lastShortageMs = Number.NEGATIVE_INFINITY;
   #shortagesInBurst = 0;
 
@@ -102,6 +105,10 @@ export class Listener implements ContextHost {
         throw this.#listenError(again);
       });
     }
+  }
+
+  /** logListening writes the "listening" record, once the owner has kept this listener. */
+  logListening(): void {
     this.log.info('listening', { listener: this.config.name, address: this.boundAddress() });
   }
 
@@ -195,6 +202,37 @@ export class Listener implements ContextHost {
       previous_burst: this.#shortagesInBurst > 0 ? this.#shortagesInBurst + 1 : undefined,
     });
     this.#shortagesInBurst = 0;
+  }
+
+  /** onContextConnected: a context reached its upstream. */
+  onContextConnected(context: ProxyContext): void {
+    this.#events.connectionConnect(context.info());
+  }
+
+  isDrained(target: Target): boolean {
+    return this.#drainedTargets.size > 0 && this.#drainedTargets.has(target.address);
+  }
+
+  /**
+   * setDrained takes a target out of rotation (`drained` true) or puts it back. New
+   * connections skip a drained target; open ones are not touched. Returns false when
+   * this listener has no such target.
+   */
+  setDrained(address: string, drained: boolean): boolean {
+    if (!this.config.targets.some((t) => t.address === address)) return false;
+    if (drained) this.#drainedTargets.add(address);
+    else this.#drainedTargets.delete(address);
+    this.log.info(drained ? 'target drained' : 'target undrained', {
+      listener: this.config.name,
+      upstream: address,
+    });
+    return true;
+  }
+
+  /** findContext returns the open connection with this id, if it is this listener's. */
+  findContext(id: string): ProxyContext | undefined {
+    for (const context of this.contexts) if (context.id === id) return context;
+    return undefined;
   }
 
   /** onContextClosed: the context is done; count it, log the access record, forget it. */

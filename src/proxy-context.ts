@@ -41,6 +41,9 @@ export interface ContextHost {
   readonly stats: Stats;
   readonly balancer: Balancer<Target>;
   onContextClosed(context: ProxyContext): void;
+  onContextConnected(context: ProxyContext): void;
+  /** isDrained tells whether a target is out of rotation (admin drain) right now. */
+  isDrained(target: Target): boolean;
   onDescriptorShortage(code: string, during: 'connect'): void;
 }
 
@@ -127,6 +130,7 @@ export class ProxyContext {
   #dialAttempt = 0;
   #dialFailures: string[] = [];
   #lastPendingWrites = 0;
+  #killWithReset = false;
 
   /** The context takes ownership of `clientSocket`, which must be paused (pauseOnConnect). */
   constructor(host: ContextHost, clientSocket: Socket) {
@@ -167,7 +171,12 @@ export class ProxyContext {
   // ---------------------------------------------------------------- dialing
 
   #dialNext(): void {
-    const target = this.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
+    let target = this.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
+    // A drained target gets no new connections: skip it, as if it were not listed.
+    while (target !== undefined && this.host.isDrained(target)) {
+      this.#dialAttempt += 1;
+      target = this.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
+    }
     if (target === undefined) {
       this.#allTargetsFailed();
       return;
@@ -199,6 +208,8 @@ export class ProxyContext {
         connect_ms: Math.round(this.connectedAtMs - this.acceptedAtMs),
       });
     }
+    if (this.target !== null) this.host.stats.countConnect(this.target.address);
+    this.host.onContextConnected(this);
     startRelay(upstream);
     // Only now start reading the client: whatever it sent while we were dialing
     // waited in its kernel receive buffer, so nothing is lost and nothing is buffered here.
@@ -225,7 +236,7 @@ export class ProxyContext {
     if (this.closed) return;
     this.host.timers.cancel(this.#timer);
     const address = this.target?.address ?? '?';
-    this.host.stats.countConnectFailure(code);
+    this.host.stats.countConnectFailure(code, address);
     this.#dialFailures.push(`${address} ${code}`);
     this.errorCode = code;
     if (code === 'EMFILE' || code === 'ENFILE') this.host.onDescriptorShortage(code, 'connect');
@@ -322,7 +333,7 @@ export class ProxyContext {
   }
 
   #inactivityPeriodMs(): number {
-    const { idleTimeoutMs, halfCloseTimeoutMs } = this.host.config;
+    const { idleTimeoutMs, halfCloseTimeoutMs } = this.config;
     if (this.state === 'half_closed' && halfCloseTimeoutMs > 0) return halfCloseTimeoutMs;
     return idleTimeoutMs;
   }
@@ -354,13 +365,23 @@ export class ProxyContext {
     this.cause = cause;
     this.closedAtMs = this.now();
     this.host.timers.cancel(this.#timer);
-    const reset = PASSED_ON_AS_RESET.has(cause);
+    const reset = PASSED_ON_AS_RESET.has(cause) || this.#killWithReset;
     destroySocket(this.client.socket, reset);
     destroySocket(this.upstream.socket, reset);
     if (this.#dialing !== null) abandonDial(this.#dialing);
     this.#dialing = null;
     if (this.trace) this.traceEvent(this.firstClose ?? 'client', `closed: ${cause}`);
     this.host.onContextClosed(this);
+  }
+
+  /**
+   * kill closes the connection at an operator's request (cause `admin_kill`): both
+   * sockets are destroyed at once, with a reset (RST) when `reset` is true, else with
+   * a FIN. It never waits for a stuck peer.
+   */
+  kill(reset: boolean): void {
+    this.#killWithReset = reset;
+    this.close('admin_kill');
   }
 
   // ---------------------------------------------------------------- views

@@ -22,6 +22,16 @@ export interface StatsSnapshot {
   connectFailures: Record<string, number>;
   /** acceptErrors counts errors from accept() by code (EMFILE, ENFILE, ...). */
   acceptErrors: Record<string, number>;
+  /** targets holds each target's counters, by address (`host:port`). */
+  targets: Record<string, TargetCounters>;
+}
+
+/** TargetCounters count what happened when dialing one target. */
+export interface TargetCounters {
+  /** connects counts successful connects. */
+  connects: number;
+  /** failures counts failed connect attempts by error code. */
+  failures: Record<string, number>;
 }
 
 function bump(counts: Map<string, number>, key: string): void {
@@ -37,6 +47,7 @@ export class Stats {
   readonly #closed = new Map<CloseCause, number>();
   readonly #connectFailures = new Map<string, number>();
   readonly #acceptErrors = new Map<string, number>();
+  readonly #targets = new Map<string, { connects: number; failures: Map<string, number> }>();
 
   countClosed(cause: CloseCause, bytesToUpstream: number, bytesToClient: number): void {
     bump(this.#closed, cause);
@@ -44,8 +55,22 @@ export class Stats {
     this.bytesToClient += bytesToClient;
   }
 
-  countConnectFailure(code: string): void {
+  countConnect(target: string): void {
+    this.#target(target).connects += 1;
+  }
+
+  countConnectFailure(code: string, target: string): void {
     bump(this.#connectFailures, code);
+    bump(this.#target(target).failures, code);
+  }
+
+  #target(address: string): { connects: number; failures: Map<string, number> } {
+    let counters = this.#targets.get(address);
+    if (counters === undefined) {
+      counters = { connects: 0, failures: new Map() };
+      this.#targets.set(address, counters);
+    }
+    return counters;
   }
 
   countAcceptError(code: string): void {
@@ -62,6 +87,12 @@ export class Stats {
       bytesToClient: this.bytesToClient + liveBytesToClient,
       connectFailures: Object.fromEntries(this.#connectFailures),
       acceptErrors: Object.fromEntries(this.#acceptErrors),
+      targets: Object.fromEntries(
+        Array.from(this.#targets, ([address, t]) => [
+          address,
+          { connects: t.connects, failures: Object.fromEntries(t.failures) },
+        ]),
+      ),
     };
   }
 }
@@ -83,6 +114,7 @@ export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot
     bytesToClient: 0,
     connectFailures: {},
     acceptErrors: {},
+    targets: {},
   };
   for (const s of snapshots) {
     total.accepted += s.accepted;
@@ -92,6 +124,12 @@ export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot
     addCounts(total.closed, s.closed);
     addCounts(total.connectFailures, s.connectFailures);
     addCounts(total.acceptErrors, s.acceptErrors);
+    for (const [address, t] of Object.entries(s.targets)) {
+      const into = total.targets[address] ?? { connects: 0, failures: {} };
+      total.targets[address] = into;
+      into.connects += t.connects;
+      addCounts(into.failures, t.failures);
+    }
   }
   return total;
 }

@@ -10,7 +10,12 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import { type Config, type ProxyOptions, resolveOptions } from './config/config.js';
+import {
+  type Config,
+  type ListenerConfig,
+  type ProxyOptions,
+  resolveOptions,
+} from './config/config.js';
 import { ProxyError } from './errors.js';
 import { Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
@@ -22,6 +27,8 @@ import { TimerSet } from './timer-set.js';
 export interface ProxyEvents {
   /** connectionOpen: a client was accepted (its upstream is not connected yet). */
   connectionOpen: [connection: ConnectionInfo];
+  /** connectionConnect: a connection reached its upstream (`connectMs`, `upstream` are set). */
+  connectionConnect: [connection: ConnectionInfo];
   /** connectionClose: a connection closed; `cause` says why. Emitted once per connection. */
   connectionClose: [connection: ConnectionInfo];
 }
@@ -36,6 +43,31 @@ export interface ReloadResult {
   added: string[];
   removed: string[];
   changed: string[];
+}
+
+/** TargetInfo describes one target of one listener: its weight, state and counters. */
+export interface TargetInfo {
+  address: string;
+  weight: number;
+  /** state: `active` takes new connections; `drained` was taken out of rotation. */
+  state: 'active' | 'drained';
+  connects: number;
+  failures: Record<string, number>;
+}
+
+/** ListenerInfo describes one listener: its options, its targets and its counters. */
+export interface ListenerInfo {
+  name: string;
+  listen: string;
+  address: string;
+  idleTimeoutMs: number;
+  halfCloseTimeoutMs: number;
+  connectTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  /** maxConnections is null when there is no limit. */
+  maxConnections: number | null;
+  targets: TargetInfo[];
+  stats: StatsSnapshot;
 }
 
 /** CloseOptions: `graceful` (default true) lets open connections finish within the shutdown timeout. */
@@ -58,14 +90,18 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   #state: SupervisorState = 'idle';
   #closing: Promise<void> | null = null;
   #reloading: Promise<unknown> = Promise.resolve();
+  /** startedAtMs is when the proxy was created, on the timer set's clock. */
+  readonly startedAtMs: number;
 
   constructor(config: Config, log: Logger, timers: TimerSet = new TimerSet()) {
     super();
     this.config = config;
     this.log = log;
     this.timers = timers;
+    this.startedAtMs = timers.now();
     this.#events = {
       connectionOpen: (info: ConnectionInfo) => this.emit('connectionOpen', info),
+      connectionConnect: (info: ConnectionInfo) => this.emit('connectionConnect', info),
       connectionClose: (info: ConnectionInfo) => this.emit('connectionClose', info),
     };
     this.#listeners = config.listeners.map((l) => new Listener(l, timers, log, this.#events));
@@ -87,6 +123,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       throw failed.reason;
     }
     this.#state = 'listening';
+    for (const listener of this.#listeners) listener.logListening();
     return this;
   }
 
@@ -131,6 +168,48 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     return this.#all().flatMap((l) => l.connections());
   }
 
+  /** uptimeMs is the time since the proxy was created. */
+  uptimeMs(): number {
+    return this.timers.now() - this.startedAtMs;
+  }
+
+  /** listeners describes every listener in the configuration in force. */
+  listenerInfo(): ListenerInfo[] {
+    return this.#listeners.map(describeListener);
+  }
+
+  /**
+   * closeConnection closes one open connection (cause `admin_kill`), with a reset when
+   * `reset` is true. Returns false if no open connection has that id.
+   */
+  closeConnection(id: string, { reset = false }: { reset?: boolean } = {}): boolean {
+    for (const listener of this.#all()) {
+      const context = listener.findContext(id);
+      if (context !== undefined) {
+        context.kill(reset);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * setTargetDrained takes a listener's target out of rotation (`drained` true) or
+   * puts it back; open connections are not touched. Returns the target's new
+   * description, or why it could not: `no_listener` or `no_target`.
+   */
+  setTargetDrained(
+    listenerName: string,
+    address: string,
+    drained: boolean,
+  ): TargetInfo | 'no_listener' | 'no_target' {
+    const listener = this.#listeners.find((l) => l.config.name === listenerName);
+    if (listener === undefined) return 'no_listener';
+    if (!listener.setDrained(address, drained)) return 'no_target';
+    const target = describeListener(listener).targets.find((t) => t.address === address);
+    return target ?? 'no_target';
+  }
+
   #all(): Listener[] {
     return [...this.#listeners, ...this.#retiring];
   }
@@ -163,34 +242,49 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       throw err;
     }
     const result: ReloadResult = { added: [], removed: [], changed: [] };
-    const current = new Map(this.#listeners.map((l) => [l.config.name, l]));
-    const next: Listener[] = [];
+    const byName = new Map(this.#listeners.map((l) => [l.config.name, l]));
     const toStart: Listener[] = [];
     const toRetire: Listener[] = [];
-    const toUpdate: [Listener, (typeof config.listeners)[number]][] = [];
-    for (const listenerConfig of config.listeners) {
+    const toUpdate: [Listener, ListenerConfig][] = [];
+    // First match by name; a name not running yet is decided in the second pass.
+    const slots: (Listener | ListenerConfig)[] = config.listeners.map((listenerConfig) => {
       const name = listenerConfig.name;
-      const old = current.get(name);
-      current.delete(name);
+      const old = byName.get(name);
       if (old === undefined) {
         result.added.push(name);
-        toStart.push(new Listener(listenerConfig, this.timers, this.log, this.#events));
-      } else if (isDeepStrictEqual(old.config, listenerConfig)) {
-        next.push(old);
-        continue;
-      } else if (!isDeepStrictEqual(old.config.listen, listenerConfig.listen)) {
-        result.changed.push(name);
-        toStart.push(new Listener(listenerConfig, this.timers, this.log, this.#events, old.stats));
-        toRetire.push(old);
-      } else {
-        result.changed.push(name);
-        toUpdate.push([old, listenerConfig]);
-        next.push(old);
-        continue;
+        return listenerConfig;
       }
-      next.push(toStart[toStart.length - 1] as Listener);
-    }
-    for (const old of current.values()) {
+      byName.delete(name);
+      if (isDeepStrictEqual(old.config, listenerConfig)) return old;
+      result.changed.push(name);
+      if (isDeepStrictEqual(old.config.listen, listenerConfig.listen)) {
+        toUpdate.push([old, listenerConfig]);
+        return old;
+      }
+      // The address changed: a new listener there, the old one drains.
+      const moved = new Listener(listenerConfig, this.timers, this.log, this.#events, old.stats);
+      toStart.push(moved);
+      toRetire.push(old);
+      return moved;
+    });
+    // A new name on the address of a removed listener is a rename: the listening socket
+    // stays (binding it again would collide with itself) and takes the new config.
+    const next = slots.map((slot) => {
+      if (slot instanceof Listener) return slot;
+      const renamed = [...byName.values()].find((l) =>
+        isDeepStrictEqual(l.config.listen, slot.listen),
+      );
+      if (renamed !== undefined) {
+        byName.delete(renamed.config.name);
+        result.removed.push(renamed.config.name);
+        toUpdate.push([renamed, slot]);
+        return renamed;
+      }
+      const listener = new Listener(slot, this.timers, this.log, this.#events);
+      toStart.push(listener);
+      return listener;
+    });
+    for (const old of byName.values()) {
       result.removed.push(old.config.name);
       toRetire.push(old);
     }
@@ -205,6 +299,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     }
     for (const [listener, listenerConfig] of toUpdate) listener.update(listenerConfig);
     for (const listener of toRetire) this.#retire(listener);
+    for (const listener of toStart) listener.logListening();
     this.#listeners = next;
     this.config = config;
     this.log.info('config reloaded', { ...result });
@@ -223,4 +318,27 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     const each = this.#listeners.map((l) => [l.config.name, l.snapshot()] as const);
     return { ...sumSnapshots(each.map(([, s]) => s)), listeners: Object.fromEntries(each) };
   }
+}
+
+function describeListener(listener: Listener): ListenerInfo {
+  const config = listener.config;
+  const stats = listener.snapshot();
+  return {
+    name: config.name,
+    listen: listener.listenAddress,
+    address: listener.boundAddress(),
+    idleTimeoutMs: config.idleTimeoutMs,
+    halfCloseTimeoutMs: config.halfCloseTimeoutMs,
+    connectTimeoutMs: config.connectTimeoutMs,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    maxConnections: Number.isFinite(config.maxConnections) ? config.maxConnections : null,
+    targets: config.targets.map((t) => ({
+      address: t.address,
+      weight: t.weight,
+      state: listener.isDrained(t) ? 'drained' : 'active',
+      connects: stats.targets[t.address]?.connects ?? 0,
+      failures: stats.targets[t.address]?.failures ?? {},
+    })),
+    stats,
+  };
 }

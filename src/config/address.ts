@@ -99,3 +99,10 @@ export function formatAddress(host: string | undefined, port: number): string {
   if (host === undefined) return String(port);
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
+
+/** isLoopbackHost tells whether a host is a loopback address (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string | undefined): boolean {
+  if (host === undefined) return false; // all interfaces
+  if (host === 'localhost' || host === '::1' || host === '0:0:0:0:0:0:0:1') return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

@@ -6,10 +6,16 @@
 import { parseArgs } from 'node:util';
 import { ProxyError } from '../errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
-import { AddressError, parseAddress } from './address.js';
+import { AddressError, isLoopbackHost, parseAddress } from './address.js';
 import type { ListenerOptions } from './config.js';
 import { DurationError, parseDuration } from './duration.js';
 import type { DefaultOverrides } from './file.js';
+
+/** AdminFlags are `--admin ADDR` and `--admin-token-file FILE`, checked. */
+export interface AdminFlags {
+  readonly listen: string;
+  readonly tokenFile: string | undefined;
+}
 
 /** CliCommand is what the command line asks for. */
 export type CliCommand =
@@ -20,6 +26,7 @@ export type CliCommand =
       readonly listener: ListenerOptions;
       readonly logLevel: LogLevel;
       readonly logFormat: LogFormat;
+      readonly admin?: AdminFlags;
     }
   | {
       /** config: run from a config file; check: only validate it (`proxy check --config FILE`). */
@@ -30,6 +37,7 @@ export type CliCommand =
       /** logLevel and logFormat are undefined unless given as flags (then the file decides). */
       readonly logLevel: LogLevel | undefined;
       readonly logFormat: LogFormat | undefined;
+      readonly admin?: AdminFlags;
     };
 
 const OPTIONS = {
@@ -43,6 +51,8 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   config: { type: 'string', short: 'c' },
+  admin: { type: 'string' },
+  'admin-token-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -64,6 +74,8 @@ Options:
       --log-level LEVEL        error, warn, info, debug or trace (default info)
       --log-format FORMAT      text or json (default text)
   -c, --config FILE            listeners and targets from a YAML or JSON file; SIGHUP reloads it
+      --admin [HOST:]PORT      serve the admin API, metrics and status page (loopback unless a token is set)
+      --admin-token-file FILE  require this token (Authorization: Bearer) on every admin request
   -h, --help                   show this help
   -V, --version                show the version
 
@@ -86,6 +98,8 @@ export function parseArgv(argv: readonly string[]): CliCommand {
   }
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
+  const admin = adminFlags(values.admin, values['admin-token-file']);
+  const adminPart = admin === undefined ? {} : { admin };
   const isCheck = positionals[0] === 'check';
   const extra = positionals[isCheck ? 1 : 0];
   if (extra !== undefined)
@@ -109,6 +123,7 @@ export function parseArgv(argv: readonly string[]): CliCommand {
       }),
       logLevel: optionalChoice('--log-level', values['log-level'], LOG_LEVELS.slice(1)),
       logFormat: optionalChoice('--log-format', values['log-format'], ['text', 'json'] as const),
+      ...adminPart,
     };
   }
 
@@ -133,7 +148,26 @@ export function parseArgv(argv: readonly string[]): CliCommand {
     listener,
     logLevel: choiceFlag('--log-level', values['log-level'], LOG_LEVELS.slice(1), 'info'),
     logFormat: choiceFlag('--log-format', values['log-format'], ['text', 'json'] as const, 'text'),
+    ...adminPart,
   };
+}
+
+function adminFlags(
+  listen: string | undefined,
+  tokenFile: string | undefined,
+): AdminFlags | undefined {
+  if (listen === undefined) {
+    if (tokenFile !== undefined) throw usageError('--admin-token-file needs --admin ADDR');
+    return undefined;
+  }
+  checkAddress('--admin', listen, true);
+  const parsed = parseAddress(listen, { allowBarePort: true, allowPortZero: true });
+  if (tokenFile === undefined && parsed.path === undefined && !isLoopbackHost(parsed.host)) {
+    throw usageError(
+      `--admin ${listen}: a non-loopback admin address needs --admin-token-file (anyone could close connections)`,
+    );
+  }
+  return { listen, tokenFile };
 }
 
 function parseArgsStrict(argv: readonly string[]) {

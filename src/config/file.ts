@@ -23,6 +23,8 @@ export interface FileSettings {
   listeners: ListenerOptions[];
   logLevel: LogLevel | undefined;
   logFormat: LogFormat | undefined;
+  /** admin is the `admin` section: where to serve, and the token file as written. */
+  admin: { listen: string; tokenFile: string | undefined } | undefined;
 }
 
 /** DefaultOverrides are the command-line flags that override the file's `defaults`. */
@@ -210,6 +212,7 @@ interface RawListener extends RawOptions {
 interface RawFile {
   defaults?: RawOptions & { log_level?: LogLevel; log_format?: LogFormat };
   listeners: RawListener[];
+  admin?: { listen: string | number; token_file?: string };
 }
 
 function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): FileSettings {
@@ -246,7 +249,13 @@ function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): F
     names.set(name, i);
     return { ...base, ...readOptions(l, path, fail), name, listen, targets };
   });
-  return { listeners, logLevel: defaults.log_level, logFormat: defaults.log_format };
+  let admin: FileSettings['admin'];
+  if (raw.admin !== undefined) {
+    const listen = String(raw.admin.listen);
+    checkAddress(listen, true, ['admin', 'listen'], fail);
+    admin = { listen, tokenFile: raw.admin.token_file };
+  }
+  return { listeners, logLevel: defaults.log_level, logFormat: defaults.log_format, admin };
 }
 
 function readOptions(raw: RawOptions, path: Path, fail: Fail): DefaultOverrides {

@@ -32,6 +32,13 @@ export interface LogRecord {
   signal?: string;
   code?: string;
   during?: string;
+  /** added, removed, changed: the listener names of a `config reloaded` record. */
+  added?: string[];
+  removed?: string[];
+  changed?: string[];
+  /** reason: why a `config reload refused` (the one-line error). */
+  reason?: string;
+  path?: string;
 }
 
 /** CliExit is how the child ended and when (`Date.now()` at its 'exit' event). */

@@ -1,0 +1,158 @@
+/**
+ * Prometheus metrics of one proxy, in the text exposition format (0.0.4).
+ *
+ * Nothing here runs per chunk. Counters and gauges are read from the proxy's own
+ * stats when Prometheus scrapes (prom-client's `collect`), so the relay pays nothing
+ * for them; the two histograms are observed once per connection, from the proxy's
+ * `connectionConnect` and `connectionClose` events.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { TcpProxy } from '../index.js';
+
+const CONNECT_BUCKETS_S = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+const DURATION_BUCKETS_S = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
+
+/** ProxyMetrics is a Prometheus registry that reflects one proxy. */
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly #proxy: TcpProxy;
+  readonly #connectDuration: Histogram<'listener' | 'target'>;
+  readonly #connectionDuration: Histogram<'listener'>;
+
+  constructor(proxy: TcpProxy) {
+    this.#proxy = proxy;
+    const registers = [this.registry];
+    const metrics = this;
+    new Counter({
+      name: 'proxy_connections_accepted_total',
+      help: 'Clients accepted, including those closed at once (max_connections).',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) this.inc({ listener: l.name }, l.stats.accepted);
+      },
+    });
+    new Gauge({
+      name: 'proxy_connections_active',
+      help: 'Proxied connections open now.',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) this.set({ listener: l.name }, l.stats.active);
+      },
+    });
+    new Counter({
+      name: 'proxy_connections_closed_total',
+      help: 'Closed connections by cause (client_fin, idle_timeout, ...).',
+      labelNames: ['listener', 'cause'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) {
+          for (const [cause, n] of Object.entries(l.stats.closed)) {
+            this.inc({ listener: l.name, cause }, n ?? 0);
+          }
+        }
+      },
+    });
+    new Counter({
+      name: 'proxy_bytes_total',
+      help: 'Bytes relayed, by direction (to_upstream, to_client); open connections included.',
+      labelNames: ['listener', 'direction'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) {
+          this.inc({ listener: l.name, direction: 'to_upstream' }, l.stats.bytesToUpstream);
+          this.inc({ listener: l.name, direction: 'to_client' }, l.stats.bytesToClient);
+        }
+      },
+    });
+    new Counter({
+      name: 'proxy_connect_failures_total',
+      help: 'Failed connect attempts to a target, by error code (ECONNREFUSED, ETIMEDOUT, ...).',
+      labelNames: ['listener', 'target', 'code'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) {
+          for (const target of l.targets) {
+            for (const [code, n] of Object.entries(target.failures)) {
+              this.inc({ listener: l.name, target: target.address, code }, n);
+            }
+          }
+        }
+      },
+    });
+    new Counter({
+      name: 'proxy_accept_errors_total',
+      help: 'Errors reported by accept(), by code (EMFILE, ENFILE, ...).',
+      labelNames: ['listener', 'code'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) {
+          for (const [code, n] of Object.entries(l.stats.acceptErrors)) {
+            this.inc({ listener: l.name, code }, n);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'proxy_target_drained',
+      help: '1 when an operator took the target out of rotation, else 0.',
+      labelNames: ['listener', 'target'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) {
+          for (const t of l.targets) {
+            this.set({ listener: l.name, target: t.address }, t.state === 'drained' ? 1 : 0);
+          }
+        }
+      },
+    });
+    this.#connectDuration = new Histogram({
+      name: 'proxy_connect_duration_seconds',
+      help: 'Time from accepting a client to its upstream connection being up (successful connects).',
+      labelNames: ['listener', 'target'],
+      buckets: CONNECT_BUCKETS_S,
+      registers,
+    });
+    this.#connectionDuration = new Histogram({
+      name: 'proxy_connection_duration_seconds',
+      help: 'Time from accepting a client to closing its connection.',
+      labelNames: ['listener'],
+      buckets: DURATION_BUCKETS_S,
+      registers,
+    });
+    proxy.on('connectionConnect', (c) => {
+      if (c.connectMs === undefined || c.upstream === null) return;
+      this.#connectDuration.observe(
+        { listener: c.listener, target: c.upstream },
+        c.connectMs / 1000,
+      );
+    });
+    proxy.on('connectionClose', (c) => {
+      this.#connectionDuration.observe({ listener: c.listener }, c.ageMs / 1000);
+    });
+  }
+
+  #listeners() {
+    return this.#proxy.listenerInfo();
+  }
+
+  /** contentType is the exposition format's content type. */
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** render returns the exposition text. */
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
