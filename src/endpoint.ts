@@ -33,7 +33,7 @@ export interface EndpointOwner {
   /** lastActivityMs is when bytes last moved either way; the idle timer reads it. */
   lastActivityMs: number;
   now(): number;
-  traceEvent(side: Side, event: string, bytes?: number): void;
+  traceEvent(side: Side, event: string, fields?: Readonly<Record<string, number | string>>): void;
   onFin(from: Endpoint): void;
   onSocketError(from: Endpoint, err: Error): void;
   onSocketClose(from: Endpoint): void;

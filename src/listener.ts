@@ -160,7 +160,9 @@ export class Listener implements ContextHost {
     this.stats.active += 1;
     holdDescriptors(2); // the client's socket and, soon, the upstream's
     if (descriptorsExhausted()) this.onDescriptorShortage('EMFILE', 'accept');
-    if (context.trace) context.traceEvent('client', `accepted on ${this.config.name}`);
+    if (context.trace) {
+      context.traceEvent('client', `accepted ${context.clientAddress} on ${this.config.name}`);
+    }
     this.#events.connectionOpen(context.info());
     if (this.contexts.size > this.config.maxConnections) {
       context.close('max_connections');

@@ -182,10 +182,19 @@ export class ProxyContext {
       return;
     }
     this.target = target;
-    if (this.trace) this.traceEvent('upstream', `connecting to ${target.address}`);
+    if (this.trace) {
+      this.traceEvent(
+        'upstream',
+        `connecting to ${target.address} (attempt ${this.#dialAttempt + 1})`,
+      );
+    }
     this.#dialing = dial(target, this);
     const timeoutMs = this.config.connectTimeoutMs;
-    if (timeoutMs > 0) this.host.timers.scheduleIn(this.#timer, timeoutMs);
+    if (timeoutMs > 0) {
+      this.host.timers.scheduleIn(this.#timer, timeoutMs);
+      if (this.trace)
+        this.traceEvent('upstream', `timer armed: connect timeout in ${timeoutMs} ms`);
+    }
   }
 
   /** onDialConnected: the design's connect() completing (writable, SO_ERROR = 0). */
@@ -196,6 +205,8 @@ export class ProxyContext {
       socket.destroy();
       return;
     }
+    if (this.trace && this.#timer.scheduled)
+      this.traceEvent('upstream', 'timer cancelled: connect timeout');
     this.host.timers.cancel(this.#timer);
     this.errorCode = undefined; // failures of earlier targets did not end this connection
     this.connectedAtMs = this.now();
@@ -204,9 +215,8 @@ export class ProxyContext {
     const upstream = this.upstream.attach(socket);
     watchSocket(upstream);
     if (this.trace) {
-      this.traceEvent('upstream', 'connected', undefined, {
-        connect_ms: Math.round(this.connectedAtMs - this.acceptedAtMs),
-      });
+      const ms = Math.round(this.connectedAtMs - this.acceptedAtMs);
+      this.traceEvent('upstream', `connected to ${this.target?.address ?? '?'} after ${ms} ms`);
     }
     if (this.target !== null) this.host.stats.countConnect(this.target.address);
     this.host.onContextConnected(this);
@@ -240,6 +250,7 @@ export class ProxyContext {
     this.#dialFailures.push(`${address} ${code}`);
     this.errorCode = code;
     if (code === 'EMFILE' || code === 'ENFILE') this.host.onDescriptorShortage(code, 'connect');
+    if (this.trace) this.traceEvent('upstream', `connect to ${address} failed: ${code}`);
     if (this.host.log.enabled('debug')) {
       this.host.log.debug('connect failed', { id: this.id, upstream: address, code });
     }
@@ -272,13 +283,14 @@ export class ProxyContext {
     if (this.firstClose === null) this.firstClose = from.side;
     this.state = 'half_closed';
     this.lastActivityMs = this.now(); // the half-close timeout counts from the FIN
-    if (this.trace) this.traceEvent(from.side, 'FIN received');
+    if (this.trace) this.traceEvent(from.side, `FIN received from ${from.side}`);
     const to = from.peer;
     if (!to.writeShut && to.socket !== null) {
       to.writeShut = true;
       // end() sends our FIN only after every byte already written reached the kernel.
       to.socket.end();
-      if (this.trace) this.traceEvent(to.side, 'write side shut');
+      if (this.trace)
+        this.traceEvent(to.side, `shut write side of ${to.side} (FIN after buffered bytes)`);
     }
     this.#armInactivity();
   }
@@ -288,7 +300,7 @@ export class ProxyContext {
     const code = errorCode(err);
     if (this.firstClose === null) this.firstClose = from.side;
     this.errorCode = code;
-    if (this.trace) this.traceEvent(from.side, `error ${code}`);
+    if (this.trace) this.traceEvent(from.side, `${from.side} socket error ${code}`);
     this.close(isResetCode(code) ? `${from.side}_reset` : `${from.side}_error`);
   }
 
@@ -327,7 +339,9 @@ export class ProxyContext {
       this.host.timers.schedule(this.#timer, deadline);
       return;
     }
-    if (this.trace) this.traceEvent(this.firstClose ?? 'client', 'timer fired: inactivity');
+    if (this.trace) {
+      this.traceEvent(this.firstClose ?? 'client', `timer fired: no bytes for ${periodMs} ms`);
+    }
     const halfClosed = this.state === 'half_closed' && this.config.halfCloseTimeoutMs > 0;
     this.close(halfClosed ? 'half_close_timeout' : 'idle_timeout');
   }
@@ -343,12 +357,17 @@ export class ProxyContext {
   #armInactivity(): void {
     const periodMs = this.#inactivityPeriodMs();
     if (periodMs === 0) {
+      if (this.trace && this.#timer.scheduled) this.traceEvent('client', 'timer cancelled');
       this.host.timers.cancel(this.#timer);
       return;
     }
     const deadline = this.lastActivityMs + periodMs;
     if (!this.#timer.scheduled || deadline < this.#timer.deadline) {
       this.host.timers.schedule(this.#timer, deadline);
+      if (this.trace) {
+        const what = this.state === 'half_closed' ? 'half-close' : 'idle';
+        this.traceEvent('client', `timer armed: ${what} timeout, ${periodMs} ms without bytes`);
+      }
     }
   }
 
@@ -370,7 +389,11 @@ export class ProxyContext {
     destroySocket(this.upstream.socket, reset);
     if (this.#dialing !== null) abandonDial(this.#dialing);
     this.#dialing = null;
-    if (this.trace) this.traceEvent(this.firstClose ?? 'client', `closed: ${cause}`);
+    if (this.trace) {
+      if (reset)
+        this.traceEvent(this.firstClose ?? 'client', 'passed the reset on to the other side');
+      this.traceEvent(this.firstClose ?? 'client', `closed: ${cause}`);
+    }
     this.host.onContextClosed(this);
   }
 
@@ -407,13 +430,8 @@ export class ProxyContext {
   }
 
   /** traceEvent logs one event of this connection at trace level. */
-  traceEvent(
-    side: Side,
-    event: string,
-    bytes?: number,
-    extra?: Readonly<Record<string, number>>,
-  ): void {
-    this.host.log.trace(event, { id: this.id, side, bytes, ...extra });
+  traceEvent(side: Side, event: string, fields?: Readonly<Record<string, number | string>>): void {
+    this.host.log.trace(event, { id: this.id, side, ...fields });
   }
 }
 

@@ -13,7 +13,7 @@
  * Half-close: a FIN from one side ('end') becomes `end()` on the other, which Node
  * sends only after everything already written has been handed to the kernel.
  */
-import { type EndpointSocket, kEndpoint } from './endpoint.js';
+import { type Endpoint, type EndpointSocket, kEndpoint } from './endpoint.js';
 
 /** startRelay hooks the relay listeners to one endpoint's socket. */
 export function startRelay(socket: EndpointSocket): void {
@@ -34,13 +34,19 @@ function socketOnData(this: EndpointSocket, chunk: Buffer): void {
   const context = from.context;
   from.bytesRead += chunk.length;
   context.lastActivityMs = context.now();
-  if (context.trace) context.traceEvent(from.side, 'read', chunk.length);
   const to = from.peer.socket;
   if (to === null) return; // cannot happen: a socket is read only once both are up
-  if (!to.write(chunk)) {
+  const flushed = to.write(chunk);
+  if (context.trace) traceChunk(from, chunk.length, to.writableLength);
+  if (!flushed) {
     from.paused = true;
     this.pause();
-    if (context.trace) context.traceEvent(from.side, 'paused for backpressure');
+    if (context.trace) {
+      context.traceEvent(
+        from.side,
+        `paused reading ${from.side}: ${from.peer.side} cannot take more`,
+      );
+    }
   }
 }
 
@@ -50,7 +56,18 @@ function socketOnDrain(this: EndpointSocket): void {
   if (!source.paused || source.socket === null) return;
   source.paused = false;
   source.socket.resume();
-  if (source.context.trace) source.context.traceEvent(source.side, 'resumed');
+  if (source.context.trace) {
+    source.context.traceEvent(
+      source.side,
+      `resumed reading ${source.side}: ${source.peer.side} drained`,
+    );
+  }
+}
+
+function traceChunk(from: Endpoint, bytes: number, queued: number): void {
+  const to = from.peer.side;
+  from.context.traceEvent(from.side, `read ${bytes} bytes from ${from.side}`);
+  from.context.traceEvent(to, `wrote ${bytes} bytes to ${to}`, queued > 0 ? { queued } : undefined);
 }
 
 // Design case "read() returns 0": the peer finished sending.
