@@ -10,6 +10,7 @@
  * (`this[kEndpoint]`) instead of closures made per connection or per chunk.
  */
 import type { Socket } from 'node:net';
+import { borrowLarge, giveBackLarge, SMALL_BYTES } from './read-buffer.js';
 
 /** Side names the two ends of a proxied connection, as logs and causes spell them. */
 export type Side = 'client' | 'upstream';
@@ -47,7 +48,10 @@ export class Endpoint {
   peer!: Endpoint;
   /** socket is null for the upstream until a connect attempt starts. */
   socket: EndpointSocket | null = null;
-  /** paused: we stopped reading this socket because the peer cannot take more (backpressure). */
+  /**
+   * paused: we stopped reading this socket because part of its last chunk still waits
+   * for the peer (backpressure). Its read buffer is not touched until that write is done.
+   */
   paused = false;
   /** finReceived: this side finished sending (its FIN arrived; the design's read() returning 0). */
   finReceived = false;
@@ -57,10 +61,60 @@ export class Endpoint {
   socketClosed = false;
   /** bytesRead counts bytes read from this side, i.e. relayed to the peer. */
   bytesRead = 0;
+  /** lastReadBytes is the size of the last read; it decides the next read buffer. */
+  lastReadBytes = 0;
+  /** readBuffer is where the next read lands: `#small`, or a large one lent by the pool. */
+  readBuffer: Buffer;
+  readonly #small: Buffer;
+  /** nextReadBuffer is handed to Node, which calls it after each read (bound once, not per read). */
+  readonly nextReadBuffer: () => Buffer;
+  /** onPeerWritten is the callback of every write to the peer (bound once, not per write). */
+  readonly onPeerWritten: () => void;
 
   constructor(side: Side, context: EndpointOwner) {
     this.side = side;
     this.context = context;
+    this.#small = Buffer.allocUnsafe(SMALL_BYTES);
+    this.readBuffer = this.#small;
+    this.nextReadBuffer = () => this.#chooseReadBuffer();
+    this.onPeerWritten = () => this.#resumeIfWritten();
+  }
+
+  // Called by Node after each read of this socket: a read that filled the small buffer
+  // asks for a large one; a read that would have fit the small one gives it back.
+  #chooseReadBuffer(): Buffer {
+    const current = this.readBuffer;
+    if (this.paused) return current; // a pending write still points into it; reading is stopped
+    if (current !== this.#small) {
+      if (this.lastReadBytes <= SMALL_BYTES) {
+        giveBackLarge(current);
+        this.readBuffer = this.#small;
+      }
+    } else if (this.lastReadBytes === current.length) {
+      this.readBuffer = borrowLarge() ?? current;
+    }
+    return this.readBuffer;
+  }
+
+  // The peer took a chunk: if it was the one we were waiting for, read again.
+  #resumeIfWritten(): void {
+    const to = this.peer.socket;
+    if (!this.paused || this.socket === null || (to !== null && to.writableLength > 0)) return;
+    this.paused = false;
+    this.socket.resume();
+    if (this.context.trace) {
+      this.context.traceEvent(
+        this.side,
+        `resumed reading ${this.side}: ${this.peer.side} took the chunk`,
+      );
+    }
+  }
+
+  /** releaseReadBuffer gives a lent large buffer back once the socket is closed. */
+  releaseReadBuffer(): void {
+    if (this.readBuffer === this.#small) return;
+    giveBackLarge(this.readBuffer);
+    this.readBuffer = this.#small;
   }
 
   /** attach makes `socket` this endpoint's socket. */

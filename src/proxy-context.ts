@@ -24,7 +24,7 @@ import type { ListenerConfig, Target } from './config/config.js';
 import { Endpoint, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
 import type { Logger } from './log.js';
-import { startRelay, watchSocket } from './relay.js';
+import { startClientRelay, startUpstreamRelay, upstreamOnread, watchSocket } from './relay.js';
 import type { Stats } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import type { Balancer } from './upstream/balancer.js';
@@ -188,7 +188,7 @@ export class ProxyContext {
         `connecting to ${target.address} (attempt ${this.#dialAttempt + 1})`,
       );
     }
-    this.#dialing = dial(target, this);
+    this.#dialing = dial(target, this, upstreamOnread(this.upstream));
     const timeoutMs = this.config.connectTimeoutMs;
     if (timeoutMs > 0) {
       this.host.timers.scheduleIn(this.#timer, timeoutMs);
@@ -220,14 +220,11 @@ export class ProxyContext {
     }
     if (this.target !== null) this.host.stats.countConnect(this.target.address);
     this.host.onContextConnected(this);
-    startRelay(upstream);
+    startUpstreamRelay(upstream);
     // Only now start reading the client: whatever it sent while we were dialing
     // waited in its kernel receive buffer, so nothing is lost and nothing is buffered here.
     const client = this.client.socket;
-    if (client !== null) {
-      startRelay(client);
-      client.resume(); // pauseOnConnect left it explicitly paused; 'data' alone does not resume it
-    }
+    if (client !== null) startClientRelay(client);
     this.#armInactivity();
   }
 

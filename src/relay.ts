@@ -1,25 +1,39 @@
 /**
  * The relay: copying bytes from one endpoint's socket to the other's, unchanged.
  *
- * These are the socket listeners of a connection that is up. They are plain named
+ * These are the socket callbacks of a connection that is up. They are plain named
  * functions, shared by every connection (each finds its endpoint via `kEndpoint`),
- * so a chunk costs no allocation of ours.
+ * so a chunk costs no closure and no buffer of ours: libuv reads into the endpoint's
+ * read buffer (read-buffer.ts) and calls `socketOnRead` with the byte count.
  *
- * Backpressure: when `write()` returns false the peer's send buffer is full, so we
- * stop reading the source (`pause()`); the peer's 'drain' resumes it. Each direction
- * then holds at most one socket highWaterMark on the read side plus one on the write
- * side, and one chunk each (see docs/design.md, "Memory per connection").
+ * Backpressure: after writing a chunk to the peer, if the peer's kernel did not take
+ * all of it (`writableLength > 0`), part of the chunk waits in Node and still points
+ * into our read buffer. So we stop reading this side (return false) until that write
+ * is done (Endpoint.onPeerWritten), which both protects the buffer and bounds memory:
+ * per direction, at most one chunk waits in user space (see docs/design.md).
  *
  * Half-close: a FIN from one side ('end') becomes `end()` on the other, which Node
  * sends only after everything already written has been handed to the kernel.
  */
 import { type Endpoint, type EndpointSocket, kEndpoint } from './endpoint.js';
+import { readsIntoOwnBuffer } from './read-buffer.js';
 
-/** startRelay hooks the relay listeners to one endpoint's socket. */
-export function startRelay(socket: EndpointSocket): void {
-  socket.on('data', socketOnData);
-  socket.on('drain', socketOnDrain);
+/** startRelay starts reading an accepted client socket (paused until now) into its endpoint's buffers. */
+export function startClientRelay(socket: EndpointSocket): void {
+  const endpoint = socket[kEndpoint];
+  readsIntoOwnBuffer(socket, endpoint.readBuffer, endpoint.nextReadBuffer, socketOnRead);
   socket.on('end', socketOnEnd);
+  socket.resume(); // pauseOnConnect left it paused
+}
+
+/** startUpstreamRelay hooks the relay to a connected upstream socket (dialed with `upstreamOnread`). */
+export function startUpstreamRelay(socket: EndpointSocket): void {
+  socket.on('end', socketOnEnd);
+}
+
+/** upstreamOnread is the `onread` option for dialing the upstream of `endpoint`. */
+export function upstreamOnread(endpoint: Endpoint) {
+  return { buffer: endpoint.nextReadBuffer, callback: socketOnRead };
 }
 
 /** watchSocket hooks the listeners every owned socket needs from the start: errors and close. */
@@ -29,39 +43,26 @@ export function watchSocket(socket: EndpointSocket): void {
 }
 
 // Design case "read() returns > 0": pass the bytes on to the peer.
-function socketOnData(this: EndpointSocket, chunk: Buffer): void {
+function socketOnRead(this: EndpointSocket, bytes: number, buffer: Uint8Array): boolean {
   const from = this[kEndpoint];
   const context = from.context;
-  from.bytesRead += chunk.length;
+  from.bytesRead += bytes;
+  from.lastReadBytes = bytes;
   context.lastActivityMs = context.now();
   const to = from.peer.socket;
-  if (to === null) return; // cannot happen: a socket is read only once both are up
-  const flushed = to.write(chunk);
-  if (context.trace) traceChunk(from, chunk.length, to.writableLength);
-  if (!flushed) {
-    from.paused = true;
-    this.pause();
-    if (context.trace) {
-      context.traceEvent(
-        from.side,
-        `paused reading ${from.side}: ${from.peer.side} cannot take more`,
-      );
-    }
-  }
-}
-
-// The peer's send buffer has room again: resume reading the side that feeds it.
-function socketOnDrain(this: EndpointSocket): void {
-  const source = this[kEndpoint].peer;
-  if (!source.paused || source.socket === null) return;
-  source.paused = false;
-  source.socket.resume();
-  if (source.context.trace) {
-    source.context.traceEvent(
-      source.side,
-      `resumed reading ${source.side}: ${source.peer.side} drained`,
+  if (to === null || to.destroyed) return false; // torn down meanwhile; the close path finishes
+  to.write(bytes === buffer.length ? buffer : buffer.subarray(0, bytes), from.onPeerWritten);
+  const waiting = to.writableLength;
+  if (context.trace) traceChunk(from, bytes, waiting);
+  if (waiting === 0) return true; // the kernel took it all: the buffer is free again
+  from.paused = true;
+  if (context.trace) {
+    context.traceEvent(
+      from.side,
+      `paused reading ${from.side}: ${from.peer.side} cannot take more`,
     );
   }
+  return false;
 }
 
 function traceChunk(from: Endpoint, bytes: number, queued: number): void {
@@ -88,5 +89,6 @@ function socketOnError(this: EndpointSocket, err: Error): void {
 function socketOnClose(this: EndpointSocket): void {
   const from = this[kEndpoint];
   from.socketClosed = true;
+  from.releaseReadBuffer(); // the handle is closed: nothing reads into it any more
   if (!from.context.closed) from.context.onSocketClose(from);
 }

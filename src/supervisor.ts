@@ -271,9 +271,11 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     // stays (binding it again would collide with itself) and takes the new config.
     const next = slots.map((slot) => {
       if (slot instanceof Listener) return slot;
-      const renamed = [...byName.values()].find((l) =>
-        isDeepStrictEqual(l.config.listen, slot.listen),
-      );
+      // (Port 0 means "any free port": two of those are never the same address.)
+      const renamed =
+        slot.listen.port === 0
+          ? undefined
+          : [...byName.values()].find((l) => isDeepStrictEqual(l.config.listen, slot.listen));
       if (renamed !== undefined) {
         byName.delete(renamed.config.name);
         result.removed.push(renamed.config.name);

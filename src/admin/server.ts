@@ -129,7 +129,9 @@ export class AdminServer {
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     req.resume(); // no route reads a body; discard whatever was sent
     try {
-      this.#authorize(req);
+      // The page itself holds no data (it asks the API, with the token), so a browser
+      // can open it; everything else needs the token.
+      if (!isStatusPage(req)) this.#authorize(req);
       const reply = await this.#route(req);
       send(res, reply);
     } catch (err) {
@@ -155,7 +157,8 @@ export class AdminServer {
   #route(req: IncomingMessage): Promise<Reply> | Reply {
     let url: URL;
     try {
-      url = new URL(req.url ?? '/', 'http://admin.invalid');
+      // Prefix the origin rather than resolve against it: "//x" must stay a path, not a host.
+      url = new URL(`http://admin.invalid${req.url ?? '/'}`);
     } catch {
       throw new HttpError(400, `malformed request target ${JSON.stringify(req.url)}`);
     }
@@ -265,6 +268,13 @@ export class AdminServer {
       },
     ];
   }
+}
+
+function isStatusPage(req: IncomingMessage): boolean {
+  return (
+    (req.method === 'GET' || req.method === 'HEAD') &&
+    (req.url === '/' || req.url?.startsWith('/?') === true)
+  );
 }
 
 function decodePart(part: string): string {

@@ -21,6 +21,12 @@ export interface DialOwner {
 
 const kDialOwner: unique symbol = Symbol('proxy.dialOwner');
 
+/** OnreadOptions tell Node where the socket's reads land and whom to call (see read-buffer.ts). */
+export interface OnreadOptions {
+  buffer: () => Uint8Array;
+  callback: (bytes: number, buffer: Uint8Array) => boolean;
+}
+
 interface DialSocket extends Socket {
   [kDialOwner]: DialOwner;
 }
@@ -31,11 +37,17 @@ interface DialSocket extends Socket {
  * Nagle off (`noDelay`): a proxy should not add latency that the peers did not ask for. The owner becomes responsible
  * for the socket when `onDialConnected` is called; on failure it must call abandonDial.
  */
-export function dial(target: Target, owner: DialOwner): Socket {
+export function dial(target: Target, owner: DialOwner, onread: OnreadOptions): Socket {
   const socket = (
     target.path !== undefined
-      ? connect({ path: target.path, allowHalfOpen: true })
-      : connect({ host: target.host, port: target.port, allowHalfOpen: true, noDelay: true })
+      ? connect({ path: target.path, allowHalfOpen: true, onread })
+      : connect({
+          host: target.host,
+          port: target.port,
+          allowHalfOpen: true,
+          noDelay: true,
+          onread,
+        })
   ) as DialSocket;
   socket[kDialOwner] = owner;
   socket.once('connect', upstreamOnConnect);

@@ -1,0 +1,107 @@
+/**
+ * Read buffers: where the bytes read from a socket land.
+ *
+ * By default Node allocates a new buffer for every read and pushes it through the
+ * stream machinery ('data' events). A proxy only passes the bytes on, so instead each
+ * endpoint reads into a buffer of its own choosing (Node's `onread` option: libuv
+ * reads straight into it and calls us with the byte count):
+ *
+ * - every endpoint owns a small buffer (SMALL_BYTES), enough for the messages of a
+ *   request/response protocol and cheap for an idle connection;
+ * - when a read fills it, the endpoint borrows a large buffer (LARGE_BYTES) from a
+ *   process-wide pool for the reads that follow, and gives it back once reads are
+ *   small again (or the socket closes). At most MAX_LARGE_LENT large buffers are lent
+ *   at once, so bulk transfers cost at most MAX_LARGE_LENT × LARGE_BYTES for the
+ *   whole process, however many connections there are.
+ *
+ * The rule that keeps bytes intact: a buffer is read into by one socket only, and a
+ * socket is not read again while part of its last chunk still waits in Node for the
+ * peer's kernel buffer (the write is pending and points into the buffer). The relay
+ * stops reading in that case and resumes when the write is done (relay.ts).
+ *
+ * Accepted sockets cannot be given `onread` through the public API (net.Server has no
+ * such option), so the symbols Node uses for it are borrowed from a socket that is
+ * created with the option; `readsIntoOwnBuffer` checks at start-up that they exist.
+ */
+import { Socket } from 'node:net';
+
+/** SMALL_BYTES is each endpoint's own read buffer. */
+export const SMALL_BYTES = 2048;
+/** LARGE_BYTES is a pooled buffer lent for bulk reads. */
+export const LARGE_BYTES = 256 * 1024;
+/** MAX_LARGE_LENT bounds the large buffers lent at once, process-wide. */
+export const MAX_LARGE_LENT = 128;
+// Large buffers kept for reuse when given back; more are left to the GC.
+const MAX_LARGE_FREE = 16;
+
+const freeLarge: Buffer[] = [];
+let largeLent = 0;
+
+/** borrowLarge lends a large buffer, or returns null when MAX_LARGE_LENT are out. */
+export function borrowLarge(): Buffer | null {
+  if (largeLent >= MAX_LARGE_LENT) return null;
+  largeLent += 1;
+  return freeLarge.pop() ?? Buffer.allocUnsafeSlow(LARGE_BYTES);
+}
+
+/** giveBackLarge returns a buffer lent by borrowLarge; the caller must not use it again. */
+export function giveBackLarge(buffer: Buffer): void {
+  largeLent -= 1;
+  if (freeLarge.length < MAX_LARGE_FREE) freeLarge.push(buffer);
+}
+
+/** largeBuffersLent is how many large buffers are lent now (for tests and stats). */
+export function largeBuffersLent(): number {
+  return largeLent;
+}
+
+interface OnreadSymbols {
+  readonly kBuffer: symbol;
+  readonly kBufferCb: symbol;
+  readonly kBufferGen: symbol;
+}
+
+function borrowOnreadSymbols(): OnreadSymbols | null {
+  // `onread` works for any Socket; @types/node lists it only for net.connect's options.
+  const options = { onread: { buffer: Buffer.alloc(1), callback: () => true } };
+  const probe = new Socket(options as ConstructorParameters<typeof Socket>[0]);
+  const own = Object.getOwnPropertySymbols(probe);
+  const find = (name: string): symbol | undefined => own.find((s) => s.description === name);
+  const kBuffer = find('kBuffer');
+  const kBufferCb = find('kBufferCb');
+  const kBufferGen = find('kBufferGen');
+  probe.destroy();
+  return kBuffer && kBufferCb && kBufferGen ? { kBuffer, kBufferCb, kBufferGen } : null;
+}
+
+const symbols = borrowOnreadSymbols();
+
+/** ReadCallback is called with the bytes read into `buffer`; false stops reading. */
+export type ReadCallback = (bytes: number, buffer: Uint8Array) => boolean;
+
+// The parts of a TCP handle used here; `_handle` itself is Node's, not public API.
+interface UserBufferHandle {
+  useUserBuffer(buffer: Uint8Array): void;
+}
+
+/**
+ * readsIntoOwnBuffer makes an accepted socket, still paused (pauseOnConnect), read
+ * into `first` and then into whatever `next()` returns after each read, calling
+ * `callback` instead of emitting 'data'. Reading starts with `socket.resume()`.
+ */
+export function readsIntoOwnBuffer(
+  socket: Socket,
+  first: Buffer,
+  next: () => Buffer,
+  callback: ReadCallback,
+): void {
+  const handle = (socket as unknown as { _handle: UserBufferHandle | null })._handle;
+  if (symbols === null || handle === null) {
+    throw new Error(`this Node.js (${process.version}) lacks the onread internals proxy relies on`);
+  }
+  const target = socket as unknown as Record<symbol, unknown>;
+  target[symbols.kBuffer] = first;
+  target[symbols.kBufferCb] = callback;
+  target[symbols.kBufferGen] = next;
+  handle.useUserBuffer(first);
+}
