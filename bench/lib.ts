@@ -23,6 +23,8 @@ export interface Settings {
   retries: number;
   /** proxyLogLevel is passed to the proxy as `--log-level` (default `warn`: no access log). */
   proxyLogLevel: string;
+  /** proxyAdmin: run the proxy with `--admin 127.0.0.1:0` (metrics and the admin API on). */
+  proxyAdmin: boolean;
   /** cpuProfileDir: when set, the proxy runs under `node --cpu-prof` and writes its profiles there. */
   cpuProfileDir: string | null;
 }

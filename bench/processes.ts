@@ -125,6 +125,7 @@ export async function startProxy(targetPort: number, settings: Settings): Promis
     `${LOOPBACK}:${targetPort}`,
     '--log-level',
     settings.proxyLogLevel,
+    ...(settings.proxyAdmin ? ['--admin', `${LOOPBACK}:0`] : []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', logFd] });
   closeSync(logFd);

@@ -28,7 +28,10 @@ import { timerSet } from './timer-set.js';
 const SCENARIOS: readonly Scenario[] = [bulk, requestResponse, churn, idle, timerSet];
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
 
-const PRESETS: Record<Settings['mode'], Omit<Settings, 'proxyLogLevel' | 'cpuProfileDir'>> = {
+const PRESETS: Record<
+  Settings['mode'],
+  Omit<Settings, 'proxyLogLevel' | 'cpuProfileDir' | 'proxyAdmin'>
+> = {
   full: {
     mode: 'full',
     retries: 2,
@@ -62,6 +65,7 @@ const USAGE = `Usage: npm run bench -- [--quick | --smoke] [--duration S] [--con
   --duration S     seconds per measured step (0.1 to 60)
   --conns N        idle connections to hold (default 5000; 500 with --quick)
   --log-level L    the proxy's --log-level (default warn; info adds one access-log line per connection)
+  --admin          run the proxy with --admin 127.0.0.1:0 (metrics histograms observed per connection)
   --json FILE      also write every figure, the settings and the machine to FILE
   --cpu-prof DIR   run the proxy under node --cpu-prof: one .cpuprofile per scenario in DIR
   FILTER           run only the step with that id, or those whose id contains it: ${SCENARIOS.flatMap((s) => s.ids).join(', ')}`;
@@ -90,6 +94,7 @@ function parseArgs(argv: readonly string[]): Options {
   let durationMs: number | null = null;
   let conns: number | null = null;
   let proxyLogLevel = 'warn';
+  let proxyAdmin = false;
   let jsonPath: string | null = null;
   let cpuProfileDir: string | null = null;
   const filters: string[] = [];
@@ -104,7 +109,8 @@ function parseArgs(argv: readonly string[]): Options {
       if (!LOG_LEVELS.includes(proxyLogLevel)) {
         usageError(`--log-level expects one of ${LOG_LEVELS.join(', ')}, got ${proxyLogLevel}`);
       }
-    } else if (arg === '--json') jsonPath = argv[++i] ?? usageError('--json expects a file name');
+    } else if (arg === '--admin') proxyAdmin = true;
+    else if (arg === '--json') jsonPath = argv[++i] ?? usageError('--json expects a file name');
     else if (arg === '--cpu-prof') {
       cpuProfileDir = argv[++i] ?? usageError('--cpu-prof expects a directory');
     } else if (arg === '-h' || arg === '--help') {
@@ -117,7 +123,7 @@ function parseArgs(argv: readonly string[]): Options {
   for (const filter of filters) {
     if (!ids.some((id) => id.includes(filter))) usageError(`no step matches "${filter}"`);
   }
-  const settings: Settings = { ...PRESETS[mode], proxyLogLevel, cpuProfileDir };
+  const settings: Settings = { ...PRESETS[mode], proxyLogLevel, proxyAdmin, cpuProfileDir };
   if (durationMs !== null) settings.durationMs = durationMs;
   if (conns !== null) settings.idleConnections = conns;
   return { settings, filters, jsonPath };
@@ -168,7 +174,7 @@ function header(settings: Settings, host: Machine): string {
     '',
     `Node ${host.node} · ${host.cpuModel} · ${host.cores} cores · Linux ${host.kernel} · ${host.date}`,
     '',
-    `Proxy: \`node dist/cli.js --log-level ${settings.proxyLogLevel}\` in its own process; upstreams and load ` +
+    `Proxy: \`node dist/cli.js --log-level ${settings.proxyLogLevel}${settings.proxyAdmin ? ' --admin 127.0.0.1:0' : ''}\` in its own process; upstreams and load ` +
       'generators: Node.js agent processes; all on 127.0.0.1. "direct" is the load generator ' +
       'connected straight to the same upstream, in the same run. Idle "direct": the upstream ' +
       'server\'s own memory per socket. TimerSet "direct": Node\'s setTimeout.',

@@ -21,8 +21,9 @@ import { Balancer } from './upstream/balancer.js';
 
 /** ListenerEvents are how a listener reports connections to whoever owns it. */
 export interface ListenerEvents {
-  connectionOpen(info: ConnectionInfo): void;
-  connectionConnect(info: ConnectionInfo): void;
+  /** connectionOpen and connectionConnect get the context: describing it costs, so only if wanted. */
+  connectionOpen(context: ProxyContext): void;
+  connectionConnect(context: ProxyContext): void;
   connectionClose(info: ConnectionInfo): void;
 }
 
@@ -163,7 +164,7 @@ export class Listener implements ContextHost {
     if (context.trace) {
       context.traceEvent('client', `accepted ${context.clientAddress} on ${this.config.name}`);
     }
-    this.#events.connectionOpen(context.info());
+    this.#events.connectionOpen(context);
     if (this.contexts.size > this.config.maxConnections) {
       context.close('max_connections');
       return;
@@ -208,7 +209,7 @@ export class Listener implements ContextHost {
 
   /** onContextConnected: a context reached its upstream. */
   onContextConnected(context: ProxyContext): void {
-    this.#events.connectionConnect(context.info());
+    this.#events.connectionConnect(context);
   }
 
   isDrained(target: Target): boolean {

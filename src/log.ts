@@ -40,13 +40,43 @@ const severity: Readonly<Record<LogLevel, number>> = {
 export interface LoggerOptions {
   level?: LogLevel;
   format?: LogFormat;
-  /** write receives one line without its newline. Default: `process.stderr.write(line + '\n')`. */
+  /**
+   * write receives one line without its newline. Default: stderr, gathered and written
+   * once per turn of the event loop (and before exit).
+   */
   write?: (line: string) => void;
 }
 
+// Lines for stderr are gathered and written once per turn of the event loop (one
+// write() for a burst of closed connections, instead of one each). They are flushed
+// before the process exits, and at once when many are waiting.
+const pendingLines: string[] = [];
+const MAX_PENDING_LINES = 512;
+let flushScheduled = false;
+
 function writeStderr(line: string): void {
-  process.stderr.write(`${line}\n`);
+  pendingLines.push(line);
+  if (pendingLines.length >= MAX_PENDING_LINES) flushStderr();
+  else if (!flushScheduled) {
+    flushScheduled = true;
+    setImmediate(flushStderr);
+  }
 }
+
+/** flushStderr writes every gathered log line now. */
+export function flushStderr(): void {
+  flushScheduled = false;
+  if (pendingLines.length === 0) return;
+  const text = `${pendingLines.join('\n')}\n`;
+  pendingLines.length = 0;
+  try {
+    process.stderr.write(text);
+  } catch {
+    // A broken stderr (EPIPE) must not take the proxy down with it.
+  }
+}
+
+process.on('exit', flushStderr);
 
 /** Logger writes records at or above its level; it never throws. */
 export class Logger {

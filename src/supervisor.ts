@@ -19,7 +19,7 @@ import {
 import { ProxyError } from './errors.js';
 import { Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
-import type { ConnectionInfo } from './proxy-context.js';
+import type { ConnectionInfo, ProxyContext } from './proxy-context.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
 
@@ -100,8 +100,14 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     this.timers = timers;
     this.startedAtMs = timers.now();
     this.#events = {
-      connectionOpen: (info: ConnectionInfo) => this.emit('connectionOpen', info),
-      connectionConnect: (info: ConnectionInfo) => this.emit('connectionConnect', info),
+      // Describing a connection allocates; per accept and connect, do it only for a listener.
+      connectionOpen: (context: ProxyContext) => {
+        if (this.listenerCount('connectionOpen') > 0) this.emit('connectionOpen', context.info());
+      },
+      connectionConnect: (context: ProxyContext) => {
+        if (this.listenerCount('connectionConnect') > 0)
+          this.emit('connectionConnect', context.info());
+      },
       connectionClose: (info: ConnectionInfo) => this.emit('connectionClose', info),
     };
     this.#listeners = config.listeners.map((l) => new Listener(l, timers, log, this.#events));

@@ -9,6 +9,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Target } from '../config/config.js';
+import { cachedLookup } from './resolve.js';
 
 /**
  * DialOwner hears how an attempt ended: one of the two is called, once, unless the
@@ -34,8 +35,10 @@ interface DialSocket extends Socket {
 /**
  * dial starts connecting to `target` (TCP, or a Unix domain socket) and returns the
  * socket at once. The socket is half-open capable (`allowHalfOpen`) and, for TCP, has
- * Nagle off (`noDelay`): a proxy should not add latency that the peers did not ask for. The owner becomes responsible
- * for the socket when `onDialConnected` is called; on failure it must call abandonDial.
+ * Nagle off (`noDelay`): a proxy should not add latency that the peers did not ask for.
+ * A host name is looked up through the shared cache (resolve.ts). The owner becomes
+ * responsible for the socket when `onDialConnected` is called; on failure it must
+ * call abandonDial.
  */
 export function dial(target: Target, owner: DialOwner, onread: OnreadOptions): Socket {
   const socket = (
@@ -47,6 +50,7 @@ export function dial(target: Target, owner: DialOwner, onread: OnreadOptions): S
           allowHalfOpen: true,
           noDelay: true,
           onread,
+          lookup: cachedLookup, // a host name is resolved once, not per connection
         })
   ) as DialSocket;
   socket[kDialOwner] = owner;
