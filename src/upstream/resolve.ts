@@ -46,11 +46,11 @@ export function createCachedLookup(
   const inFlight = new Map<string, Waiter[]>();
 
   function answerWith(answer: Answer, options: LookupOptions, callback: LookupCallback): void {
-    if (answer.error !== null) return callback(answer.error, options.all ? [] : '');
-    if (options.all) return callback(null, answer.addresses);
     const first = answer.addresses[0];
-    if (first === undefined) return callback(notFound(), '');
-    callback(null, first.address, first.family);
+    if (answer.error !== null) callback(answer.error, options.all ? [] : '');
+    else if (options.all) callback(null, answer.addresses);
+    else if (first === undefined) callback(notFound(), '');
+    else callback(null, first.address, first.family);
   }
 
   return function cachedLookup(
