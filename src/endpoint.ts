@@ -10,7 +10,7 @@
  * (`this[kEndpoint]`) instead of closures made per connection or per chunk.
  */
 import type { Socket } from 'node:net';
-import { borrowLarge, giveBackLarge, SMALL_BYTES } from './read-buffer.js';
+import { borrowLarge, giveBackLarge, SHARED_READ_BUFFER, SMALL_BYTES } from './read-buffer.js';
 
 /** Side names the two ends of a proxied connection, as logs and causes spell them. */
 export type Side = 'client' | 'upstream';
@@ -63,9 +63,8 @@ export class Endpoint {
   bytesRead = 0;
   /** lastReadBytes is the size of the last read; it decides the next read buffer. */
   lastReadBytes = 0;
-  /** readBuffer is where the next read lands: `#small`, or a large one lent by the pool. */
-  readBuffer: Buffer;
-  readonly #small: Buffer;
+  /** readBuffer is where the next read lands: the shared one, or a large one lent by the pool. */
+  readBuffer: Buffer = SHARED_READ_BUFFER;
   /** nextReadBuffer is handed to Node, which calls it after each read (bound once, not per read). */
   readonly nextReadBuffer: () => Buffer;
   /** onPeerWritten is the callback of every write to the peer (bound once, not per write). */
@@ -74,24 +73,20 @@ export class Endpoint {
   constructor(side: Side, context: EndpointOwner) {
     this.side = side;
     this.context = context;
-    this.#small = Buffer.allocUnsafe(SMALL_BYTES);
-    this.readBuffer = this.#small;
     this.nextReadBuffer = () => this.#chooseReadBuffer();
     this.onPeerWritten = () => this.#resumeIfWritten();
   }
 
-  // Called by Node after each read of this socket: a read that filled the small buffer
-  // asks for a large one; a read that would have fit the small one gives it back.
+  // Called by Node after each read of this socket: a read that filled the shared buffer
+  // asks for a large one; a read that would have fit the shared one gives it back.
   #chooseReadBuffer(): Buffer {
     const current = this.readBuffer;
-    if (this.paused) return current; // a pending write still points into it; reading is stopped
-    if (current !== this.#small) {
-      if (this.lastReadBytes <= SMALL_BYTES) {
-        giveBackLarge(current);
-        this.readBuffer = this.#small;
-      }
-    } else if (this.lastReadBytes === current.length) {
-      this.readBuffer = borrowLarge() ?? current;
+    if (current === SHARED_READ_BUFFER) {
+      if (this.lastReadBytes === SMALL_BYTES) this.readBuffer = borrowLarge() ?? current;
+    } else if (!this.paused && this.lastReadBytes <= SMALL_BYTES) {
+      // (While paused, a pending write still points into the large buffer: keep it.)
+      giveBackLarge(current);
+      this.readBuffer = SHARED_READ_BUFFER;
     }
     return this.readBuffer;
   }
@@ -112,9 +107,9 @@ export class Endpoint {
 
   /** releaseReadBuffer gives a lent large buffer back once the socket is closed. */
   releaseReadBuffer(): void {
-    if (this.readBuffer === this.#small) return;
+    if (this.readBuffer === SHARED_READ_BUFFER) return;
     giveBackLarge(this.readBuffer);
-    this.readBuffer = this.#small;
+    this.readBuffer = SHARED_READ_BUFFER;
   }
 
   /** attach makes `socket` this endpoint's socket. */

@@ -6,18 +6,22 @@
  * endpoint reads into a buffer of its own choosing (Node's `onread` option: libuv
  * reads straight into it and calls us with the byte count):
  *
- * - every endpoint owns a small buffer (SMALL_BYTES), enough for the messages of a
- *   request/response protocol and cheap for an idle connection;
- * - when a read fills it, the endpoint borrows a large buffer (LARGE_BYTES) from a
- *   process-wide pool for the reads that follow, and gives it back once reads are
- *   small again (or the socket closes). At most MAX_LARGE_LENT large buffers are lent
- *   at once, so bulk transfers cost at most MAX_LARGE_LENT × LARGE_BYTES for the
- *   whole process, however many connections there are.
+ * - by default every socket reads into ONE shared buffer (SMALL_BYTES, the size of
+ *   the messages of most request/response protocols). The relay writes a copy of what
+ *   it read there, so the shared buffer is free again as soon as the callback
+ *   returns, and an idle connection costs no buffer at all;
+ * - when a read fills the shared buffer, the endpoint borrows a large buffer
+ *   (LARGE_BYTES) from a process-wide pool for the reads that follow, and those are
+ *   written without a copy. It gives the large buffer back once reads are small again
+ *   (or the socket closes). At most MAX_LARGE_LENT are lent at once, so bulk transfers
+ *   cost at most MAX_LARGE_LENT × LARGE_BYTES for the whole process, however many
+ *   connections there are.
  *
- * The rule that keeps bytes intact: a buffer is read into by one socket only, and a
- * socket is not read again while part of its last chunk still waits in Node for the
- * peer's kernel buffer (the write is pending and points into the buffer). The relay
- * stops reading in that case and resumes when the write is done (relay.ts).
+ * The rule that keeps bytes intact: a large buffer is read into by one socket only,
+ * and that socket is not read again while part of its last chunk still waits in Node
+ * for the peer's kernel buffer (the write is pending and points into the buffer). The
+ * relay stops reading in that case and resumes when the write is done (relay.ts).
+ * The shared buffer is never pointed into by a pending write: its bytes are copied.
  *
  * Accepted sockets cannot be given `onread` through the public API (net.Server has no
  * such option), so the symbols Node uses for it are borrowed from a socket that is
@@ -25,8 +29,10 @@
  */
 import { Socket } from 'node:net';
 
-/** SMALL_BYTES is each endpoint's own read buffer. */
-export const SMALL_BYTES = 2048;
+/** SMALL_BYTES is the size of the shared read buffer. */
+export const SMALL_BYTES = 16 * 1024;
+/** SHARED_READ_BUFFER is where every socket reads until it borrows a large buffer. */
+export const SHARED_READ_BUFFER: Buffer = Buffer.allocUnsafeSlow(SMALL_BYTES);
 /** LARGE_BYTES is a pooled buffer lent for bulk reads. */
 export const LARGE_BYTES = 256 * 1024;
 /** MAX_LARGE_LENT bounds the large buffers lent at once, process-wide. */

@@ -16,7 +16,7 @@
  * sends only after everything already written has been handed to the kernel.
  */
 import { type Endpoint, type EndpointSocket, kEndpoint } from './endpoint.js';
-import { readsIntoOwnBuffer } from './read-buffer.js';
+import { readsIntoOwnBuffer, SHARED_READ_BUFFER } from './read-buffer.js';
 
 /** startRelay starts reading an accepted client socket (paused until now) into its endpoint's buffers. */
 export function startClientRelay(socket: EndpointSocket): void {
@@ -51,7 +51,15 @@ function socketOnRead(this: EndpointSocket, bytes: number, buffer: Uint8Array): 
   context.lastActivityMs = context.now();
   const to = from.peer.socket;
   if (to === null || to.destroyed) return false; // torn down meanwhile; the close path finishes
-  to.write(bytes === buffer.length ? buffer : buffer.subarray(0, bytes), from.onPeerWritten);
+  // Bytes in the shared buffer are copied (the next read of any socket overwrites it);
+  // a large buffer belongs to this endpoint and is written as it is.
+  const chunk =
+    buffer === SHARED_READ_BUFFER
+      ? Buffer.from(buffer.subarray(0, bytes))
+      : bytes === buffer.length
+        ? buffer
+        : buffer.subarray(0, bytes);
+  to.write(chunk, from.onPeerWritten);
   const waiting = to.writableLength;
   if (context.trace) traceChunk(from, bytes, waiting);
   if (waiting === 0) return true; // the kernel took it all: the buffer is free again
