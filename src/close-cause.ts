@@ -29,7 +29,7 @@ export const CLOSE_CAUSES = [
   'connect_timeout',
   /** The last target tried failed otherwise (EHOSTUNREACH, ENETUNREACH, DNS failure, ...). */
   'connect_error',
-  /** There was no target to try (reserved for targets taken out of rotation; config requires one). */
+  /** There was no target to try: every target was drained (taken out of rotation). */
   'no_target',
   /** The listener was at --max-connections: the client was accepted and closed at once. */
   'max_connections',

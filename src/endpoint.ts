@@ -7,7 +7,9 @@
  *
  * The socket points at its endpoint through the `kEndpoint` property, so the
  * socket listeners can be plain named functions shared by every connection
- * (`this[kEndpoint]`) instead of closures made per connection or per chunk.
+ * (`this[kEndpoint]`) instead of closures made per connection or per chunk. Only the
+ * two callbacks Node calls without `this` (choosing the next read buffer, a write
+ * being done) are closures, made once per endpoint.
  */
 import type { Socket } from 'node:net';
 import { borrowLarge, giveBackLarge, SHARED_READ_BUFFER, SMALL_BYTES } from './read-buffer.js';
@@ -50,7 +52,8 @@ export class Endpoint {
   socket: EndpointSocket | null = null;
   /**
    * paused: we stopped reading this socket because part of its last chunk still waits
-   * for the peer (backpressure). Its read buffer is not touched until that write is done.
+   * for the peer (backpressure). If that chunk sits in a large buffer lent to this
+   * endpoint, the buffer is not touched until the write is done.
    */
   paused = false;
   /** finReceived: this side finished sending (its FIN arrived; the design's read() returning 0). */

@@ -25,7 +25,8 @@
  *
  * Accepted sockets cannot be given `onread` through the public API (net.Server has no
  * such option), so the symbols Node uses for it are borrowed from a socket that is
- * created with the option; `readsIntoOwnBuffer` checks at start-up that they exist.
+ * created with the option. If a Node version lacks them, loading this module throws,
+ * so the proxy refuses to start rather than fail on its first connection.
  */
 import { Socket } from 'node:net';
 
@@ -81,6 +82,11 @@ function borrowOnreadSymbols(): OnreadSymbols | null {
 }
 
 const symbols = borrowOnreadSymbols();
+if (symbols === null) {
+  throw new Error(
+    `proxy: this Node.js (${process.version}) lacks the onread internals the relay relies on (tested: Node 20 and 24)`,
+  );
+}
 
 /** ReadCallback is called with the bytes read into `buffer`; false stops reading. */
 export type ReadCallback = (bytes: number, buffer: Uint8Array) => boolean;
@@ -102,9 +108,8 @@ export function readsIntoOwnBuffer(
   callback: ReadCallback,
 ): void {
   const handle = (socket as unknown as { _handle: UserBufferHandle | null })._handle;
-  if (symbols === null || handle === null) {
-    throw new Error(`this Node.js (${process.version}) lacks the onread internals proxy relies on`);
-  }
+  if (symbols === null || handle === null)
+    throw new Error('readsIntoOwnBuffer: the socket has no handle');
   const target = socket as unknown as Record<symbol, unknown>;
   target[symbols.kBuffer] = first;
   target[symbols.kBufferCb] = callback;

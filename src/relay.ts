@@ -3,14 +3,15 @@
  *
  * These are the socket callbacks of a connection that is up. They are plain named
  * functions, shared by every connection (each finds its endpoint via `kEndpoint`),
- * so a chunk costs no closure and no buffer of ours: libuv reads into the endpoint's
- * read buffer (read-buffer.ts) and calls `socketOnRead` with the byte count.
+ * so a chunk costs no closure: libuv reads into the endpoint's read buffer
+ * (read-buffer.ts) and calls `socketOnRead` with the byte count. A small read is
+ * copied out of the shared buffer; a bulk read in a large buffer is written as it is.
  *
  * Backpressure: after writing a chunk to the peer, if the peer's kernel did not take
- * all of it (`writableLength > 0`), part of the chunk waits in Node and still points
- * into our read buffer. So we stop reading this side (return false) until that write
- * is done (Endpoint.onPeerWritten), which both protects the buffer and bounds memory:
- * per direction, at most one chunk waits in user space (see docs/design.md).
+ * all of it (`writableLength > 0`), part of the chunk waits in Node (pointing into our
+ * large buffer, or being the copy). So we stop reading this side (return false) until
+ * that write is done (Endpoint.onPeerWritten), which both protects a large buffer and
+ * bounds memory: per direction, at most one chunk waits in user space (docs/design.md).
  *
  * Half-close: a FIN from one side ('end') becomes `end()` on the other, which Node
  * sends only after everything already written has been handed to the kernel.
@@ -18,7 +19,7 @@
 import { type Endpoint, type EndpointSocket, kEndpoint } from './endpoint.js';
 import { readsIntoOwnBuffer, SHARED_READ_BUFFER } from './read-buffer.js';
 
-/** startRelay starts reading an accepted client socket (paused until now) into its endpoint's buffers. */
+/** startClientRelay starts reading an accepted client socket (paused until now) into its endpoint's buffers. */
 export function startClientRelay(socket: EndpointSocket): void {
   const endpoint = socket[kEndpoint];
   readsIntoOwnBuffer(socket, endpoint.readBuffer, endpoint.nextReadBuffer, socketOnRead);
