@@ -13,18 +13,41 @@
  * here runs between I/O callbacks like any other event.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
+import { ConnectionHistograms } from './admin/metrics.js';
+import { ClusterPrimary, type WorkerStartError } from './cluster.js';
+import { reportStartFailure, serveWorker, workerId, workerLogWriter } from './cluster-worker.js';
 import { formatAddress, formatParsed, parseAddress } from './config/address.js';
-import { type AdminFlags, type CliCommand, parseArgv, USAGE } from './config/args.js';
+import {
+  type AdminFlags,
+  type CliCommand,
+  MAX_WORKERS,
+  parseArgv,
+  USAGE,
+  type WorkerCount,
+} from './config/args.js';
 import { type Config, resolveConfig } from './config/config.js';
 import { formatDuration } from './config/duration.js';
 import { type DefaultOverrides, type FileSettings, readConfigFile } from './config/file.js';
-import { errorCode } from './errors.js';
-import { AdminServer, createProxy, type ReloadResult, type TcpProxy, VERSION } from './index.js';
-import type { LogFormat, LogLevel } from './log.js';
+import { errorCode, ProxyError } from './errors.js';
+import {
+  type AdminOptions,
+  AdminServer,
+  createProxy,
+  type ReloadResult,
+  type TcpProxy,
+  VERSION,
+} from './index.js';
+import { type LogFormat, Logger, type LoggerOptions, type LogLevel } from './log.js';
+
+/** WORKER_ID is set in a worker process of `--workers N` (see src/cluster.ts). */
+const WORKER_ID = workerId();
 
 function fail(status: 1 | 2, message: string): never {
-  process.stderr.write(`proxy: ${message}\n`);
+  // A worker tells the primary, which prints the line once for all workers.
+  if (WORKER_ID !== undefined) reportStartFailure(status, message);
+  else process.stderr.write(`proxy: ${message}\n`);
   process.exit(status);
 }
 
@@ -50,13 +73,14 @@ async function main(argv: readonly string[]): Promise<void> {
       check(command.configFile, command.overrides);
       return;
     case 'run':
-      await run(
-        { listeners: [command.listener] },
-        command.logLevel,
-        command.logFormat,
-        null,
-        command.admin,
-      );
+      await start({
+        settings: { listeners: [command.listener] },
+        level: command.logLevel,
+        format: command.logFormat,
+        reloadFrom: null,
+        admin: command.admin,
+        workers: command.workers,
+      });
       return;
     case 'config': {
       const settings = loadOrExit(command.configFile, command.overrides);
@@ -70,8 +94,14 @@ async function main(argv: readonly string[]): Promise<void> {
             ? undefined
             : resolve(dirname(command.configFile), settings.admin.tokenFile),
       };
-      const source = { file: command.configFile, overrides: command.overrides };
-      await run(settings, level, format, source, command.admin ?? fileAdmin);
+      await start({
+        settings,
+        level,
+        format,
+        reloadFrom: { file: command.configFile, overrides: command.overrides },
+        admin: command.admin ?? fileAdmin,
+        workers: command.workers ?? settings.workers,
+      });
       return;
     }
   }
@@ -116,18 +146,41 @@ function formatListen(listen: Config['listeners'][number]['listen']): string {
     : formatParsed(listen);
 }
 
-async function run(
-  settings: Pick<FileSettings, 'listeners'>,
-  level: LogLevel,
-  format: LogFormat,
-  reloadFrom: { file: string; overrides: DefaultOverrides } | null,
-  adminFlags: AdminFlags | undefined,
-): Promise<void> {
+/** ReloadSource is where SIGHUP and POST /api/reload re-read the configuration from. */
+interface ReloadSource {
+  file: string;
+  overrides: DefaultOverrides;
+}
+
+/** Plan is what to start: the same in the single process, the primary and every worker. */
+interface Plan {
+  settings: Pick<FileSettings, 'listeners'>;
+  level: LogLevel;
+  format: LogFormat;
+  reloadFrom: ReloadSource | null;
+  admin: AdminFlags | undefined;
+  workers: WorkerCount | undefined;
+}
+
+/**
+ * start runs the plan in one of three roles: a worker forked by a primary (the
+ * single-process path, with the primary's messages in place of most signals), the
+ * primary of `--workers N` (N > 1), or the one process that does everything.
+ */
+async function start(plan: Plan): Promise<void> {
+  if (WORKER_ID !== undefined) return runWorker(plan, WORKER_ID);
+  const workers = plan.workers === 'auto' ? availableParallelism() : (plan.workers ?? 1);
+  if (workers > 1) return runPrimary(plan, Math.min(workers, MAX_WORKERS));
+  return runSingle(plan);
+}
+
+async function listenOrExit(plan: Plan, log: LoggerOptions): Promise<TcpProxy> {
   let proxy: TcpProxy;
   try {
-    proxy = createProxy({ listeners: settings.listeners, log: { level, format } });
+    proxy = createProxy({ listeners: plan.settings.listeners, log });
   } catch (err) {
-    fail(2, reloadFrom === null ? messageOf(err) : `${reloadFrom.file}: ${messageOf(err)}`);
+    const file = plan.reloadFrom?.file;
+    fail(2, file === undefined ? messageOf(err) : `${file}: ${messageOf(err)}`);
   }
   try {
     await proxy.listen();
@@ -135,16 +188,129 @@ async function run(
     if (errorCode(err) === 'PROXY_ERR_LISTEN') fail(1, messageOf(err));
     throw err;
   }
-  if (adminFlags !== undefined) await startAdmin(proxy, adminFlags, reloadFrom);
-  handleShutdownSignals(proxy);
-  handleReloadSignal(proxy, reloadFrom);
-  handleSnapshotSignal(proxy);
+  return proxy;
+}
+
+async function runSingle(plan: Plan): Promise<void> {
+  const proxy = await listenOrExit(plan, { level: plan.level, format: plan.format });
+  const reloadFrom = plan.reloadFrom;
+  if (plan.admin !== undefined) {
+    await startAdmin((options) => new AdminServer(proxy, options), plan.admin, proxy.log, {
+      reload: reloadFrom === null ? undefined : () => reloadConfig(proxy, reloadFrom),
+      abort: () => proxy.close({ graceful: false }),
+    });
+  }
+  const shutdown = shutdownControl(proxy);
+  process.on('SIGTERM', shutdown.signal);
+  process.on('SIGINT', shutdown.signal);
+  // SIGHUP re-reads the config file and applies the difference (see Supervisor.reload).
+  // A file with errors is refused and the running configuration stays as it was.
+  process.on('SIGHUP', () => {
+    if (reloadFrom === null) {
+      proxy.log.warn('SIGHUP ignored: there is no --config file to reload');
+      return;
+    }
+    reloadConfig(proxy, reloadFrom).catch(() => {});
+  });
+  process.on('SIGUSR1', () => logSnapshot(proxy));
+}
+
+/**
+ * runWorker is the single-process path inside a worker: the same proxy, but the
+ * admin server runs in the primary, which also passes signals on as messages.
+ */
+async function runWorker(plan: Plan, id: number): Promise<void> {
+  // A terminal sends these to the whole process group; the primary passes them on.
+  for (const signal of ['SIGINT', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => {});
+  const proxy = await listenOrExit(plan, {
+    level: plan.level,
+    format: plan.format,
+    write: workerLogWriter(plan.format, id),
+  });
+  // The latency histograms of /metrics are kept here and added up by the primary.
+  const histograms = plan.admin === undefined ? undefined : new ConnectionHistograms(proxy);
+  const shutdown = shutdownControl(proxy);
+  const reloadFrom = plan.reloadFrom;
+  serveWorker(
+    proxy,
+    {
+      shutdown: (graceful, signal) => (graceful ? shutdown.drain(signal) : shutdown.now(signal)),
+      reload: () =>
+        reloadFrom === null
+          ? Promise.reject(new ProxyError('PROXY_ERR_INVALID_CONFIG', 'no --config file to reload'))
+          : reloadConfig(proxy, reloadFrom),
+      snapshot: () => logSnapshot(proxy),
+    },
+    histograms,
+  );
+  // SIGTERM sent to this worker alone drains it; the primary then starts another.
+  process.on('SIGTERM', shutdown.signal);
+}
+
+/**
+ * runPrimary forks the workers and serves no connection itself: it passes signals
+ * on, replaces workers that die, and runs the admin server over all of them.
+ */
+async function runPrimary(plan: Plan, workers: number): Promise<void> {
+  const log = new Logger({ level: plan.level, format: plan.format });
+  const primary = new ClusterPrimary({ workers, log });
+  try {
+    await primary.start();
+  } catch (err) {
+    // A worker could not start: its own line, printed once, and its exit status.
+    if (errorCode(err) === 'PROXY_ERR_WORKER')
+      fail((err as WorkerStartError).status, messageOf(err));
+    throw err;
+  }
+  const reloadFrom = plan.reloadFrom;
+  if (plan.admin !== undefined) {
+    const view = primary.view;
+    await startAdmin(
+      (options) => new AdminServer(view, { ...options, histograms: view }),
+      plan.admin,
+      log,
+      {
+        reload: reloadFrom === null ? undefined : () => primary.reload(),
+        abort: () => {
+          primary.shutdown(false, undefined);
+          return primary.done;
+        },
+      },
+    );
+  }
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals === 1) {
+      log.info('shutting down', { signal, workers: primary.readyWorkers().length });
+      primary.shutdown(true, signal);
+    } else {
+      log.info('closing all connections now', { signal });
+      primary.shutdown(false, signal);
+    }
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGHUP', () => {
+    if (reloadFrom === null) {
+      log.warn('SIGHUP ignored: there is no --config file to reload');
+      return;
+    }
+    // Each worker re-reads the file and logs "config reloaded" or why it refused.
+    primary.reload().catch(() => {});
+  });
+  process.on('SIGUSR1', () => primary.snapshot());
+  void primary.done.then((status) => {
+    if (status === 0) log.info('stopped');
+    process.exit(status);
+  });
 }
 
 async function startAdmin(
-  proxy: TcpProxy,
+  create: (options: AdminOptions) => AdminServer,
   flags: AdminFlags,
-  reloadFrom: { file: string; overrides: DefaultOverrides } | null,
+  log: Logger,
+  actions: { reload: (() => Promise<ReloadResult>) | undefined; abort: () => Promise<unknown> },
 ): Promise<void> {
   let token: string | undefined;
   if (flags.tokenFile !== undefined) {
@@ -157,10 +323,10 @@ async function startAdmin(
   }
   let admin: AdminServer;
   try {
-    admin = new AdminServer(proxy, {
+    admin = create({
       listen: parseAddress(flags.listen, { allowBarePort: true, allowPortZero: true }),
       token,
-      reload: reloadFrom === null ? undefined : () => reloadConfig(proxy, reloadFrom),
+      reload: actions.reload,
     });
   } catch (err) {
     fail(2, messageOf(err));
@@ -168,88 +334,77 @@ async function startAdmin(
   try {
     await admin.listen();
   } catch (err) {
-    await proxy.close({ graceful: false });
+    await actions.abort();
     fail(1, messageOf(err));
   }
   const address = admin.address();
-  proxy.log.info('admin listening', {
+  log.info('admin listening', {
     address: address === null ? flags.listen : formatAddress(address.address, address.port),
   });
 }
 
 // SIGUSR1 writes what is going on to the log: the counters, then every live connection.
-function handleSnapshotSignal(proxy: TcpProxy): void {
-  process.on('SIGUSR1', () => {
-    const stats = proxy.stats();
-    proxy.log.info('snapshot', {
-      connections_active: stats.active,
-      connections_accepted: stats.accepted,
-      bytes_to_upstream: stats.bytesToUpstream,
-      bytes_to_client: stats.bytesToClient,
-      uptime_ms: Math.round(proxy.uptimeMs()),
+function logSnapshot(proxy: TcpProxy): void {
+  const stats = proxy.stats();
+  proxy.log.info('snapshot', {
+    connections_active: stats.active,
+    connections_accepted: stats.accepted,
+    bytes_to_upstream: stats.bytesToUpstream,
+    bytes_to_client: stats.bytesToClient,
+    uptime_ms: Math.round(proxy.uptimeMs()),
+  });
+  for (const c of proxy.connections()) {
+    proxy.log.info('live connection', {
+      id: c.id,
+      listener: c.listener,
+      state: c.state,
+      client: c.client,
+      upstream: c.upstream,
+      bytes_to_upstream: c.bytesToUpstream,
+      bytes_to_client: c.bytesToClient,
+      age_ms: Math.round(c.ageMs),
     });
-    for (const c of proxy.connections()) {
-      proxy.log.info('live connection', {
-        id: c.id,
-        listener: c.listener,
-        state: c.state,
-        client: c.client,
-        upstream: c.upstream,
-        bytes_to_upstream: c.bytesToUpstream,
-        bytes_to_client: c.bytesToClient,
-        age_ms: Math.round(c.ageMs),
-      });
-    }
-  });
+  }
 }
 
-function handleShutdownSignals(proxy: TcpProxy): void {
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals): void => {
-    signals += 1;
-    if (signals === 1) {
-      proxy.log.info('shutting down', { signal, connections: proxy.connections().length });
-      proxy.close({ graceful: true }).then(
-        () => {
-          proxy.log.info('stopped');
-          process.exit(0);
-        },
-        (err: unknown) => fail(1, `shutdown failed: ${String(err)}`),
-      );
-    } else {
-      // A second signal: do not wait for anything.
-      proxy.log.info('closing all connections now', { signal });
-      void proxy.close({ graceful: false });
-      process.exit(0);
-    }
+/**
+ * shutdownControl: `signal` is what SIGTERM/SIGINT do (the first drains, a second
+ * closes everything at once), `drain` starts draining unless already, `now` closes
+ * everything and exits. Draining stops accepting at once, lets open connections
+ * finish within their shutdown timeout, then exits 0.
+ */
+function shutdownControl(proxy: TcpProxy): {
+  signal: (signal: NodeJS.Signals) => void;
+  drain: (signal: string | undefined) => void;
+  now: (signal: string | undefined) => void;
+} {
+  let draining = false;
+  const drain = (signal: string | undefined): void => {
+    if (draining) return;
+    draining = true;
+    proxy.log.info('shutting down', { signal, connections: proxy.connections().length });
+    proxy.close({ graceful: true }).then(
+      () => {
+        proxy.log.info('stopped');
+        process.exit(0);
+      },
+      (err: unknown) => fail(1, `shutdown failed: ${String(err)}`),
+    );
   };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
-}
-
-// SIGHUP re-reads the config file and applies the difference (see Supervisor.reload).
-// A file with errors is refused and the running configuration stays as it was.
-function handleReloadSignal(
-  proxy: TcpProxy,
-  reloadFrom: { file: string; overrides: DefaultOverrides } | null,
-): void {
-  process.on('SIGHUP', () => {
-    if (reloadFrom === null) {
-      proxy.log.warn('SIGHUP ignored: there is no --config file to reload');
-      return;
-    }
-    reloadConfig(proxy, reloadFrom).catch(() => {});
-  });
+  const now = (signal: string | undefined): void => {
+    // Do not wait for anything.
+    proxy.log.info('closing all connections now', { signal });
+    void proxy.close({ graceful: false });
+    process.exit(0);
+  };
+  return { signal: (signal) => (draining ? now(signal) : drain(signal)), drain, now };
 }
 
 /**
  * reloadConfig re-reads the config file and applies it. A file with errors is
  * refused (logged here); reload() logs "config reloaded" or its own refusal.
  */
-function reloadConfig(
-  proxy: TcpProxy,
-  from: { file: string; overrides: DefaultOverrides },
-): Promise<ReloadResult> {
+function reloadConfig(proxy: TcpProxy, from: ReloadSource): Promise<ReloadResult> {
   let settings: FileSettings;
   try {
     settings = readConfigFile(from.file, from.overrides);

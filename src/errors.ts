@@ -12,7 +12,9 @@ export type ProxyErrorCode =
   /** A listener could not bind its address (in use, permission, not available). The CLI exits 1. */
   | 'PROXY_ERR_LISTEN'
   /** The proxy was already closed or is closing. */
-  | 'PROXY_ERR_CLOSED';
+  | 'PROXY_ERR_CLOSED'
+  /** A worker process (`--workers N`) did not answer the primary in time, or is gone. */
+  | 'PROXY_ERR_WORKER';
 
 /** ProxyError is the one error class of the library; `cause` holds the error it wraps, if any. */
 export class ProxyError extends Error {

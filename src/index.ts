@@ -14,6 +14,7 @@ import { Supervisor } from './supervisor.js';
 
 export type { AdminOptions } from './admin/server.js';
 export { AdminServer } from './admin/server.js';
+export type { Awaitable, HistogramSource, ProxyView } from './admin/view.js';
 export type { CloseCause } from './close-cause.js';
 export { CLOSE_CAUSES } from './close-cause.js';
 export type { ListenerOptions, ProxyOptions, TargetOption } from './config/config.js';

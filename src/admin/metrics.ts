@@ -4,25 +4,74 @@
  * Nothing here runs per chunk. Counters and gauges are read from the proxy's own
  * stats when Prometheus scrapes (prom-client's `collect`), so the relay pays nothing
  * for them; the two histograms are observed once per connection, from the proxy's
- * `connectionConnect` and `connectionClose` events.
+ * `connectionConnect` and `connectionClose` events, by `ConnectionHistograms`.
+ *
+ * With `--workers N` the counters come from the primary's `ClusterView`, which sums
+ * the workers' stats, and the histograms from every worker's `ConnectionHistograms`,
+ * added bucket by bucket with prom-client's `AggregatorRegistry.aggregate`.
  */
+import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { TcpProxy } from '../index.js';
+import type { ListenerInfo, ProxyEvents } from '../index.js';
+import type { HistogramSource, ProxyView } from './view.js';
 
 const CONNECT_BUCKETS_S = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 const DURATION_BUCKETS_S = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 
-/** ProxyMetrics is a Prometheus registry that reflects one proxy. */
+/**
+ * ConnectionHistograms observes one process's connections into the two latency
+ * histograms, in a registry of their own. It listens to `proxy` for as long as the
+ * proxy lives.
+ */
+export class ConnectionHistograms implements HistogramSource {
+  readonly registry = new Registry();
+
+  constructor(proxy: EventEmitter<ProxyEvents>) {
+    const registers = [this.registry];
+    const connectDuration = new Histogram({
+      name: 'proxy_connect_duration_seconds',
+      help: 'Time from accepting a client to its upstream connection being up (successful connects).',
+      labelNames: ['listener', 'target'],
+      buckets: CONNECT_BUCKETS_S,
+      registers,
+    });
+    const connectionDuration = new Histogram({
+      name: 'proxy_connection_duration_seconds',
+      help: 'Time from accepting a client to closing its connection.',
+      labelNames: ['listener'],
+      buckets: DURATION_BUCKETS_S,
+      registers,
+    });
+    proxy.on('connectionConnect', (c) => {
+      if (c.connectMs === undefined || c.upstream === null) return;
+      connectDuration.observe({ listener: c.listener, target: c.upstream }, c.connectMs / 1000);
+    });
+    proxy.on('connectionClose', (c) => {
+      connectionDuration.observe({ listener: c.listener }, c.ageMs / 1000);
+    });
+  }
+
+  histograms(): Registry {
+    return this.registry;
+  }
+}
+
+/**
+ * ProxyMetrics is a Prometheus registry that reflects one proxy (`view`), plus the
+ * latency histograms from `histograms`.
+ */
 export class ProxyMetrics {
   readonly registry = new Registry();
-  readonly #proxy: TcpProxy;
-  readonly #connectDuration: Histogram<'listener' | 'target'>;
-  readonly #connectionDuration: Histogram<'listener'>;
+  readonly #view: ProxyView;
+  readonly #histograms: HistogramSource;
+  /** #current: the listeners as read once per scrape, for every collect() below. */
+  #current: readonly ListenerInfo[] = [];
 
-  constructor(proxy: TcpProxy) {
-    this.#proxy = proxy;
+  constructor(view: ProxyView, histograms: HistogramSource) {
+    this.#view = view;
+    this.#histograms = histograms;
     const registers = [this.registry];
     const metrics = this;
     new Counter({
@@ -116,34 +165,10 @@ export class ProxyMetrics {
         }
       },
     });
-    this.#connectDuration = new Histogram({
-      name: 'proxy_connect_duration_seconds',
-      help: 'Time from accepting a client to its upstream connection being up (successful connects).',
-      labelNames: ['listener', 'target'],
-      buckets: CONNECT_BUCKETS_S,
-      registers,
-    });
-    this.#connectionDuration = new Histogram({
-      name: 'proxy_connection_duration_seconds',
-      help: 'Time from accepting a client to closing its connection.',
-      labelNames: ['listener'],
-      buckets: DURATION_BUCKETS_S,
-      registers,
-    });
-    proxy.on('connectionConnect', (c) => {
-      if (c.connectMs === undefined || c.upstream === null) return;
-      this.#connectDuration.observe(
-        { listener: c.listener, target: c.upstream },
-        c.connectMs / 1000,
-      );
-    });
-    proxy.on('connectionClose', (c) => {
-      this.#connectionDuration.observe({ listener: c.listener }, c.ageMs / 1000);
-    });
   }
 
-  #listeners() {
-    return this.#proxy.listenerInfo();
+  #listeners(): readonly ListenerInfo[] {
+    return this.#current;
   }
 
   /** contentType is the exposition format's content type. */
@@ -151,8 +176,10 @@ export class ProxyMetrics {
     return this.registry.contentType;
   }
 
-  /** render returns the exposition text. */
-  render(): Promise<string> {
-    return this.registry.metrics();
+  /** render returns the exposition text: the view is read once, then every metric is collected. */
+  async render(): Promise<string> {
+    this.#current = await this.#view.listenerInfo();
+    const histograms = await this.#histograms.histograms();
+    return Registry.merge([this.registry, histograms]).metrics();
   }
 }

@@ -4,8 +4,11 @@
  *
  * Routes only translate requests into calls on the proxy (listenerInfo,
  * connections, closeConnection, setTargetDrained, reload) and map the answers to
- * HTTP. No handler waits on a proxied socket: closing a connection destroys it at
- * once, so an action never blocks on a stuck peer.
+ * HTTP. The proxy is seen through a `ProxyView` (./view.ts): a `TcpProxy` in this
+ * process, or, with `--workers N`, the primary's view of all its workers, whose
+ * answers arrive over IPC (hence every call is awaited). No handler waits on a
+ * proxied socket: closing a connection destroys it at once, so an action never
+ * blocks on a stuck peer.
  *
  * Security: with a token every request must carry `Authorization: Bearer TOKEN`,
  * compared in constant time. Without a token the server may only listen on loopback
@@ -17,10 +20,11 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type Address, formatParsed, isLoopbackHost } from '../config/address.js';
 import { errorCode, ProxyError } from '../errors.js';
-import type { ConnectionInfo, ReloadResult, TcpProxy } from '../index.js';
+import type { ConnectionInfo, ListenerInfo, ReloadResult, TcpProxy } from '../index.js';
 import { VERSION } from '../version.js';
-import { ProxyMetrics } from './metrics.js';
+import { ConnectionHistograms, ProxyMetrics } from './metrics.js';
 import { STATUS_PAGE } from './status-page.js';
+import type { HistogramSource, ProxyView } from './view.js';
 
 /** AdminOptions configure the admin server. */
 export interface AdminOptions {
@@ -30,6 +34,11 @@ export interface AdminOptions {
   token?: string | undefined;
   /** reload: what `POST /api/reload` runs (the CLI re-reads its config file). */
   reload?: (() => Promise<ReloadResult>) | undefined;
+  /**
+   * histograms: where /metrics gets its latency histograms. Default: observed from
+   * the proxy's own connection events, which needs a `TcpProxy` in this process.
+   */
+  histograms?: HistogramSource | undefined;
 }
 
 /** HttpError is an error with the status the client gets and a JSON body `{ error }`. */
@@ -48,6 +57,7 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   PROXY_ERR_INVALID_CONFIG: 422,
   PROXY_ERR_LISTEN: 422,
   PROXY_ERR_CLOSED: 409,
+  PROXY_ERR_WORKER: 503,
 };
 
 type Handler = (request: AdminRequest) => Promise<Reply> | Reply;
@@ -67,16 +77,21 @@ interface Route {
   methods: Partial<Record<string, Handler>>;
 }
 
-/** AdminServer serves the admin API of one proxy. */
+/**
+ * AdminServer serves the admin API of one proxy: a `TcpProxy`, or any `ProxyView`
+ * given together with its `histograms`.
+ */
 export class AdminServer {
-  readonly #proxy: TcpProxy;
+  readonly #proxy: ProxyView;
   readonly #options: AdminOptions;
   readonly #server: Server;
   readonly #metrics: ProxyMetrics;
   readonly #tokenDigest: Buffer | null;
   readonly #routes: Route[];
 
-  constructor(proxy: TcpProxy, options: AdminOptions) {
+  constructor(proxy: TcpProxy, options: AdminOptions);
+  constructor(proxy: ProxyView, options: AdminOptions & { histograms: HistogramSource });
+  constructor(proxy: TcpProxy | ProxyView, options: AdminOptions) {
     const host = options.listen.path === undefined ? options.listen.host : undefined;
     if (options.token === undefined && options.listen.path === undefined && !isLoopbackHost(host)) {
       throw new ProxyError(
@@ -86,7 +101,9 @@ export class AdminServer {
     }
     this.#proxy = proxy;
     this.#options = options;
-    this.#metrics = new ProxyMetrics(proxy);
+    // Without a source given, the overloads guarantee a TcpProxy, whose events we observe.
+    const histograms = options.histograms ?? new ConnectionHistograms(proxy as TcpProxy);
+    this.#metrics = new ProxyMetrics(proxy, histograms);
     this.#tokenDigest = options.token === undefined ? null : digest(options.token);
     this.#routes = this.#buildRoutes();
     this.#server = createServer((req, res) => {
@@ -202,33 +219,37 @@ export class AdminServer {
       {
         pattern: /^\/api\/status$/,
         methods: {
-          GET: () => ({
+          GET: async () => ({
             status: 200,
             body: {
               version: VERSION,
               uptime_ms: Math.round(proxy.uptimeMs()),
-              connections_active: proxy.connections().length,
+              connections_active: (await proxy.connections()).length,
             },
           }),
         },
       },
       {
         pattern: /^\/api\/listeners$/,
-        methods: { GET: () => ({ status: 200, body: proxy.listenerInfo().map(listenerJson) }) },
+        methods: {
+          GET: async () => ({ status: 200, body: (await proxy.listenerInfo()).map(listenerJson) }),
+        },
       },
       {
         pattern: /^\/api\/connections$/,
-        methods: { GET: () => ({ status: 200, body: proxy.connections().map(connectionJson) }) },
+        methods: {
+          GET: async () => ({ status: 200, body: (await proxy.connections()).map(connectionJson) }),
+        },
       },
       {
         pattern: /^\/api\/connections\/([^/]+)$/,
         methods: {
-          DELETE: ({ params: [id = ''], query }) => {
+          DELETE: async ({ params: [id = ''], query }) => {
             const reset = query.get('reset');
             if (reset !== null && reset !== '0' && reset !== '1') {
               throw new HttpError(400, `reset must be 0 or 1, got ${JSON.stringify(reset)}`);
             }
-            if (!proxy.closeConnection(id, { reset: reset === '1' })) {
+            if (!(await proxy.closeConnection(id, { reset: reset === '1' }))) {
               throw new HttpError(404, `no open connection with id ${JSON.stringify(id)}`);
             }
             return { status: 204 };
@@ -238,8 +259,8 @@ export class AdminServer {
       {
         pattern: /^\/api\/listeners\/([^/]+)\/targets\/([^/]+)\/(drain|undrain)$/,
         methods: {
-          POST: ({ params: [name = '', address = '', action] }) => {
-            const result = proxy.setTargetDrained(name, address, action === 'drain');
+          POST: async ({ params: [name = '', address = '', action] }) => {
+            const result = await proxy.setTargetDrained(name, address, action === 'drain');
             if (result === 'no_listener')
               throw new HttpError(404, `no listener named ${JSON.stringify(name)}`);
             if (result === 'no_target') {
@@ -317,7 +338,7 @@ function connectionJson(c: ConnectionInfo) {
   };
 }
 
-function listenerJson(l: ReturnType<TcpProxy['listenerInfo']>[number]) {
+function listenerJson(l: ListenerInfo) {
   return {
     name: l.name,
     listen: l.listen,

@@ -17,6 +17,12 @@ export interface AdminFlags {
   readonly tokenFile: string | undefined;
 }
 
+/** WorkerCount is `--workers`: a number of processes (1 to MAX_WORKERS), or `auto` (one per CPU core). */
+export type WorkerCount = number | 'auto';
+
+/** MAX_WORKERS is the largest `--workers` (and config file `workers`) accepted. */
+export const MAX_WORKERS = 64;
+
 /** CliCommand is what the command line asks for. */
 export type CliCommand =
   | { readonly kind: 'help' }
@@ -27,6 +33,8 @@ export type CliCommand =
       readonly logLevel: LogLevel;
       readonly logFormat: LogFormat;
       readonly admin?: AdminFlags;
+      /** workers is `--workers`, when given (else one process). */
+      readonly workers?: WorkerCount;
     }
   | {
       /** config: run from a config file; check: only validate it (`proxy check --config FILE`). */
@@ -38,6 +46,8 @@ export type CliCommand =
       readonly logLevel: LogLevel | undefined;
       readonly logFormat: LogFormat | undefined;
       readonly admin?: AdminFlags;
+      /** workers is `--workers`, when given; it beats the file's `workers`. */
+      readonly workers?: WorkerCount;
     };
 
 const OPTIONS = {
@@ -53,6 +63,7 @@ const OPTIONS = {
   config: { type: 'string', short: 'c' },
   admin: { type: 'string' },
   'admin-token-file': { type: 'string' },
+  workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
 } as const;
@@ -76,6 +87,7 @@ Options:
   -c, --config FILE            listeners and targets from a YAML or JSON file; SIGHUP reloads it
       --admin [HOST:]PORT      serve the admin API, metrics and status page (loopback unless a token is set)
       --admin-token-file FILE  require this token (Authorization: Bearer) on every admin request
+      --workers N              run N processes sharing the listeners (1 to 64, or auto: one per core; default 1)
   -h, --help                   show this help
   -V, --version                show the version
 
@@ -99,7 +111,11 @@ export function parseArgv(argv: readonly string[]): CliCommand {
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
   const admin = adminFlags(values.admin, values['admin-token-file']);
-  const adminPart = admin === undefined ? {} : { admin };
+  const workers = workersFlag(values.workers);
+  const optional = {
+    ...(admin === undefined ? {} : { admin }),
+    ...(workers === undefined ? {} : { workers }),
+  };
   const isCheck = positionals[0] === 'check';
   const extra = positionals[isCheck ? 1 : 0];
   if (extra !== undefined)
@@ -123,7 +139,7 @@ export function parseArgv(argv: readonly string[]): CliCommand {
       }),
       logLevel: optionalChoice('--log-level', values['log-level'], LOG_LEVELS.slice(1)),
       logFormat: optionalChoice('--log-format', values['log-format'], ['text', 'json'] as const),
-      ...adminPart,
+      ...optional,
     };
   }
 
@@ -148,7 +164,7 @@ export function parseArgv(argv: readonly string[]): CliCommand {
     listener,
     logLevel: choiceFlag('--log-level', values['log-level'], LOG_LEVELS.slice(1), 'info'),
     logFormat: choiceFlag('--log-format', values['log-format'], ['text', 'json'] as const, 'text'),
-    ...adminPart,
+    ...optional,
   };
 }
 
@@ -168,6 +184,17 @@ function adminFlags(
     );
   }
   return { listen, tokenFile };
+}
+
+function workersFlag(text: string | undefined): WorkerCount | undefined {
+  if (text === undefined || text === 'auto') return text;
+  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > MAX_WORKERS) {
+    throw usageError(
+      `--workers: expected a whole number 1 to ${MAX_WORKERS} or auto, got ${JSON.stringify(text)}`,
+    );
+  }
+  return n;
 }
 
 function parseArgsStrict(argv: readonly string[]) {

@@ -25,6 +25,8 @@ export interface FileSettings {
   logFormat: LogFormat | undefined;
   /** admin is the `admin` section: where to serve, and the token file as written. */
   admin: { listen: string; tokenFile: string | undefined } | undefined;
+  /** workers is the top-level `workers`: processes sharing the listeners (see src/cluster.ts). */
+  workers: number | 'auto' | undefined;
 }
 
 /** DefaultOverrides are the command-line flags that override the file's `defaults`. */
@@ -156,6 +158,8 @@ function describeSchemaError(error: ErrorObject, fail: Fail): never {
         `expected one of ${(params['allowedValues'] as unknown[]).join(', ')}, got ${describeValue(got)}`,
       );
     case 'pattern':
+      if (path.length === 1 && path[0] === 'workers')
+        return fail(path, `expected a whole number 1 to 64 or auto, got ${describeValue(got)}`);
       return fail(path, `expected a duration like 30s, 1500ms or 0, got ${describeValue(got)}`);
     case 'minItems':
       return fail(path, 'expected at least one entry');
@@ -213,6 +217,7 @@ interface RawFile {
   defaults?: RawOptions & { log_level?: LogLevel; log_format?: LogFormat };
   listeners: RawListener[];
   admin?: { listen: string | number; token_file?: string };
+  workers?: number | 'auto';
 }
 
 function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): FileSettings {
@@ -255,7 +260,13 @@ function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): F
     checkAddress(listen, true, ['admin', 'listen'], fail);
     admin = { listen, tokenFile: raw.admin.token_file };
   }
-  return { listeners, logLevel: defaults.log_level, logFormat: defaults.log_format, admin };
+  return {
+    listeners,
+    logLevel: defaults.log_level,
+    logFormat: defaults.log_format,
+    admin,
+    workers: raw.workers,
+  };
 }
 
 function readOptions(raw: RawOptions, path: Path, fail: Fail): DefaultOverrides {

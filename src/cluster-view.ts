@@ -1,0 +1,190 @@
+/**
+ * ClusterView: the admin server's view of several worker processes (`--workers N`).
+ * It lives in the primary and answers each question by asking every ready worker
+ * over IPC (see `ClusterPrimary.ask`, which puts a deadline on each answer) and
+ * merging what comes back:
+ *
+ * - counters are summed: per listener (by name), per target (by address), per close
+ *   cause and error code (`sumSnapshots`);
+ * - connections are listed together, each id prefixed with its worker's id (`2:17`),
+ *   so that `closeConnection('2:17')` goes to worker 2 alone;
+ * - actions (drain, undrain, reload) go to every worker. A drain is remembered and
+ *   applied again to a worker started later, in place of one that died;
+ * - the latency histograms are added bucket by bucket (prom-client's
+ *   `AggregatorRegistry.aggregate`).
+ *
+ * A worker that exits while being asked is left out of the answer (its counters are
+ * gone with it); one that is alive but does not answer in time fails the whole
+ * question with PROXY_ERR_WORKER (the admin API answers 503), rather than showing a
+ * sum that silently misses a worker.
+ */
+import { AggregatorRegistry, type Registry } from 'prom-client';
+import type { HistogramSource, ProxyView } from './admin/view.js';
+import type { WorkerAnswers, WorkerRequest } from './cluster.js';
+import { ProxyError } from './errors.js';
+import type { ConnectionInfo, ListenerInfo, ReloadResult, TargetInfo } from './index.js';
+import type { Logger } from './log.js';
+import { sumSnapshots } from './stats.js';
+
+/** WorkerPool is what the view needs from the primary: who is ready, and a way to ask. */
+export interface WorkerPool {
+  uptimeMs(): number;
+  readyWorkers(): number[];
+  ask<K extends WorkerRequest['kind']>(
+    id: number,
+    request: Extract<WorkerRequest, { kind: K }>,
+  ): Promise<WorkerAnswers[K]>;
+}
+
+type DrainRequest = Extract<WorkerRequest, { kind: 'drain' }>;
+
+/** ClusterView merges the workers' answers into one proxy's, for the admin server and metrics. */
+export class ClusterView implements ProxyView, HistogramSource {
+  readonly #pool: WorkerPool;
+  readonly #log: Logger;
+  /** #drains: targets taken out of rotation, by `listener\naddress`, to apply to new workers. */
+  readonly #drains = new Map<string, DrainRequest>();
+
+  constructor(pool: WorkerPool, log: Logger) {
+    this.#pool = pool;
+    this.#log = log;
+  }
+
+  uptimeMs(): number {
+    return this.#pool.uptimeMs();
+  }
+
+  async connections(): Promise<ConnectionInfo[]> {
+    const answers = await this.#askAll({ kind: 'connections' });
+    return answers.flatMap(([id, list]) => list.map((c) => ({ ...c, id: `${id}:${c.id}` })));
+  }
+
+  async listenerInfo(): Promise<ListenerInfo[]> {
+    const answers = await this.#askAll({ kind: 'listeners' });
+    return mergeListeners(answers.map(([, list]) => list));
+  }
+
+  /** closeConnection routes `WORKER:ID` to that worker; any other id is not found. */
+  async closeConnection(id: string, { reset = false }: { reset?: boolean } = {}): Promise<boolean> {
+    const match = /^(\d+):(.+)$/.exec(id);
+    const worker = Number(match?.[1]);
+    if (match === null || !this.#pool.readyWorkers().includes(worker)) return false;
+    try {
+      return await this.#pool.ask(worker, { kind: 'close', id: match[2] ?? '', reset });
+    } catch (err) {
+      if (this.#pool.readyWorkers().includes(worker)) throw err;
+      return false; // it exited meanwhile, and its connections with it
+    }
+  }
+
+  async setTargetDrained(
+    listener: string,
+    address: string,
+    drained: boolean,
+  ): Promise<TargetInfo | 'no_listener' | 'no_target'> {
+    const request: DrainRequest = { kind: 'drain', listener, address, drained };
+    const answers = (await this.#askAll(request)).map(([, answer]) => answer);
+    const refusal = answers.find((a) => typeof a === 'string');
+    if (refusal !== undefined || answers.length === 0) return refusal ?? 'no_listener';
+    const key = `${listener}\n${address}`;
+    if (drained) this.#drains.set(key, request);
+    else this.#drains.delete(key);
+    return mergeTargets(answers as TargetInfo[])[0] as TargetInfo;
+  }
+
+  /**
+   * reload asks every worker to re-read the config file; each logs `config reloaded`
+   * or why it refused. Rejects with the first refusal if any worker refused.
+   */
+  async reload(): Promise<ReloadResult> {
+    const ids = this.#pool.readyWorkers();
+    if (ids.length === 0) throw new ProxyError('PROXY_ERR_WORKER', 'reload: no worker is running');
+    const settled = await Promise.allSettled(
+      ids.map((id) => this.#pool.ask(id, { kind: 'reload' })),
+    );
+    const applied = ids.filter((_, i) => settled[i]?.status === 'fulfilled');
+    const refused = settled.find((r) => r.status === 'rejected');
+    if (refused !== undefined) {
+      if (applied.length > 0) {
+        // Workers read the file at slightly different times; say plainly that they differ now.
+        this.#log.error('config reload applied by some workers only', {
+          applied: applied.map(String),
+          refused: ids.filter((id) => !applied.includes(id)).map(String),
+        });
+      }
+      throw refused.reason;
+    }
+    const first = settled[0];
+    return (first as PromiseFulfilledResult<ReloadResult>).value;
+  }
+
+  /** histograms adds up every worker's latency histograms. */
+  async histograms(): Promise<Registry> {
+    const answers = await this.#askAll({ kind: 'histograms' });
+    return AggregatorRegistry.aggregate(answers.map(([, metrics]) => metrics));
+  }
+
+  /** workerReady applies the remembered drains to a worker that has just started. */
+  workerReady(id: number): void {
+    for (const request of this.#drains.values()) {
+      this.#pool.ask(id, request).catch(() => {});
+    }
+  }
+
+  /** #askAll asks every ready worker; workers that exit meanwhile are left out. */
+  async #askAll<K extends WorkerRequest['kind']>(
+    request: Extract<WorkerRequest, { kind: K }>,
+  ): Promise<[number, WorkerAnswers[K]][]> {
+    const ids = this.#pool.readyWorkers();
+    const answers = await Promise.all(
+      ids.map((id) =>
+        this.#pool.ask(id, request).then(
+          (answer): [number, WorkerAnswers[K]] | null => [id, answer],
+          (err: unknown) => {
+            if (this.#pool.readyWorkers().includes(id)) throw err;
+            return null;
+          },
+        ),
+      ),
+    );
+    return answers.filter((a) => a !== null);
+  }
+}
+
+/** mergeListeners sums the listeners of several workers, matched by name, in first-seen order. */
+export function mergeListeners(answers: readonly (readonly ListenerInfo[])[]): ListenerInfo[] {
+  const byName = new Map<string, ListenerInfo[]>();
+  for (const list of answers) {
+    for (const listener of list) {
+      const same = byName.get(listener.name);
+      if (same === undefined) byName.set(listener.name, [listener]);
+      else same.push(listener);
+    }
+  }
+  return Array.from(byName.values(), (same) => {
+    const first = same[0] as ListenerInfo;
+    return {
+      ...first,
+      targets: mergeTargets(same.flatMap((l) => l.targets)),
+      stats: sumSnapshots(same.map((l) => l.stats)),
+    };
+  });
+}
+
+/** mergeTargets sums targets with the same address; drained if any worker has it drained. */
+function mergeTargets(targets: readonly TargetInfo[]): TargetInfo[] {
+  const byAddress = new Map<string, TargetInfo>();
+  for (const t of targets) {
+    const into = byAddress.get(t.address);
+    if (into === undefined) {
+      byAddress.set(t.address, { ...t, failures: { ...t.failures } });
+      continue;
+    }
+    into.connects += t.connects;
+    if (t.state === 'drained') into.state = 'drained';
+    for (const [code, n] of Object.entries(t.failures)) {
+      into.failures[code] = (into.failures[code] ?? 0) + n;
+    }
+  }
+  return [...byAddress.values()];
+}

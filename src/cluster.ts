@@ -1,0 +1,393 @@
+/**
+ * Several processes: `--workers N`. One primary process forks N workers with
+ * `node:cluster`; each worker runs exactly the single-process path of the CLI
+ * (`createProxy` + `listen`), and the cluster shares the listening sockets between
+ * them. On Linux the primary accepts and hands each new connection to the next worker
+ * in turn (round-robin, the cluster's default); from then on the connection lives in
+ * that worker alone, so nothing per chunk crosses processes.
+ *
+ * The primary serves no connection itself. It
+ * - replaces a worker that dies unexpectedly, and gives up (exit 1) when workers keep
+ *   dying: more than `maxRestarts` deaths within `restartWindowMs`;
+ * - passes the operator's signals on as messages (`shutdown`, `reload`, `snapshot`),
+ *   since each worker holds its own connections, timers and configuration;
+ * - answers the admin API by asking every worker over the IPC channel (`ask`, with a
+ *   deadline) and merging the answers: see `ClusterView` in src/cluster-view.ts.
+ *
+ * Signals themselves are the CLI's business (src/cli.ts): it calls `shutdown`,
+ * `reload` and `snapshot` here. The worker's side of the protocol is in
+ * src/cluster-worker.ts. A worker ignores SIGINT, SIGHUP and SIGUSR1 sent to it
+ * directly (a terminal sends those to the whole process group, and the primary passes
+ * them on); a SIGTERM sent to one worker drains that worker, which is then replaced.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { performance } from 'node:perf_hooks';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { ClusterView } from './cluster-view.js';
+import { ProxyError } from './errors.js';
+import type { ConnectionInfo, ListenerInfo, ReloadResult, TargetInfo } from './index.js';
+import type { Logger } from './log.js';
+
+// ---------------------------------------------------------------- the protocol
+
+/** WorkerRequest is a question or an action the primary sends one worker. */
+export type WorkerRequest =
+  | { readonly kind: 'listeners' }
+  | { readonly kind: 'connections' }
+  | { readonly kind: 'histograms' }
+  | { readonly kind: 'close'; readonly id: string; readonly reset: boolean }
+  | {
+      readonly kind: 'drain';
+      readonly listener: string;
+      readonly address: string;
+      readonly drained: boolean;
+    }
+  | { readonly kind: 'reload' };
+
+/** WorkerAnswers maps each request kind to the worker's answer. */
+export interface WorkerAnswers {
+  listeners: ListenerInfo[];
+  connections: ConnectionInfo[];
+  histograms: MetricObjectWithValues<MetricValue<string>>[];
+  close: boolean;
+  drain: TargetInfo | 'no_listener' | 'no_target';
+  reload: ReloadResult;
+}
+
+type RequestOf<K extends WorkerRequest['kind']> = Extract<WorkerRequest, { kind: K }>;
+
+/** Messages are tagged `proxy:*`; the cluster's own (`NODE_CLUSTER`) never reach us. */
+export type ToWorker =
+  | { type: 'proxy:request'; seq: number; request: WorkerRequest }
+  | { type: 'proxy:shutdown'; graceful: boolean; signal: string | undefined }
+  | { type: 'proxy:snapshot' };
+
+export type FromWorker =
+  | { type: 'proxy:ready' }
+  | { type: 'proxy:failed'; status: 1 | 2; message: string }
+  | { type: 'proxy:answer'; seq: number; value: unknown }
+  | { type: 'proxy:refused'; seq: number; code: string; message: string };
+
+/** isMessage tells our messages from anything else on the channel. */
+export function isMessage<T extends { type: string }>(value: unknown): value is T {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'type' in value &&
+    typeof value.type === 'string' &&
+    value.type.startsWith('proxy:')
+  );
+}
+
+// ---------------------------------------------------------------- the primary
+
+/** PrimaryOptions configure a ClusterPrimary. */
+export interface PrimaryOptions {
+  /** workers: how many worker processes to keep running (at least 2 makes sense). */
+  workers: number;
+  /** log: the primary's own logger (workers log for themselves). */
+  log: Logger;
+  /** requestTimeoutMs: how long a worker may take to answer a question. Default 2000. */
+  requestTimeoutMs?: number;
+  /** reloadTimeoutMs: how long a worker may take to apply a reload. Default 10000. */
+  reloadTimeoutMs?: number;
+  /** maxRestarts: unexpected deaths tolerated within `restartWindowMs`. Default 5. */
+  maxRestarts?: number;
+  /** restartWindowMs: default 10000. */
+  restartWindowMs?: number;
+}
+
+/**
+ * WorkerStartError (code PROXY_ERR_WORKER): a worker could not start. `message` is
+ * the worker's own one-line error, `status` the exit status it chose (1 or 2).
+ */
+export class WorkerStartError extends ProxyError {
+  readonly status: 1 | 2;
+  constructor(status: 1 | 2, message: string) {
+    super('PROXY_ERR_WORKER', message);
+    this.name = 'WorkerStartError';
+    this.status = status;
+  }
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** Slot is one worker process as the primary sees it. */
+interface Slot {
+  readonly worker: Worker;
+  readonly id: number;
+  readonly pid: number | undefined;
+  /** ready: the worker listens and answers requests. */
+  ready: boolean;
+  /** failure: what the worker said when it could not start. */
+  failure: { status: 1 | 2; message: string } | null;
+  readonly pending: Map<number, Pending>;
+}
+
+type PrimaryState = 'idle' | 'starting' | 'running' | 'stopping';
+
+/** How long workers told to stop at once get before they are killed. */
+const KILL_AFTER_MS = 2000;
+
+/** ClusterPrimary forks and keeps the workers, passes signals on, and asks them questions. */
+export class ClusterPrimary {
+  /** view is what the admin server reads: every worker's answers, merged. */
+  readonly view: ClusterView;
+  readonly #options: Required<Omit<PrimaryOptions, 'log'>>;
+  readonly #log: Logger;
+  readonly #slots = new Map<number, Slot>();
+  /** #deaths: when workers died unexpectedly, within the restart window. */
+  #deaths: number[] = [];
+  #state: PrimaryState = 'idle';
+  #seq = 0;
+  #exitStatus = 0;
+  #starting: { resolve: () => void; reject: (err: WorkerStartError) => void } | null = null;
+  #finish: (status: number) => void = () => {};
+  /** done resolves with the exit status once every worker has exited after a shutdown. */
+  readonly done: Promise<number>;
+  readonly #startedAtMs = performance.now();
+
+  constructor(options: PrimaryOptions) {
+    this.#log = options.log;
+    this.#options = {
+      workers: options.workers,
+      requestTimeoutMs: options.requestTimeoutMs ?? 2000,
+      reloadTimeoutMs: options.reloadTimeoutMs ?? 10_000,
+      maxRestarts: options.maxRestarts ?? 5,
+      restartWindowMs: options.restartWindowMs ?? 10_000,
+    };
+    this.done = new Promise((resolve) => {
+      this.#finish = resolve;
+    });
+    this.view = new ClusterView(this, options.log);
+  }
+
+  /**
+   * start forks the workers and resolves once every one of them listens. If one
+   * cannot start, the others are killed and it rejects with a WorkerStartError
+   * carrying the first failure's message and exit status.
+   */
+  start(): Promise<void> {
+    if (this.#state !== 'idle') throw new ProxyError('PROXY_ERR_CLOSED', 'start: already started');
+    this.#state = 'starting';
+    // Node's default scheduling stays: round-robin on Linux (the primary accepts and
+    // hands connections out), unless NODE_CLUSTER_SCHED_POLICY=none lets each worker
+    // accept from the shared socket itself.
+    const started = new Promise<void>((resolve, reject) => {
+      this.#starting = { resolve, reject };
+    });
+    for (let i = 0; i < this.#options.workers; i++) this.#fork();
+    return started;
+  }
+
+  /** uptimeMs is the time since the primary started. */
+  uptimeMs(): number {
+    return performance.now() - this.#startedAtMs;
+  }
+
+  /** readyWorkers lists the ids of the workers that listen and answer, oldest first. */
+  readyWorkers(): number[] {
+    return [...this.#slots.values()].filter((s) => s.ready).map((s) => s.id);
+  }
+
+  /**
+   * shutdown tells every worker to stop: `graceful` lets each drain its connections
+   * under its listeners' shutdown timeouts; otherwise they close everything and exit
+   * at once (and are killed if they have not after 2 s). `done` resolves once all
+   * have exited.
+   */
+  shutdown(graceful: boolean, signal: string | undefined): void {
+    if (this.#state === 'stopping' && graceful) return;
+    this.#state = 'stopping';
+    for (const slot of this.#slots.values()) {
+      // A worker still starting has no connections and no message handler yet.
+      if (slot.ready) this.#send(slot, { type: 'proxy:shutdown', graceful, signal });
+      else slot.worker.process.kill('SIGKILL');
+    }
+    if (!graceful) {
+      setTimeout(() => {
+        for (const slot of this.#slots.values()) slot.worker.process.kill('SIGKILL');
+      }, KILL_AFTER_MS).unref();
+    }
+    this.#finishIfEmpty();
+  }
+
+  /** snapshot asks every worker to log its counters and live connections (SIGUSR1). */
+  snapshot(): void {
+    for (const slot of this.#slots.values()) {
+      if (slot.ready) this.#send(slot, { type: 'proxy:snapshot' });
+    }
+  }
+
+  /** reload asks every worker to re-read the config file; see ClusterView.reload. */
+  reload(): Promise<ReloadResult> {
+    return this.view.reload();
+  }
+
+  /**
+   * ask sends `request` to worker `id` and resolves with its answer. It rejects with
+   * PROXY_ERR_WORKER if the worker is not ready, is gone before answering, or takes
+   * longer than the request timeout; with the worker's own error if it refused.
+   */
+  ask<K extends WorkerRequest['kind']>(
+    id: number,
+    request: RequestOf<K>,
+  ): Promise<WorkerAnswers[K]> {
+    const slot = this.#slots.get(id);
+    if (slot === undefined || !slot.ready) {
+      return Promise.reject(new ProxyError('PROXY_ERR_WORKER', `worker ${id} is not running`));
+    }
+    const seq = ++this.#seq;
+    const timeoutMs =
+      request.kind === 'reload' ? this.#options.reloadTimeoutMs : this.#options.requestTimeoutMs;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        slot.pending.delete(seq);
+        reject(
+          new ProxyError(
+            'PROXY_ERR_WORKER',
+            `worker ${id} did not answer ${request.kind} within ${timeoutMs}ms`,
+          ),
+        );
+      }, timeoutMs);
+      slot.pending.set(seq, { resolve: resolve as (v: unknown) => void, reject, timer });
+      this.#send(slot, { type: 'proxy:request', seq, request });
+    });
+  }
+
+  #send(slot: Slot, message: ToWorker): void {
+    // A worker that just died has a closed channel; its exit is handled in #onGone.
+    if (slot.worker.isConnected()) slot.worker.send(message, () => {});
+  }
+
+  #fork(): void {
+    const worker = cluster.fork();
+    const slot: Slot = {
+      worker,
+      id: worker.id,
+      pid: worker.process.pid,
+      ready: false,
+      failure: null,
+      pending: new Map(),
+    };
+    this.#slots.set(slot.id, slot);
+    worker.on('message', (message: unknown) => this.#onMessage(slot, message));
+    worker.on('error', () => {}); // a send to a dying worker; its exit follows
+    // Act once the process has exited and its channel is closed, so that every
+    // message it sent before exiting (such as why it failed) has been read.
+    let exit: [number | null, NodeJS.Signals | null] | null = null;
+    let disconnected = false;
+    const gone = (): void => {
+      if (exit !== null && disconnected) this.#onGone(slot, exit[0], exit[1]);
+    };
+    worker.on('disconnect', () => {
+      disconnected = true;
+      gone();
+    });
+    worker.on('exit', (code: number | null, signal: NodeJS.Signals | null) => {
+      exit = [code, signal];
+      gone();
+    });
+  }
+
+  #onMessage(slot: Slot, message: unknown): void {
+    if (!isMessage<FromWorker>(message)) return;
+    switch (message.type) {
+      case 'proxy:ready':
+        slot.ready = true;
+        this.#log.info('worker started', { worker: slot.id, pid: slot.pid });
+        this.view.workerReady(slot.id);
+        if (this.#state === 'starting' && this.readyWorkers().length === this.#options.workers) {
+          this.#state = 'running';
+          this.#log.info('workers listening', { workers: this.#options.workers });
+          this.#starting?.resolve();
+          this.#starting = null;
+        }
+        return;
+      case 'proxy:failed':
+        slot.failure = { status: message.status, message: message.message };
+        return;
+      case 'proxy:answer':
+      case 'proxy:refused': {
+        const pending = slot.pending.get(message.seq);
+        if (pending === undefined) return; // it timed out already
+        slot.pending.delete(message.seq);
+        clearTimeout(pending.timer);
+        if (message.type === 'proxy:answer') pending.resolve(message.value);
+        else pending.reject(rebuildError(message.code, message.message));
+        return;
+      }
+    }
+  }
+
+  #onGone(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
+    this.#slots.delete(slot.id);
+    for (const pending of slot.pending.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(new ProxyError('PROXY_ERR_WORKER', `worker ${slot.id} exited`));
+    }
+    slot.pending.clear();
+    const how = signal === null ? `status ${code}` : signal;
+    if (this.#state === 'starting') {
+      // One worker that cannot start means none can (same config, same addresses).
+      this.#state = 'stopping';
+      for (const other of this.#slots.values()) other.worker.process.kill('SIGKILL');
+      const failure = slot.failure ?? {
+        status: 1 as const,
+        message: `worker ${slot.id} exited with ${how} while starting`,
+      };
+      this.#starting?.reject(new WorkerStartError(failure.status, failure.message));
+      this.#starting = null;
+      this.#exitStatus = failure.status;
+      this.#finishIfEmpty();
+      return;
+    }
+    if (this.#state === 'stopping') {
+      if (signal !== null || (code !== 0 && code !== null)) {
+        this.#log.warn('worker exited while stopping', { worker: slot.id, pid: slot.pid, how });
+      }
+      this.#finishIfEmpty();
+      return;
+    }
+    if (signal === null && code === 0) {
+      // It drained and stopped on its own (SIGTERM sent to it alone): not a crash.
+      this.#log.info('worker stopped; starting another', { worker: slot.id, pid: slot.pid });
+      this.#fork();
+      return;
+    }
+    this.#log.warn('worker died', {
+      worker: slot.id,
+      pid: slot.pid,
+      how,
+      reason: slot.failure?.message,
+    });
+    const now = performance.now();
+    this.#deaths = [...this.#deaths.filter((t) => now - t < this.#options.restartWindowMs), now];
+    if (this.#deaths.length > this.#options.maxRestarts) {
+      this.#log.error('workers keep dying; giving up', {
+        deaths: this.#deaths.length,
+        window_ms: this.#options.restartWindowMs,
+      });
+      this.#exitStatus = 1;
+      this.shutdown(false, undefined);
+      return;
+    }
+    this.#fork();
+  }
+
+  #finishIfEmpty(): void {
+    if (this.#state === 'stopping' && this.#slots.size === 0) this.#finish(this.#exitStatus);
+  }
+}
+
+/** rebuildError turns a worker's refusal back into an error with the same code and message. */
+function rebuildError(code: string, message: string): Error {
+  if (code.startsWith('PROXY_ERR_')) {
+    return new ProxyError(code as ProxyError['code'], message);
+  }
+  return Object.assign(new Error(message), { code });
+}
