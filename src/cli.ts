@@ -34,6 +34,7 @@ import { errorCode, ProxyError } from './errors.js';
 import {
   type AdminOptions,
   AdminServer,
+  connectionRecord,
   createProxy,
   type ReloadResult,
   type TcpProxy,
@@ -353,18 +354,7 @@ function logSnapshot(proxy: TcpProxy): void {
     bytes_to_client: stats.bytesToClient,
     uptime_ms: Math.round(proxy.uptimeMs()),
   });
-  for (const c of proxy.connections()) {
-    proxy.log.info('live connection', {
-      id: c.id,
-      listener: c.listener,
-      state: c.state,
-      client: c.client,
-      upstream: c.upstream,
-      bytes_to_upstream: c.bytesToUpstream,
-      bytes_to_client: c.bytesToClient,
-      age_ms: Math.round(c.ageMs),
-    });
-  }
+  for (const c of proxy.connections()) proxy.log.info('live connection', connectionRecord(c));
 }
 
 /**

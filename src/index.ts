@@ -23,6 +23,7 @@ export type { ProxyErrorCode } from './errors.js';
 export { ProxyError } from './errors.js';
 export type { LogFormat, LoggerOptions, LogLevel } from './log.js';
 export type { ConnectionInfo, ContextState } from './proxy-context.js';
+export { connectionRecord } from './proxy-context.js';
 export type { StatsSnapshot } from './stats.js';
 export type {
   CloseOptions,

@@ -73,6 +73,24 @@ export interface ConnectionInfo {
   error: string | undefined;
 }
 
+/**
+ * connectionRecord spells a live connection the way the admin API and the SIGUSR1
+ * snapshot do (snake_case, whole milliseconds).
+ */
+export function connectionRecord(c: ConnectionInfo) {
+  return {
+    id: c.id,
+    listener: c.listener,
+    state: c.state,
+    client: c.client,
+    upstream: c.upstream,
+    bytes_to_upstream: c.bytesToUpstream,
+    bytes_to_client: c.bytesToClient,
+    connect_ms: c.connectMs === undefined ? undefined : Math.round(c.connectMs),
+    age_ms: Math.round(c.ageMs),
+  };
+}
+
 let lastId = 0;
 
 // A failure of one side's socket is passed on to the other as a reset (RST), so the

@@ -20,7 +20,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type Address, formatParsed, isLoopbackHost } from '../config/address.js';
 import { errorCode, ProxyError } from '../errors.js';
-import type { ConnectionInfo, ListenerInfo, ReloadResult, TcpProxy } from '../index.js';
+import type { ListenerInfo, ReloadResult, TcpProxy } from '../index.js';
+import { connectionRecord } from '../proxy-context.js';
 import { VERSION } from '../version.js';
 import { ConnectionHistograms, ProxyMetrics } from './metrics.js';
 import { STATUS_PAGE } from './status-page.js';
@@ -238,7 +239,10 @@ export class AdminServer {
       {
         pattern: /^\/api\/connections$/,
         methods: {
-          GET: async () => ({ status: 200, body: (await proxy.connections()).map(connectionJson) }),
+          GET: async () => ({
+            status: 200,
+            body: (await proxy.connections()).map(connectionRecord),
+          }),
         },
       },
       {
@@ -322,20 +326,6 @@ function send(res: ServerResponse, reply: Reply, headers: Record<string, string>
     res.writeHead(reply.status, headers);
     res.end();
   }
-}
-
-function connectionJson(c: ConnectionInfo) {
-  return {
-    id: c.id,
-    listener: c.listener,
-    state: c.state,
-    client: c.client,
-    upstream: c.upstream,
-    bytes_to_upstream: c.bytesToUpstream,
-    bytes_to_client: c.bytesToClient,
-    connect_ms: c.connectMs === undefined ? undefined : Math.round(c.connectMs),
-    age_ms: Math.round(c.ageMs),
-  };
 }
 
 function listenerJson(l: ListenerInfo) {
