@@ -3,7 +3,8 @@
  * running proxy. Off unless asked for (`--admin 127.0.0.1:9090`).
  *
  * Routes only translate requests into calls on the proxy (listenerInfo,
- * connections, closeConnection, setTargetDrained, reload) and map the answers to
+ * connections, closeConnection, setTargetDrained) or on the `reload` callback the
+ * CLI passes in (AdminOptions), and map the answers to
  * HTTP. The proxy is seen through a `ProxyView` (./view.ts): a `TcpProxy` in this
  * process, or, with `--workers N`, the primary's view of all its workers, whose
  * answers arrive over IPC (hence every call is awaited). No handler waits on a
@@ -12,7 +13,7 @@
  *
  * Security: with a token every request must carry `Authorization: Bearer TOKEN`,
  * compared in constant time. Without a token the server may only listen on loopback
- * (checked where the options are validated, and again here).
+ * or on a Unix socket (checked where the options are validated, and again here).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
