@@ -8,11 +8,18 @@
  * The socket points at its endpoint through the `kEndpoint` property, so the
  * socket listeners can be plain named functions shared by every connection
  * (`this[kEndpoint]`) instead of closures made per connection or per chunk. Only the
- * two callbacks Node calls without `this` (choosing the next read buffer, a write
- * being done) are closures, made once per endpoint.
+ * two callbacks Node calls without `this` (choosing the next read buffer, a write from
+ * a large buffer being done) are closures, made the first time the endpoint reads in
+ * bulk; an idle or request/response connection never has them.
  */
 import type { Socket } from 'node:net';
-import { borrowLarge, giveBackLarge, SHARED_READ_BUFFER, SMALL_BYTES } from './read-buffer.js';
+import {
+  borrowLarge,
+  chooseBuffersWith,
+  giveBackLarge,
+  SHARED_READ_BUFFER,
+  SMALL_BYTES,
+} from './read-buffer.js';
 
 /** Side names the two ends of a proxied connection, as logs and causes spell them. */
 export type Side = 'client' | 'upstream';
@@ -68,16 +75,24 @@ export class Endpoint {
   lastReadBytes = 0;
   /** readBuffer is where the next read lands: the shared one, or a large one lent by the pool. */
   readBuffer: Buffer = SHARED_READ_BUFFER;
-  /** nextReadBuffer is handed to Node, which calls it after each read (bound once, not per read). */
-  readonly nextReadBuffer: () => Buffer;
-  /** onPeerWritten is the callback of every write to the peer (bound once, not per write). */
-  readonly onPeerWritten: () => void;
+  /**
+   * onPeerWritten is the callback of writes from a large buffer. Like the buffer chooser
+   * Node calls after each read, it is made once, the first time this endpoint reads in
+   * bulk: an endpoint that only ever sees small reads (and an idle one) has neither.
+   */
+  onPeerWritten: (() => void) | null = null;
 
   constructor(side: Side, context: EndpointOwner) {
     this.side = side;
     this.context = context;
-    this.nextReadBuffer = () => this.#chooseReadBuffer();
-    this.onPeerWritten = () => this.#resumeIfWritten();
+  }
+
+  /** readInBulk asks for a large buffer from the next read of `socket` on (it filled the shared one). */
+  readInBulk(socket: Socket): void {
+    if (this.onPeerWritten === null) {
+      this.onPeerWritten = () => this.resumeIfWritten();
+      chooseBuffersWith(socket, () => this.#chooseReadBuffer());
+    }
   }
 
   // Called by Node after each read of this socket: a read that filled the shared buffer
@@ -94,8 +109,8 @@ export class Endpoint {
     return this.readBuffer;
   }
 
-  // The peer took a chunk: if it was the one we were waiting for, read again.
-  #resumeIfWritten(): void {
+  /** resumeIfWritten: the peer took what we waited for (all of it), so read again. */
+  resumeIfWritten(): void {
     const to = this.peer.socket;
     if (!this.paused || this.socket === null || (to !== null && to.writableLength > 0)) return;
     this.paused = false;

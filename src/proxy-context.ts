@@ -24,7 +24,7 @@ import type { ListenerConfig, Target } from './config/config.js';
 import { Endpoint, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
 import type { Logger } from './log.js';
-import { startClientRelay, startUpstreamRelay, upstreamOnread, watchSocket } from './relay.js';
+import { startClientRelay, startUpstreamRelay, UPSTREAM_ONREAD, watchSocket } from './relay.js';
 import type { Stats } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import type { Balancer } from './upstream/balancer.js';
@@ -206,7 +206,7 @@ export class ProxyContext {
         `connecting to ${target.address} (attempt ${this.#dialAttempt + 1})`,
       );
     }
-    this.#dialing = dial(target, this, upstreamOnread(this.upstream));
+    this.#dialing = dial(target, this, UPSTREAM_ONREAD);
     const timeoutMs = this.config.connectTimeoutMs;
     if (timeoutMs > 0) {
       this.host.timers.scheduleIn(this.#timer, timeoutMs);

@@ -98,21 +98,27 @@ interface UserBufferHandle {
 
 /**
  * readsIntoOwnBuffer makes an accepted socket, still paused (pauseOnConnect), read
- * into `first` and then into whatever `next()` returns after each read, calling
- * `callback` instead of emitting 'data'. Reading starts with `socket.resume()`.
+ * into `first`, calling `callback` instead of emitting 'data' (chooseBuffersWith
+ * changes the buffer later). Reading starts with `socket.resume()`.
  */
-export function readsIntoOwnBuffer(
-  socket: Socket,
-  first: Buffer,
-  next: () => Buffer,
-  callback: ReadCallback,
-): void {
+export function readsIntoOwnBuffer(socket: Socket, first: Buffer, callback: ReadCallback): void {
   const handle = (socket as unknown as { _handle: UserBufferHandle | null })._handle;
   if (symbols === null || handle === null)
     throw new Error('readsIntoOwnBuffer: the socket has no handle');
   const target = socket as unknown as Record<symbol, unknown>;
   target[symbols.kBuffer] = first;
   target[symbols.kBufferCb] = callback;
-  target[symbols.kBufferGen] = next;
+  target[symbols.kBufferGen] = null;
   handle.useUserBuffer(first);
+}
+
+/**
+ * chooseBuffersWith makes Node call `next()` after each read of `socket` and read into
+ * what it returns (null: keep the current buffer). Node reads this property after
+ * every read, so it can be set at any time, for instance when a read fills the shared
+ * buffer and the endpoint wants a large one from then on.
+ */
+export function chooseBuffersWith(socket: Socket, next: (() => Buffer) | null): void {
+  if (symbols === null) return;
+  (socket as unknown as Record<symbol, unknown>)[symbols.kBufferGen] = next;
 }

@@ -21,21 +21,20 @@ import { readsIntoOwnBuffer, SHARED_READ_BUFFER } from './read-buffer.js';
 
 /** startClientRelay starts reading an accepted client socket (paused until now) into its endpoint's buffers. */
 export function startClientRelay(socket: EndpointSocket): void {
-  const endpoint = socket[kEndpoint];
-  readsIntoOwnBuffer(socket, endpoint.readBuffer, endpoint.nextReadBuffer, socketOnRead);
+  readsIntoOwnBuffer(socket, SHARED_READ_BUFFER, socketOnRead);
   socket.on('end', socketOnEnd);
+  socket.on('drain', socketOnDrain);
   socket.resume(); // pauseOnConnect left it paused
 }
 
-/** startUpstreamRelay hooks the relay to a connected upstream socket (dialed with `upstreamOnread`). */
+/** startUpstreamRelay hooks the relay to a connected upstream socket (dialed with UPSTREAM_ONREAD). */
 export function startUpstreamRelay(socket: EndpointSocket): void {
   socket.on('end', socketOnEnd);
+  socket.on('drain', socketOnDrain);
 }
 
-/** upstreamOnread is the `onread` option for dialing the upstream of `endpoint`. */
-export function upstreamOnread(endpoint: Endpoint) {
-  return { buffer: endpoint.nextReadBuffer, callback: socketOnRead };
-}
+/** UPSTREAM_ONREAD is the `onread` option every upstream is dialed with: the same for all. */
+export const UPSTREAM_ONREAD = { buffer: SHARED_READ_BUFFER, callback: socketOnRead };
 
 /** watchSocket hooks the listeners every owned socket needs from the start: errors and close. */
 export function watchSocket(socket: EndpointSocket): void {
@@ -52,18 +51,23 @@ function socketOnRead(this: EndpointSocket, bytes: number, buffer: Uint8Array): 
   context.lastActivityMs = context.now();
   const to = from.peer.socket;
   if (to === null || to.destroyed) return false; // torn down meanwhile; the close path finishes
-  // Bytes in the shared buffer are copied (the next read of any socket overwrites it);
-  // a large buffer belongs to this endpoint and is written as it is.
-  const chunk =
-    buffer === SHARED_READ_BUFFER
-      ? Buffer.from(buffer.subarray(0, bytes))
-      : bytes === buffer.length
-        ? buffer
-        : buffer.subarray(0, bytes);
-  to.write(chunk, from.onPeerWritten);
-  const waiting = to.writableLength;
-  if (context.trace) traceChunk(from, bytes, waiting);
-  if (waiting === 0) return true; // the kernel took it all: the buffer is free again
+  let goOn: boolean;
+  if (buffer === SHARED_READ_BUFFER) {
+    // Copied: the next read of any socket overwrites the shared buffer. Classic
+    // backpressure: keep reading until write() says the peer holds a high-water mark.
+    goOn = to.write(Buffer.from(buffer.subarray(0, bytes)));
+    if (bytes === buffer.length) from.readInBulk(this); // filled it: more is coming
+  } else {
+    // A large buffer belongs to this endpoint and is written as it is; while any of it
+    // waits for the peer (writableLength > 0), it must not be read into again.
+    to.write(
+      bytes === buffer.length ? buffer : buffer.subarray(0, bytes),
+      from.onPeerWritten ?? undefined,
+    );
+    goOn = to.writableLength === 0;
+  }
+  if (context.trace) traceChunk(from, bytes, to.writableLength);
+  if (goOn) return true;
   from.paused = true;
   if (context.trace) {
     context.traceEvent(
@@ -72,6 +76,11 @@ function socketOnRead(this: EndpointSocket, bytes: number, buffer: Uint8Array): 
     );
   }
   return false;
+}
+
+// The peer's write buffer is empty again: resume the side that feeds it.
+function socketOnDrain(this: EndpointSocket): void {
+  this[kEndpoint].peer.resumeIfWritten();
 }
 
 function traceChunk(from: Endpoint, bytes: number, queued: number): void {

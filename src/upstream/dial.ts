@@ -24,7 +24,7 @@ const kDialOwner: unique symbol = Symbol('proxy.dialOwner');
 
 /** OnreadOptions tell Node where the socket's reads land and whom to call (see read-buffer.ts). */
 export interface OnreadOptions {
-  buffer: () => Uint8Array;
+  buffer: Uint8Array | (() => Uint8Array);
   callback: (bytes: number, buffer: Uint8Array) => boolean;
 }
 
