@@ -422,19 +422,25 @@ test('SIGUSR1 makes every worker log its snapshot', async (t) => {
 
 // ---------------------------------------------------------------- the admin API
 
-test('the admin API in the primary sums the workers’ counters', async (t) => {
-  const upstream = await startUpstream(t, echo);
+/** clusterWithAdmin starts two workers in front of `target` with the admin server in the primary. */
+async function clusterWithAdmin(t: TestContext, target: string) {
   const cluster = await startCluster(t, [
     '--workers',
     '2',
     '--listen',
     LISTEN,
     '--target',
-    upstream.address,
+    target,
     '--admin',
     '127.0.0.1:0',
   ]);
-  const admin = `http://${(await cluster.waitForRecord((r) => r.msg === 'admin listening')).address}`;
+  const record = await cluster.waitForRecord((r) => r.msg === 'admin listening');
+  return { cluster, admin: `http://${record.address}` };
+}
+
+test('the admin API in the primary sums the workers’ counters', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const { cluster, admin } = await clusterWithAdmin(t, upstream.address);
   const done = 10;
   for (let i = 0; i < done; i++) await echoOnce(t, cluster.port, Buffer.from(`closed ${i}`));
   const open = [];
@@ -473,17 +479,7 @@ test('the admin API in the primary sums the workers’ counters', async (t) => {
 
 test('DELETE /api/connections/{worker}:{id} closes that connection in its worker', async (t) => {
   const upstream = await startUpstream(t, echo);
-  const cluster = await startCluster(t, [
-    '--workers',
-    '2',
-    '--listen',
-    LISTEN,
-    '--target',
-    upstream.address,
-    '--admin',
-    '127.0.0.1:0',
-  ]);
-  const admin = `http://${(await cluster.waitForRecord((r) => r.msg === 'admin listening')).address}`;
+  const { cluster, admin } = await clusterWithAdmin(t, upstream.address);
   const clients = [
     await openEchoed(t, cluster.port, 'first'),
     await openEchoed(t, cluster.port, 'second'),
