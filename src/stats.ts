@@ -104,9 +104,9 @@ function addCounts(
   for (const [key, n] of Object.entries(from)) into[key] = (into[key] ?? 0) + (n ?? 0);
 }
 
-/** sumSnapshots adds several listeners' snapshots into one. */
-export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot {
-  const total: StatsSnapshot = {
+/** emptySnapshot is a snapshot with every counter at zero. */
+export function emptySnapshot(): StatsSnapshot {
+  return {
     accepted: 0,
     active: 0,
     closed: {},
@@ -116,6 +116,11 @@ export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot
     acceptErrors: {},
     targets: {},
   };
+}
+
+/** sumSnapshots adds several listeners' snapshots into one. */
+export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot {
+  const total = emptySnapshot();
   for (const s of snapshots) {
     total.accepted += s.accepted;
     total.active += s.active;

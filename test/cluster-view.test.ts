@@ -10,19 +10,10 @@ import { ClusterView, mergeListeners, type WorkerPool } from '../src/cluster-vie
 import { ProxyError } from '../src/errors.js';
 import type { ConnectionInfo, ListenerInfo, StatsSnapshot } from '../src/index.js';
 import { Logger } from '../src/log.js';
+import { emptySnapshot } from '../src/stats.js';
 
 function stats(partial: Partial<StatsSnapshot>): StatsSnapshot {
-  return {
-    accepted: 0,
-    active: 0,
-    closed: {},
-    bytesToUpstream: 0,
-    bytesToClient: 0,
-    connectFailures: {},
-    acceptErrors: {},
-    targets: {},
-    ...partial,
-  };
+  return { ...emptySnapshot(), ...partial };
 }
 
 function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): ListenerInfo {
