@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { Socket } from 'node:net';
 import { test } from 'node:test';
 import type { ConnectionInfo } from '../src/index.js';
+import { LARGE_BYTES } from '../src/read-buffer.js';
 import {
   blackholeAddress,
   connectClient,
@@ -232,9 +233,9 @@ test("a slow reader's connection holds bounded memory in the proxy", async (t) =
   // The upstream writes as fast as it can; the client reads nothing. Backpressure
   // must stop the proxy reading the upstream: its buffers stay within the bound
   // stated in docs/design.md, however much the upstream has sent.
-  // docs/design.md §7: one direction holds at most one large buffer (256 KiB) plus
+  // docs/design.md §7: one direction holds at most one large buffer (LARGE_BYTES) plus
   // copies under the peer socket's writable high-water mark (Node's default).
-  const BOUND = 256 * 1024 + new Socket().writableHighWaterMark;
+  const BOUND = LARGE_BYTES + new Socket().writableHighWaterMark;
   const chunk = patternBytes(64 * 1024);
   let upstreamSocket: Socket | undefined;
   let written = 0;
