@@ -6,6 +6,8 @@
  *
  * - schedule+cancel: a connect timeout that is set and then cancelled because the
  *   connect succeeded. `scheduleIn` + `cancel` against `setTimeout` + `clearTimeout`.
+ * - the same with no other timer live (a proxy whose connections have no idle
+ *   timeout): each cancel empties the set, which must not cost a native timer.
  * - reschedule: a live deadline moved later. `scheduleIn` on a scheduled timer (a
  *   sift in the heap) against `Timeout.refresh()`.
  *
@@ -42,11 +44,24 @@ function measure(ms: number, op: (i: number) => void): number {
   return opsPerSecond(ms, op);
 }
 
-function timerSetFigures(ms: number): { scheduleCancel: number; reschedule: number } {
+interface Figures {
+  scheduleCancel: number;
+  scheduleCancelAlone: number;
+  reschedule: number;
+}
+
+function timerSetFigures(ms: number): Figures {
+  const pool = Array.from({ length: POOL }, (_, i) => new Timer(i, noop));
+  const alone = new TimerSet();
+  const scheduleCancelAlone = measure(ms, (i) => {
+    const timer = pool[i % POOL] as Timer<number>;
+    alone.scheduleIn(timer, DELAY_MS);
+    alone.cancel(timer);
+  });
+  alone.clear();
   const set = new TimerSet();
   const live = Array.from({ length: LIVE }, (_, i) => new Timer(i, noop));
   for (const timer of live) set.scheduleIn(timer, DELAY_MS);
-  const pool = Array.from({ length: POOL }, (_, i) => new Timer(i, noop));
   const scheduleCancel = measure(ms, (i) => {
     const timer = pool[i % POOL] as Timer<number>;
     set.scheduleIn(timer, DELAY_MS);
@@ -56,10 +71,13 @@ function timerSetFigures(ms: number): { scheduleCancel: number; reschedule: numb
     set.scheduleIn(live[i % LIVE] as Timer<number>, DELAY_MS);
   });
   set.clear();
-  return { scheduleCancel, reschedule };
+  return { scheduleCancel, scheduleCancelAlone, reschedule };
 }
 
-function nodeTimerFigures(ms: number): { scheduleCancel: number; reschedule: number } {
+function nodeTimerFigures(ms: number): Figures {
+  const scheduleCancelAlone = measure(ms, () => {
+    clearTimeout(setTimeout(noop, DELAY_MS));
+  });
   const live = Array.from({ length: LIVE }, () => setTimeout(noop, DELAY_MS));
   const scheduleCancel = measure(ms, () => {
     clearTimeout(setTimeout(noop, DELAY_MS));
@@ -68,7 +86,7 @@ function nodeTimerFigures(ms: number): { scheduleCancel: number; reschedule: num
     (live[i % LIVE] as NodeJS.Timeout).refresh();
   });
   for (const timeout of live) clearTimeout(timeout);
-  return { scheduleCancel, reschedule };
+  return { scheduleCancel, scheduleCancelAlone, reschedule };
 }
 
 function rows(settings: Settings): Row[] {
@@ -82,6 +100,14 @@ function rows(settings: Settings): Row[] {
       metric: 'schedule+cancel ops/s',
       direct: node.scheduleCancel,
       proxy: ours.scheduleCancel,
+      digits: 0,
+    },
+    {
+      id: 'timer-set.schedule_cancel_alone',
+      scenario: 'TimerSet vs setTimeout, none live',
+      metric: 'schedule+cancel ops/s',
+      direct: node.scheduleCancelAlone,
+      proxy: ours.scheduleCancelAlone,
       digits: 0,
     },
     {

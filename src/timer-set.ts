@@ -32,10 +32,14 @@ const DUE = -2;
 // setTimeout cannot wait longer than 2^31-1 ms; a later deadline is reached in hops.
 const MAX_NATIVE_DELAY_MS = 2 ** 31 - 1;
 
-/** systemClock reads `performance.now()` and uses Node's timers. */
+/**
+ * systemClock reads `performance.now()` and uses Node's timers. The native timer is
+ * unref'd: it never keeps the process alive by itself (the sockets whose deadlines it
+ * serves do), so the set may leave it armed when it has nothing left to wait for.
+ */
 export const systemClock: Clock = {
   now: () => performance.now(),
-  setTimer: (callback, delayMs) => setTimeout(callback, delayMs),
+  setTimer: (callback, delayMs) => setTimeout(callback, delayMs).unref(),
   clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),
 };
 
@@ -118,9 +122,10 @@ export class TimerSet {
     if (index === DUE) timer.index = -1; // due in this round: it will not fire
     if (index < 0) return;
     this.#removeAt(index);
-    // The native timer is left armed: when it fires early it simply re-arms. Once the
-    // set is empty it is cleared so that an idle process can exit.
-    if (this.#heap.length === 0) this.#disarm();
+    // The native timer is left armed, even when the set is now empty: when it fires
+    // early it re-arms for the earliest deadline, or for nothing. Clearing it here would
+    // cost a clearTimeout and a setTimeout per connection whose only timer is a
+    // connect timeout that is cancelled a moment later.
   }
 
   #removeAt(index: number): void {

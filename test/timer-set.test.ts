@@ -182,7 +182,7 @@ describe('TimerSet native timer', () => {
     assert.equal(clock.armed?.delayMs, 50);
   });
 
-  test('clears the native timer when the last timer is cancelled', () => {
+  test('leaves the native timer armed when the last timer is cancelled; it wakes once for nothing', () => {
     const { clock, set, fired } = setup();
     const a = recorder(fired, 'a');
     const b = recorder(fired, 'b');
@@ -191,8 +191,15 @@ describe('TimerSet native timer', () => {
     set.cancel(a);
     assert.notEqual(clock.armed, undefined, 'b still needs a wake-up');
     set.cancel(b);
-    assert.equal(clock.armed, undefined);
     assert.equal(set.size, 0);
+    assert.equal(clock.clearCount, 0, 'cancelling never clears the native timer');
+    // A new timer later than the armed one needs no new native timer either.
+    set.schedule(a, 30);
+    set.cancel(a);
+    assert.equal(clock.setCount, 1, 'one native timer for all of it');
+    clock.advance(100);
+    assert.deepEqual(fired, []);
+    assert.equal(clock.armed, undefined, 'not re-armed once the set is empty');
   });
 
   test('clears the native timer on clear()', () => {
@@ -588,9 +595,9 @@ describe('TimerSet against a reference model', () => {
     const earliest = Math.min(...model.values());
     assert.equal(set.nextDeadline, earliest);
     assert.equal(clock.overlaps, 0, 'never more than one native timer');
-    if (model.size === 0) {
-      assert.equal(clock.armed, undefined, 'no native timer while empty');
-    } else {
+    // While the set is empty a native timer may still be armed (cancel leaves it); it
+    // wakes once and is not re-armed, which the firing model below checks.
+    if (model.size > 0) {
       assert.ok(clock.armed !== undefined, 'a native timer while not empty');
       assert.ok(clock.armed.due <= Math.ceil(earliest), 'the native timer is not late');
     }
@@ -654,5 +661,33 @@ describe('TimerSet against a reference model', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('TimerSet with the system clock', () => {
+  test('a native timer left armed does not keep the process alive', async () => {
+    // A child schedules a 60 s timer and cancels it: the native timer stays armed
+    // (cancel leaves it) but is unref'd, so the child exits at once.
+    const { execFile } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const module = fileURLToPath(new URL('../dist/timer-set.js', import.meta.url));
+    const code = `
+      const { Timer, TimerSet } = await import(${JSON.stringify(module)});
+      const set = new TimerSet();
+      const timer = new Timer(null, () => console.log('fired'));
+      set.scheduleIn(timer, 60_000);
+      set.cancel(timer);
+      console.log('done');`;
+    const started = Date.now();
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ['--input-type=module', '-e', code],
+        { timeout: 30_000 },
+        (err, out) => (err ? reject(err) : resolve(out)),
+      );
+    });
+    assert.equal(stdout.trim(), 'done');
+    assert.ok(Date.now() - started < 20_000, 'the child did not wait for the timer');
   });
 });
