@@ -47,6 +47,10 @@ export interface EndpointOwner {
   onFin(from: Endpoint): void;
   onSocketError(from: Endpoint, err: Error): void;
   onSocketClose(from: Endpoint): void;
+  /** onDialConnected: the connect attempt of this (upstream) endpoint's socket succeeded (dial.ts). */
+  onDialConnected(socket: Socket): void;
+  /** onDialFailed: that attempt failed; `socket` is to be abandoned. */
+  onDialFailed(socket: Socket, err: Error): void;
 }
 
 /** Endpoint is one socket's state inside a proxy context. The context owns it. */
@@ -130,10 +134,22 @@ export class Endpoint {
     this.readBuffer = SHARED_READ_BUFFER;
   }
 
+  /**
+   * mark points `socket` at this endpoint (`kEndpoint`), without making it the
+   * endpoint's socket yet: dial() marks a socket it is still connecting. Every socket
+   * of ours gets this one property, first thing after Node made it, and no other: each
+   * property added to a socket gives it a new hidden class in V8, and Node's own socket
+   * code, which runs for every socket, slows down once it sees more than a few.
+   */
+  mark(socket: Socket): EndpointSocket {
+    const marked = socket as EndpointSocket;
+    marked[kEndpoint] = this;
+    return marked;
+  }
+
   /** attach makes `socket` this endpoint's socket. */
   attach(socket: Socket): EndpointSocket {
-    const owned = socket as EndpointSocket;
-    owned[kEndpoint] = this;
+    const owned = this.mark(socket);
     this.socket = owned;
     return owned;
   }

@@ -164,12 +164,14 @@ export class ProxyContext {
     this.upstream = new Endpoint('upstream', this);
     this.client.peer = this.upstream;
     this.upstream.peer = this.client;
+    // Attached (marked) first: reading remoteAddress adds a property to the socket too,
+    // and the order is part of its hidden class (Endpoint.mark).
+    watchSocket(this.client.attach(clientSocket));
     // A client of a Unix domain socket listener has no address of its own.
     this.clientAddress =
       clientSocket.remoteAddress === undefined
         ? 'unix'
         : formatAddress(clientSocket.remoteAddress, clientSocket.remotePort ?? 0);
-    watchSocket(this.client.attach(clientSocket));
   }
 
   get closed(): boolean {
@@ -206,7 +208,7 @@ export class ProxyContext {
         `connecting to ${target.address} (attempt ${this.#dialAttempt + 1})`,
       );
     }
-    this.#dialing = dial(target, this, UPSTREAM_ONREAD);
+    this.#dialing = dial(target, this.upstream, UPSTREAM_ONREAD);
     const timeoutMs = this.config.connectTimeoutMs;
     if (timeoutMs > 0) {
       this.host.timers.scheduleIn(this.#timer, timeoutMs);

@@ -9,18 +9,8 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { Target } from '../config/config.js';
+import { type Endpoint, type EndpointSocket, kEndpoint } from '../endpoint.js';
 import { cachedLookup } from './resolve.js';
-
-/**
- * DialOwner hears how an attempt ended: one of the two is called, once, unless the
- * owner gave up first (connect timeout) and called abandonDial.
- */
-export interface DialOwner {
-  onDialConnected(socket: Socket): void;
-  onDialFailed(socket: Socket, err: Error): void;
-}
-
-const kDialOwner: unique symbol = Symbol('proxy.dialOwner');
 
 /** OnreadOptions tell Node where the socket's reads land and whom to call (see read-buffer.ts). */
 export interface OnreadOptions {
@@ -28,20 +18,18 @@ export interface OnreadOptions {
   callback: (bytes: number, buffer: Uint8Array) => boolean;
 }
 
-interface DialSocket extends Socket {
-  [kDialOwner]: DialOwner;
-}
-
 /**
  * dial starts connecting to `target` (TCP, or a Unix domain socket) and returns the
  * socket at once. The socket is half-open capable (`allowHalfOpen`) and, for TCP, has
  * Nagle off (`noDelay`): a proxy should not add latency that the peers did not ask for.
- * A host name is looked up through the shared cache (resolve.ts). The owner becomes
- * responsible for the socket when `onDialConnected` is called; on failure it must
- * call abandonDial.
+ * A host name is looked up through the shared cache (resolve.ts). The socket is
+ * marked as `endpoint`'s at once, and its owner (`endpoint.context`) hears how the
+ * attempt ended: `onDialConnected` or `onDialFailed` is called, once, unless the owner
+ * gave up first (connect timeout). The owner becomes responsible for the socket when
+ * `onDialConnected` is called; on failure or when it gives up it must call abandonDial.
  */
-export function dial(target: Target, owner: DialOwner, onread: OnreadOptions): Socket {
-  const socket = (
+export function dial(target: Target, endpoint: Endpoint, onread: OnreadOptions): Socket {
+  const socket =
     target.path !== undefined
       ? connect({ path: target.path, allowHalfOpen: true, onread })
       : connect({
@@ -51,9 +39,8 @@ export function dial(target: Target, owner: DialOwner, onread: OnreadOptions): S
           noDelay: true,
           onread,
           lookup: cachedLookup, // a host name is resolved once, not per connection
-        })
-  ) as DialSocket;
-  socket[kDialOwner] = owner;
+        });
+  endpoint.mark(socket);
   socket.once('connect', upstreamOnConnect);
   // 'on', not 'once': the owner removes it (finishDial/abandonDial), and until then a
   // second error must not find the socket without an 'error' listener.
@@ -74,14 +61,14 @@ export function abandonDial(socket: Socket): void {
   socket.destroy();
 }
 
-function upstreamOnConnect(this: DialSocket): void {
-  this[kDialOwner].onDialConnected(this);
+function upstreamOnConnect(this: EndpointSocket): void {
+  this[kEndpoint].context.onDialConnected(this);
 }
 
 // Design case "connect() fails" (after EINPROGRESS, SO_ERROR was set): the owner
 // counts it and moves on to the next target.
-function upstreamOnConnectError(this: DialSocket, err: Error): void {
-  this[kDialOwner].onDialFailed(this, err);
+function upstreamOnConnectError(this: EndpointSocket, err: Error): void {
+  this[kEndpoint].context.onDialFailed(this, err);
 }
 
 function ignoreLateError(): void {}
