@@ -19,11 +19,11 @@ export type { CloseCause } from './close-cause.js';
 export { CLOSE_CAUSES } from './close-cause.js';
 export type { ListenerOptions, ProxyOptions, TargetOption } from './config/config.js';
 export { DEFAULTS } from './config/config.js';
+export type { ConnectionInfo, ContextState } from './connection-info.js';
+export { connectionRecord } from './connection-info.js';
 export type { ProxyErrorCode } from './errors.js';
 export { ProxyError } from './errors.js';
 export type { LogFormat, LoggerOptions, LogLevel } from './log.js';
-export type { ConnectionInfo, ContextState } from './proxy-context.js';
-export { connectionRecord } from './proxy-context.js';
 export type { StatsSnapshot } from './stats.js';
 export type {
   CloseOptions,

@@ -21,6 +21,7 @@ import type { Socket } from 'node:net';
 import type { CloseCause } from './close-cause.js';
 import { formatAddress } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
+import type { ConnectionInfo, ContextState } from './connection-info.js';
 import { Endpoint, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
 import type { Logger } from './log.js';
@@ -29,9 +30,6 @@ import type { Stats } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import type { Balancer } from './upstream/balancer.js';
 import { abandonDial, dial, finishDial } from './upstream/dial.js';
-
-/** ContextState is where a connection is in its life. */
-export type ContextState = 'connecting' | 'relaying' | 'half_closed' | 'closed';
 
 /** ContextHost is what a context needs from the listener that accepted it. */
 export interface ContextHost {
@@ -45,50 +43,6 @@ export interface ContextHost {
   /** isDrained tells whether a target is out of rotation (admin drain) right now. */
   isDrained(target: Target): boolean;
   onDescriptorShortage(code: string, during: 'connect'): void;
-}
-
-/** ConnectionInfo describes a connection, open or closed (the library's and the log's view). */
-export interface ConnectionInfo {
-  /** id is unique within the process. */
-  id: string;
-  listener: string;
-  state: ContextState;
-  /** client is the client's `host:port`. */
-  client: string;
-  /** upstream is the target's `host:port`, or null before one was reached. */
-  upstream: string | null;
-  bytesToUpstream: number;
-  bytesToClient: number;
-  /** buffered: bytes the proxy holds in user space for this connection now (both sockets, both ways). */
-  buffered: number;
-  /** connectMs: from accept to upstream connected; undefined if it never connected. */
-  connectMs: number | undefined;
-  /** ageMs: from accept until now, or until close for a closed connection. */
-  ageMs: number;
-  /** cause: why it closed; null while open. */
-  cause: CloseCause | null;
-  /** firstClose: the side that finished sending (or failed) first, if any. */
-  firstClose: Side | null;
-  /** error: the error code that ended it (ECONNRESET, ECONNREFUSED, ...), if any. */
-  error: string | undefined;
-}
-
-/**
- * connectionRecord spells a live connection the way the admin API and the SIGUSR1
- * snapshot do (snake_case, whole milliseconds).
- */
-export function connectionRecord(c: ConnectionInfo) {
-  return {
-    id: c.id,
-    listener: c.listener,
-    state: c.state,
-    client: c.client,
-    upstream: c.upstream,
-    bytes_to_upstream: c.bytesToUpstream,
-    bytes_to_client: c.bytesToClient,
-    connect_ms: c.connectMs === undefined ? undefined : Math.round(c.connectMs),
-    age_ms: Math.round(c.ageMs),
-  };
 }
 
 let lastId = 0;

@@ -16,10 +16,11 @@ import {
   type ProxyOptions,
   resolveOptions,
 } from './config/config.js';
+import type { ConnectionInfo } from './connection-info.js';
 import { ProxyError } from './errors.js';
 import { Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
-import type { ConnectionInfo, ProxyContext } from './proxy-context.js';
+import type { ProxyContext } from './proxy-context.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
 
