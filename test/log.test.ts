@@ -58,3 +58,58 @@ test('never throws when the sink fails (a closed stderr must not crash the proxy
   });
   assert.doesNotThrow(() => log.info('still fine'));
 });
+
+// The default sink (stderr) gathers lines and writes them together. These run the
+// built logger in a child process and watch its stderr pipe.
+async function runChild(code: string): Promise<{ chunks: string[]; ms: number }> {
+  const { spawn } = await import('node:child_process');
+  const { fileURLToPath } = await import('node:url');
+  const module = fileURLToPath(new URL('../dist/log.js', import.meta.url));
+  const script = `const { Logger } = await import(${JSON.stringify(module)});
+    const log = new Logger({ level: 'info' });
+    ${code}`;
+  const started = Date.now();
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const chunks: string[] = [];
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => chunks.push(chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await new Promise((resolve) => child.on('close', resolve));
+  clearTimeout(timer);
+  return { chunks, ms: Date.now() - started };
+}
+
+function linesOf(chunks: string[]): string[] {
+  return chunks
+    .join('')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => l.split(' ').slice(1).join(' '));
+}
+
+test('stderr lines logged a few ms apart go out in one write', async () => {
+  // Two lines 5 ms apart, then the process stays up for a while: both must arrive in
+  // one chunk (one write() of under PIPE_BUF bytes is read whole), long before exit.
+  const { chunks } = await runChild(`
+    log.info('first');
+    setTimeout(() => log.info('second'), 5);
+    setTimeout(() => {}, 1500);`);
+  assert.deepEqual(linesOf(chunks), ['INFO first', 'INFO second']);
+  assert.equal(chunks.length, 1, `one write, got ${JSON.stringify(chunks)}`);
+});
+
+test('a pending stderr line is written while the process is up, and when it exits', async () => {
+  // Logged, then the process stays up for 3 s: the line must come while it is up.
+  const alive = await runChild(`
+    log.info('while up');
+    setTimeout(() => process.stderr.write('END\\n'), 3000);`);
+  assert.deepEqual(alive.chunks.join('').split('\n').filter(Boolean).at(-1), 'END');
+  assert.ok(alive.chunks[0]?.includes('while up'), 'the line came before END');
+  // Logged right before the process ends (the flush timer is unref'd): written on exit.
+  const ending = await runChild(`log.info('last words');`);
+  assert.deepEqual(linesOf(ending.chunks), ['INFO last words']);
+  const exiting = await runChild(`log.info('exit now'); process.exit(0);`);
+  assert.deepEqual(linesOf(exiting.chunks), ['INFO exit now']);
+});
