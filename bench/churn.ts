@@ -20,18 +20,14 @@ import {
   type Scenario,
   sleep,
 } from './lib.js';
-import { startProxy, startServer } from './processes.js';
 import {
   cpuMicrosEach,
   type LoadResult,
   type LoadWindow,
   REQUEST_BYTES,
   RESPONSE_BYTES,
-  type RrServerParams,
-  runLoad,
-  startLoaders,
+  runDirectThenProxied,
 } from './request-response.js';
-import { quietly } from './system.js';
 
 const WORKERS = 64;
 const LOADERS = 2;
@@ -99,43 +95,36 @@ export const churn: Scenario = {
   ids: ['churn'],
   async run(settings, only, notes) {
     if (!only('churn')) return [];
-    const upstream = await startServer('rrServer', {
-      requestBytes: REQUEST_BYTES,
-      responseBytes: RESPONSE_BYTES,
-      closeAfterResponse: true,
-    } satisfies RrServerParams);
-    const proxy = await startProxy(upstream.port, settings);
-    const loaders = startLoaders(LOADERS);
-    const perLoader = { workers: WORKERS / LOADERS };
-    try {
-      const direct = await quietly(settings, 'churn direct', notes, () =>
-        runLoad(loaders, 'churnClient', { ...perLoader, port: upstream.port }, settings, null),
-      );
-      // Let the direct run's TIME_WAIT sockets and upstream teardown settle first.
-      await sleep(500);
-      const viaProxy = await quietly(settings, 'churn proxy', notes, () =>
-        runLoad(loaders, 'churnClient', { ...perLoader, port: proxy.port }, settings, proxy.pid),
-      );
-      if (direct.errors + viaProxy.errors > 0) {
-        notes.push(
-          `churn: failed connections: ${direct.errors} direct, ${viaProxy.errors} through the proxy.`,
-        );
-      }
-      const cpuUs = cpuMicrosEach(viaProxy);
-      const row: Row = {
-        id: 'churn.cps',
-        scenario: 'churn: 1 connection per request',
-        metric: 'conn/s',
-        direct: direct.perSecond,
-        proxy: viaProxy.perSecond,
-        digits: 0,
-        proxyCpu: cpuUs === null ? undefined : `${cpuUs.toFixed(1)} µs/conn`,
-        goals: [atLeast('≥ 0.40× direct', ratio(direct.perSecond, viaProxy.perSecond), 0.4)],
-        details: { direct, proxy: viaProxy, cpu_us_per_conn: cpuUs },
-      };
-      return [row];
-    } finally {
-      await Promise.all([...loaders.map((l) => l.stop()), proxy.stop(), upstream.agent.stop()]);
-    }
+    const { direct, viaProxy } = await runDirectThenProxied(
+      {
+        step: 'churn',
+        upstream: {
+          requestBytes: REQUEST_BYTES,
+          responseBytes: RESPONSE_BYTES,
+          closeAfterResponse: true,
+        },
+        role: 'churnClient',
+        loaders: LOADERS,
+        perLoader: { workers: WORKERS / LOADERS },
+        // Let the direct run's TIME_WAIT sockets and upstream teardown settle first.
+        settleMs: 500,
+        failures: 'failed connections',
+      },
+      settings,
+      notes,
+    );
+    const cpuUs = cpuMicrosEach(viaProxy);
+    const row: Row = {
+      id: 'churn.cps',
+      scenario: 'churn: 1 connection per request',
+      metric: 'conn/s',
+      direct: direct.perSecond,
+      proxy: viaProxy.perSecond,
+      digits: 0,
+      proxyCpu: cpuUs === null ? undefined : `${cpuUs.toFixed(1)} µs/conn`,
+      goals: [atLeast('≥ 0.40× direct', ratio(direct.perSecond, viaProxy.perSecond), 0.4)],
+      details: { direct, proxy: viaProxy, cpu_us_per_conn: cpuUs },
+    };
+    return [row];
   },
 };

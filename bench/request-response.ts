@@ -206,65 +206,110 @@ export function startLoaders(count: number): Agent[] {
   return Array.from({ length: count }, () => new Agent());
 }
 
+/** LoadStep is one load scenario run straight at an upstream, then through the proxy. */
+export interface LoadStep {
+  /** step names the scenario in notes ("rr1k", "churn"). */
+  step: string;
+  upstream: RrServerParams;
+  /** role is the agent role that makes the load; perLoader its params besides the port. */
+  role: string;
+  loaders: number;
+  perLoader: object;
+  /** settleMs is a pause between the direct and the proxied run. */
+  settleMs: number;
+  /** failures names what an error count counts, for the note ("broken connections"). */
+  failures: string;
+}
+
+/**
+ * runDirectThenProxied starts the upstream, a proxy in front of it and the loaders,
+ * measures the load straight at the upstream and then through the proxy (each step
+ * measured again while the machine is busy, see `quietly`), notes any failures and
+ * stops every process it started.
+ */
+export async function runDirectThenProxied(
+  load: LoadStep,
+  settings: Settings,
+  notes: string[],
+): Promise<{ direct: LoadFigures; viaProxy: LoadFigures }> {
+  const upstream = await startServer('rrServer', load.upstream);
+  const proxy = await startProxy(upstream.port, settings);
+  const loaders = startLoaders(load.loaders);
+  try {
+    const run = (port: number, pid: number | null) => () =>
+      runLoad(loaders, load.role, { ...load.perLoader, port }, settings, pid);
+    const direct = await quietly(settings, `${load.step} direct`, notes, run(upstream.port, null));
+    await sleep(load.settleMs);
+    const viaProxy = await quietly(
+      settings,
+      `${load.step} proxy`,
+      notes,
+      run(proxy.port, proxy.pid),
+    );
+    if (direct.errors + viaProxy.errors > 0) {
+      notes.push(
+        `${load.step}: ${load.failures}: ${direct.errors} direct, ${viaProxy.errors} through the proxy.`,
+      );
+    }
+    return { direct, viaProxy };
+  } finally {
+    await Promise.all([...loaders.map((l) => l.stop()), proxy.stop(), upstream.agent.stop()]);
+  }
+}
+
 /** requestResponse is the scenario: direct, then through the proxy, on one upstream. */
 export const requestResponse: Scenario = {
   ids: ['rr1k'],
   async run(settings, only, notes) {
     if (!only('rr1k')) return [];
-    const upstream = await startServer('rrServer', {
-      requestBytes: REQUEST_BYTES,
-      responseBytes: RESPONSE_BYTES,
-      closeAfterResponse: false,
-    } satisfies RrServerParams);
-    const proxy = await startProxy(upstream.port, settings);
-    const loaders = startLoaders(LOADERS);
-    const perLoader = { connections: CONNECTIONS / LOADERS };
-    try {
-      const direct = await quietly(settings, 'rr1k direct', notes, () =>
-        runLoad(loaders, 'rrClient', { ...perLoader, port: upstream.port }, settings, null),
-      );
-      const viaProxy = await quietly(settings, 'rr1k proxy', notes, () =>
-        runLoad(loaders, 'rrClient', { ...perLoader, port: proxy.port }, settings, proxy.pid),
-      );
-      if (direct.errors + viaProxy.errors > 0) {
-        notes.push(
-          `rr1k: broken connections: ${direct.errors} direct, ${viaProxy.errors} through the proxy.`,
-        );
-      }
-      const cpuUs = cpuMicrosEach(viaProxy);
-      const label = 'request/response 1 KiB, 64 conns';
-      const details = { direct, proxy: viaProxy, cpu_us_per_req: cpuUs };
-      return [
-        {
-          id: 'rr1k.rps',
-          scenario: label,
-          metric: 'req/s',
-          direct: direct.perSecond,
-          proxy: viaProxy.perSecond,
-          digits: 0,
-          proxyCpu: cpuUs === null ? undefined : `${cpuUs.toFixed(1)} µs/req`,
-          goals: [atLeast('≥ 0.65× direct', ratio(direct.perSecond, viaProxy.perSecond), 0.65)],
-          details,
+    const { direct, viaProxy } = await runDirectThenProxied(
+      {
+        step: 'rr1k',
+        upstream: {
+          requestBytes: REQUEST_BYTES,
+          responseBytes: RESPONSE_BYTES,
+          closeAfterResponse: false,
         },
-        {
-          id: 'rr1k.p50_us',
-          scenario: label,
-          metric: 'p50 latency µs',
-          direct: direct.p50Us,
-          proxy: viaProxy.p50Us,
-          digits: 0,
-        },
-        {
-          id: 'rr1k.p99_us',
-          scenario: label,
-          metric: 'p99 latency µs',
-          direct: direct.p99Us,
-          proxy: viaProxy.p99Us,
-          digits: 0,
-        },
-      ];
-    } finally {
-      await Promise.all([...loaders.map((l) => l.stop()), proxy.stop(), upstream.agent.stop()]);
-    }
+        role: 'rrClient',
+        loaders: LOADERS,
+        perLoader: { connections: CONNECTIONS / LOADERS },
+        settleMs: 0,
+        failures: 'broken connections',
+      },
+      settings,
+      notes,
+    );
+    const cpuUs = cpuMicrosEach(viaProxy);
+    const label = 'request/response 1 KiB, 64 conns';
+    const details = { direct, proxy: viaProxy, cpu_us_per_req: cpuUs };
+    return [
+      {
+        id: 'rr1k.rps',
+        scenario: label,
+        metric: 'req/s',
+        direct: direct.perSecond,
+        proxy: viaProxy.perSecond,
+        digits: 0,
+        proxyCpu: cpuUs === null ? undefined : `${cpuUs.toFixed(1)} µs/req`,
+        goals: [atLeast('≥ 0.65× direct', ratio(direct.perSecond, viaProxy.perSecond), 0.65)],
+        details,
+      },
+      {
+        id: 'rr1k.p50_us',
+        scenario: label,
+        metric: 'p50 latency µs',
+        direct: direct.p50Us,
+        proxy: viaProxy.p50Us,
+        digits: 0,
+      },
+      {
+        id: 'rr1k.p99_us',
+        scenario: label,
+        metric: 'p99 latency µs',
+        direct: direct.p99Us,
+        proxy: viaProxy.p99Us,
+        digits: 0,
+      },
+    ];
   },
 };
