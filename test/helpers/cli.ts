@@ -148,6 +148,29 @@ export function spawnCli(
       .filter((r): r is LogRecord => r !== null);
   const describe = (): string => `\n--- stderr ---\n${stderr}--- stdout ---\n${stdout}`;
 
+  // waitForItem waits until `list()` has an item that matches, or the CLI exited.
+  async function waitForItem<T>(
+    list: () => T[],
+    match: (item: T) => boolean,
+    timeoutMs: number,
+    what: string,
+  ): Promise<T> {
+    let found: T | undefined;
+    await waitFor(
+      () => {
+        found = list().find(match);
+        return found !== undefined || exit !== null;
+      },
+      timeoutMs,
+      what,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}${describe()}`);
+    });
+    if (found === undefined)
+      throw new Error(`exited before ${what}: ${JSON.stringify(exit)}${describe()}`);
+    return found;
+  }
+
   return {
     child,
     stdout: () => stdout,
@@ -157,37 +180,11 @@ export function spawnCli(
     get exit() {
       return exit;
     },
-    async waitForLine(match, timeoutMs = 5000, what = 'a log line') {
-      let found: string | undefined;
-      await waitFor(
-        () => {
-          found = lines().find(match);
-          return found !== undefined || exit !== null;
-        },
-        timeoutMs,
-        what,
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}${describe()}`);
-      });
-      if (found === undefined)
-        throw new Error(`exited before ${what}: ${JSON.stringify(exit)}${describe()}`);
-      return found;
+    waitForLine(match, timeoutMs = 5000, what = 'a log line') {
+      return waitForItem(lines, match, timeoutMs, what);
     },
-    async waitForRecord(match, timeoutMs = 5000, what = 'a log record') {
-      let found: LogRecord | undefined;
-      await waitFor(
-        () => {
-          found = records().find(match);
-          return found !== undefined || exit !== null;
-        },
-        timeoutMs,
-        what,
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}${describe()}`);
-      });
-      if (found === undefined)
-        throw new Error(`exited before ${what}: ${JSON.stringify(exit)}${describe()}`);
-      return found;
+    waitForRecord(match, timeoutMs = 5000, what = 'a log record') {
+      return waitForItem(records, match, timeoutMs, what);
     },
     async waitForExit(timeoutMs = 5000) {
       await waitFor(() => exit !== null, timeoutMs, 'the CLI to exit').catch((err: Error) => {
