@@ -53,6 +53,11 @@ function killQuietly(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
  * worker listens (`workers listening`), and kills the workers by PID after the test
  * (the primary is killed by the helper; its workers would follow it anyway).
  */
+/** twoWorkers is the command line of two workers relaying LISTEN to `target`, plus `more`. */
+function twoWorkers(target: string, ...more: string[]): string[] {
+  return ['--workers', '2', '--listen', LISTEN, '--target', target, ...more];
+}
+
 async function startCluster(t: TestContext, args: readonly string[]): Promise<Cluster> {
   const cli = spawnCli(t, [...args, '--log-format', 'json']);
   const wrecords = (): WorkerRecord[] => cli.records() as WorkerRecord[];
@@ -119,14 +124,7 @@ async function getJson<T>(url: string): Promise<T> {
 
 test('--workers 2 relays many connections correctly, and both workers serve', async (t) => {
   const upstream = await startUpstream(t, echo);
-  const cluster = await startCluster(t, [
-    '--workers',
-    '2',
-    '--listen',
-    LISTEN,
-    '--target',
-    upstream.address,
-  ]);
+  const cluster = await startCluster(t, twoWorkers(upstream.address));
   assert.equal(cluster.pids().size, 2);
   const count = 40;
   // Ten at a time, each with its own bytes.
@@ -182,14 +180,7 @@ test('--workers 1 is the single process: no worker field, no primary', async (t)
 
 test('a worker killed by its PID is replaced, and service goes on', async (t) => {
   const upstream = await startUpstream(t, echo);
-  const cluster = await startCluster(t, [
-    '--workers',
-    '2',
-    '--listen',
-    LISTEN,
-    '--target',
-    upstream.address,
-  ]);
+  const cluster = await startCluster(t, twoWorkers(upstream.address));
   const [[victim, victimPid]] = [...cluster.pids()] as [[number, number]];
   const open = await openEchoed(t, cluster.port, 'before');
   process.kill(victimPid, 'SIGKILL');
@@ -220,7 +211,7 @@ test('a worker killed by its PID is replaced, and service goes on', async (t) =>
 
 test('SIGTERM sent to one worker drains it; the primary starts another', async (t) => {
   const upstream = await startUpstream(t, echo);
-  const cluster = await startCluster(t, ['--workers', '2', '-l', LISTEN, '-t', upstream.address]);
+  const cluster = await startCluster(t, twoWorkers(upstream.address));
   const [[worker, pid]] = [...cluster.pids()] as [[number, number]];
   process.kill(pid, 'SIGTERM');
   const stopped = (await cluster.waitForRecord(
@@ -236,14 +227,7 @@ test('SIGTERM sent to one worker drains it; the primary starts another', async (
 
 test('workers that keep dying make the primary give up with exit status 1', async (t) => {
   const upstream = await startUpstream(t, echo);
-  const cluster = await startCluster(t, [
-    '--workers',
-    '2',
-    '--listen',
-    LISTEN,
-    '--target',
-    upstream.address,
-  ]);
+  const cluster = await startCluster(t, twoWorkers(upstream.address));
   // Six deaths within 10 s: the first five are replaced, the sixth is one too many.
   for (let death = 1; death <= 6; death++) {
     const started = cluster.wrecords().filter((r) => r.msg === 'worker started').length;
@@ -282,16 +266,7 @@ test('SIGTERM drains transfers in flight in every worker, then the primary exits
   const expected = Buffer.concat(
     Array.from({ length: chunks }, (_, i) => patternBytes(1024, i + 1)),
   );
-  const cluster = await startCluster(t, [
-    '--workers',
-    '2',
-    '--listen',
-    LISTEN,
-    '--target',
-    upstream.address,
-    '--shutdown-timeout',
-    '10s',
-  ]);
+  const cluster = await startCluster(t, twoWorkers(upstream.address, '--shutdown-timeout', '10s'));
   // Four transfers: the primary hands them out in turn, so each worker holds some.
   const clients = Array.from({ length: 4 }, () => {
     const client = connectClient(cluster.port);
@@ -337,16 +312,7 @@ test('SIGTERM drains transfers in flight in every worker, then the primary exits
 
 test('a second SIGTERM closes every worker’s connections and exits at once', async (t) => {
   const upstream = await startUpstream(t, echo);
-  const cluster = await startCluster(t, [
-    '--workers',
-    '2',
-    '--listen',
-    LISTEN,
-    '--target',
-    upstream.address,
-    '--shutdown-timeout',
-    '30s',
-  ]);
+  const cluster = await startCluster(t, twoWorkers(upstream.address, '--shutdown-timeout', '30s'));
   const clients = [
     await openEchoed(t, cluster.port, 'one'),
     await openEchoed(t, cluster.port, 'two'),
@@ -405,7 +371,7 @@ test('SIGHUP reloads the config file in every worker; a bad file is refused by e
 
 test('SIGUSR1 makes every worker log its snapshot', async (t) => {
   const upstream = await startUpstream(t, echo);
-  const cluster = await startCluster(t, ['--workers', '2', '-l', LISTEN, '-t', upstream.address]);
+  const cluster = await startCluster(t, twoWorkers(upstream.address));
   process.kill(cluster.child.pid as number, 'SIGUSR1');
   await waitFor(
     () => cluster.wrecords().filter((r) => r.msg === 'snapshot').length === 2,
@@ -424,16 +390,7 @@ test('SIGUSR1 makes every worker log its snapshot', async (t) => {
 
 /** clusterWithAdmin starts two workers in front of `target` with the admin server in the primary. */
 async function clusterWithAdmin(t: TestContext, target: string) {
-  const cluster = await startCluster(t, [
-    '--workers',
-    '2',
-    '--listen',
-    LISTEN,
-    '--target',
-    target,
-    '--admin',
-    '127.0.0.1:0',
-  ]);
+  const cluster = await startCluster(t, twoWorkers(target, '--admin', '127.0.0.1:0'));
   const record = await cluster.waitForRecord((r) => r.msg === 'admin listening');
   return { cluster, admin: `http://${record.address}` };
 }
