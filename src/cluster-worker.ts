@@ -105,9 +105,9 @@ export function reportStartFailure(status: 1 | 2, message: string): void {
 }
 
 // Every worker writes to the same stderr. A write() of at most PIPE_BUF bytes to a
-// pipe is atomic, so lines are gathered per loop turn, as the logger does in one
-// process, but written in pieces of whole lines that stay under that size: lines of
-// two workers never interleave in the middle.
+// pipe is atomic, so lines are gathered for up to 25 ms, as the logger does in one
+// process (log.ts), but written in pieces of whole lines that stay under that size:
+// lines of two workers never interleave in the middle.
 const PIPE_BUF = 4096;
 const pendingLines: string[] = [];
 let pendingBytes = 0;
@@ -134,7 +134,7 @@ function writeLine(line: string): void {
   pendingBytes += bytes;
   if (!flushScheduled) {
     flushScheduled = true;
-    setImmediate(flushLines);
+    setTimeout(flushLines, 25).unref();
   }
 }
 
