@@ -14,7 +14,7 @@ import {
 } from './cluster.js';
 import { errorCode } from './errors.js';
 import type { ReloadResult, TcpProxy } from './index.js';
-import type { LogFormat } from './log.js';
+import { type LogFormat, writeStderr } from './log.js';
 
 /** workerId is this process's worker id (1, 2, ...) when the primary forked it, else undefined. */
 export function workerId(): number | undefined {
@@ -104,49 +104,14 @@ export function reportStartFailure(status: 1 | 2, message: string): void {
   sendToPrimary({ type: 'proxy:failed', status, message });
 }
 
-// Every worker writes to the same stderr. A write() of at most PIPE_BUF bytes to a
-// pipe is atomic, so lines are gathered for up to 25 ms, as the logger does in one
-// process (log.ts), but written in pieces of whole lines that stay under that size:
-// lines of two workers never interleave in the middle.
-const PIPE_BUF = 4096;
-const pendingLines: string[] = [];
-let pendingBytes = 0;
-let flushScheduled = false;
-
-function flushLines(): void {
-  flushScheduled = false;
-  if (pendingLines.length === 0) return;
-  const text = pendingLines.join('');
-  pendingLines.length = 0;
-  pendingBytes = 0;
-  try {
-    process.stderr.write(text);
-  } catch {
-    // A broken stderr (EPIPE) must not take the worker down with it.
-  }
-}
-
-function writeLine(line: string): void {
-  const text = `${line}\n`;
-  const bytes = Buffer.byteLength(text);
-  if (pendingBytes + bytes > PIPE_BUF) flushLines();
-  pendingLines.push(text);
-  pendingBytes += bytes;
-  if (!flushScheduled) {
-    flushScheduled = true;
-    setTimeout(flushLines, 25).unref();
-  }
-}
-
-process.on('exit', flushLines);
-
 /**
  * workerLogWriter writes a worker's log lines to stderr with its id added as the
  * last field (`worker=2`, or `"worker":2` in JSON), so lines from several processes
- * can be told apart.
+ * can be told apart. Every worker shares the one stderr; `writeStderr` writes whole
+ * lines in pieces a pipe takes atomically, so lines never interleave.
  */
 export function workerLogWriter(format: LogFormat, id: number): (line: string) => void {
   return format === 'json'
-    ? (line) => writeLine(`${line.slice(0, -1)},"worker":${id}}`)
-    : (line) => writeLine(`${line} worker=${id}`);
+    ? (line) => writeStderr(`${line.slice(0, -1)},"worker":${id}}`)
+    : (line) => writeStderr(`${line} worker=${id}`);
 }

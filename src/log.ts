@@ -41,45 +41,73 @@ export interface LoggerOptions {
   level?: LogLevel;
   format?: LogFormat;
   /**
-   * write receives one line without its newline. Default: stderr, gathered and written
-   * together at most 25 ms after the first of them (and before exit).
+   * write receives one line without its newline. Default: `writeStderr`, which gathers
+   * lines for up to 25 ms and writes them together (and before exit).
    */
   write?: (line: string) => void;
 }
 
-// Lines for stderr are gathered and written together, FLUSH_AFTER_MS after the first of
-// them: one write() for every connection closed in that time. A write per line, or per
-// turn of the event loop (often one line), cost about 17 µs more CPU per connection in the
-// churn benchmark (docs/performance.md). They are written at once when many are waiting,
-// and before the process exits. The timer is unref'd: it never keeps the process alive.
-const pendingLines: string[] = [];
-const MAX_PENDING_LINES = 512;
-const FLUSH_AFTER_MS = 25;
-let flushScheduled = false;
+/**
+ * LineGatherer collects lines and writes them together, FLUSH_AFTER_MS after the first
+ * one waiting: one write() for every connection closed in that time. A write per line,
+ * or per turn of the event loop (often one line), cost about 17 µs more CPU per
+ * connection in the churn benchmark (docs/performance.md). Each write is a piece of
+ * whole lines of at most PIPE_BUF bytes (a longer line goes alone): a write that size
+ * to a pipe is atomic, so processes sharing one stderr (`--workers`) never interleave
+ * inside a line. The timer is unref'd: it never keeps the process alive.
+ */
+export class LineGatherer {
+  readonly #sink: (text: string) => void;
+  #pending: string[] = [];
+  #pendingBytes = 0;
+  #flushScheduled = false;
+  readonly #flushNow = (): void => this.flush();
 
-function writeStderr(line: string): void {
-  pendingLines.push(line);
-  if (pendingLines.length >= MAX_PENDING_LINES) flushStderr();
-  else if (!flushScheduled) {
-    flushScheduled = true;
-    setTimeout(flushStderr, FLUSH_AFTER_MS).unref();
+  /** `sink` receives each piece (lines with their newlines); it may throw. */
+  constructor(sink: (text: string) => void) {
+    this.#sink = sink;
+  }
+
+  /** add queues one line, without its newline. */
+  add(line: string): void {
+    const text = `${line}\n`;
+    const bytes = Buffer.byteLength(text);
+    if (this.#pendingBytes + bytes > PIPE_BUF) this.flush();
+    this.#pending.push(text);
+    this.#pendingBytes += bytes;
+    if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setTimeout(this.#flushNow, FLUSH_AFTER_MS).unref();
+    }
+  }
+
+  /** flush writes every pending line now. */
+  flush(): void {
+    this.#flushScheduled = false;
+    if (this.#pending.length === 0) return;
+    const text = this.#pending.join('');
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    try {
+      this.#sink(text);
+    } catch {
+      // A broken stderr (EPIPE) must not take the proxy down with it.
+    }
   }
 }
 
-/** flushStderr writes every gathered log line now. */
-export function flushStderr(): void {
-  flushScheduled = false;
-  if (pendingLines.length === 0) return;
-  const text = `${pendingLines.join('\n')}\n`;
-  pendingLines.length = 0;
-  try {
-    process.stderr.write(text);
-  } catch {
-    // A broken stderr (EPIPE) must not take the proxy down with it.
-  }
-}
+/** PIPE_BUF is the largest write a pipe takes atomically (Linux, POSIX minimum 512). */
+export const PIPE_BUF = 4096;
+/** FLUSH_AFTER_MS is how long a line may wait for others before it is written. */
+export const FLUSH_AFTER_MS = 25;
 
-process.on('exit', flushStderr);
+const stderrLines = new LineGatherer((text) => process.stderr.write(text));
+process.on('exit', () => stderrLines.flush());
+
+/** writeStderr is the default `write` of a Logger: one line, gathered (LineGatherer). */
+export function writeStderr(line: string): void {
+  stderrLines.add(line);
+}
 
 /** Logger writes records at or above its level; it never throws. */
 export class Logger {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Logger } from '../src/log.js';
+import { FLUSH_AFTER_MS, LineGatherer, Logger, PIPE_BUF } from '../src/log.js';
 
 function capture(options: ConstructorParameters<typeof Logger>[0]) {
   const lines: string[] = [];
@@ -112,4 +112,37 @@ test('a pending stderr line is written while the process is up, and when it exit
   assert.deepEqual(linesOf(ending.chunks), ['INFO last words']);
   const exiting = await runChild(`log.info('exit now'); process.exit(0);`);
   assert.deepEqual(linesOf(exiting.chunks), ['INFO exit now']);
+});
+
+test('gathered lines are written in pieces of whole lines of at most PIPE_BUF bytes, in order', () => {
+  // What keeps lines of several workers sharing one stderr pipe from interleaving.
+  const pieces: string[] = [];
+  const gatherer = new LineGatherer((text) => pieces.push(text));
+  const lines = Array.from({ length: 200 }, (_, i) => `line ${i} ${'x'.repeat(i % 97)}`);
+  const long = 'L'.repeat(PIPE_BUF + 10);
+  for (const line of lines.slice(0, 100)) gatherer.add(line);
+  gatherer.add(long);
+  for (const line of lines.slice(100)) gatherer.add(line);
+  gatherer.flush();
+  assert.ok(pieces.length > 1, 'more than one piece');
+  for (const piece of pieces) {
+    assert.ok(piece.endsWith('\n'), 'a piece ends with a whole line');
+    if (!piece.includes(long)) assert.ok(Buffer.byteLength(piece) <= PIPE_BUF, 'a piece fits');
+    else assert.equal(piece, `${long}\n`, 'a line longer than PIPE_BUF goes alone');
+  }
+  assert.deepEqual(pieces.join('').split('\n').slice(0, -1), [
+    ...lines.slice(0, 100),
+    long,
+    ...lines.slice(100),
+  ]);
+});
+
+test('gathered lines wait for FLUSH_AFTER_MS at most, then go out in one piece', async () => {
+  const pieces: string[] = [];
+  const gatherer = new LineGatherer((text) => pieces.push(text));
+  gatherer.add('a');
+  gatherer.add('b');
+  assert.deepEqual(pieces, [], 'nothing written at once');
+  await new Promise((resolve) => setTimeout(resolve, FLUSH_AFTER_MS + 50));
+  assert.deepEqual(pieces, ['a\nb\n']);
 });
