@@ -10,19 +10,11 @@
  * (9k against 8k), so the ratio reported is the conservative one.
  */
 import { connect as netConnect } from 'node:net';
-import {
-  atLeast,
-  Histogram,
-  LOOPBACK,
-  nowMs,
-  type Row,
-  ratio,
-  type Scenario,
-  sleep,
-} from './lib.js';
+import { atLeast, LOOPBACK, nowMs, type Row, ratio, type Scenario, sleep } from './lib.js';
 import {
   cpuMicrosEach,
   type LoadResult,
+  LoadTally,
   type LoadWindow,
   REQUEST_BYTES,
   RESPONSE_BYTES,
@@ -41,12 +33,8 @@ export interface ChurnClientParams extends LoadWindow {
 /** churnClient (agent role) runs `workers` loops of one connection per request. */
 export async function churnClient(params: ChurnClientParams): Promise<LoadResult> {
   const request = Buffer.alloc(REQUEST_BYTES, 0x71);
-  const histogram = new Histogram();
-  const windowStart = params.startAtMs + params.warmupMs;
-  const windowEnd = windowStart + params.durationMs;
-  let completed = 0;
-  let total = 0;
-  let errors = 0;
+  const tally = new LoadTally(params);
+  const windowEnd = tally.windowEnd;
 
   // One connection: resolves when it is over, however it ended.
   const once = (): Promise<void> =>
@@ -58,13 +46,8 @@ export async function churnClient(params: ChurnClientParams): Promise<LoadResult
       const finish = (ok: boolean): void => {
         if (done) return;
         done = true;
-        const t = nowMs();
-        if (!ok) errors += 1;
-        else total += 1;
-        if (ok && t >= windowStart && t < windowEnd) {
-          completed += 1;
-          histogram.record((t - startedAt) * 1000);
-        }
+        if (ok) tally.done(startedAt);
+        else tally.errors += 1;
         socket.destroy();
         resolve();
       };
@@ -87,7 +70,7 @@ export async function churnClient(params: ChurnClientParams): Promise<LoadResult
     Promise.all(Array.from({ length: params.workers }, worker)),
     sleep(windowEnd - nowMs() + 10_000),
   ]);
-  return { completed, total, errors, latency: histogram.counts };
+  return tally.result();
 }
 
 /** churn is the scenario: direct, then through the proxy, on one upstream. */

@@ -87,15 +87,46 @@ export interface LoadResult {
   latency: number[];
 }
 
+/**
+ * LoadTally is what a load agent counts: every exchange, and the latency of those that
+ * end inside the window (after the warm-up, before the end).
+ */
+export class LoadTally {
+  readonly histogram = new Histogram();
+  readonly windowStart: number;
+  readonly windowEnd: number;
+  completed = 0;
+  total = 0;
+  errors = 0;
+
+  constructor(window: LoadWindow) {
+    this.windowStart = window.startAtMs + window.warmupMs;
+    this.windowEnd = this.windowStart + window.durationMs;
+  }
+
+  /** done counts an exchange that began at `startedAt` and ended now; returns now. */
+  done(startedAt: number): number {
+    const t = nowMs();
+    this.total += 1;
+    if (t >= this.windowStart && t < this.windowEnd) {
+      this.completed += 1;
+      this.histogram.record((t - startedAt) * 1000);
+    }
+    return t;
+  }
+
+  /** result is the agent's answer. */
+  result(): LoadResult {
+    const { completed, total, errors } = this;
+    return { completed, total, errors, latency: this.histogram.counts };
+  }
+}
+
 /** rrClient (agent role) runs closed-loop request/response on keep-alive connections. */
 export async function rrClient(params: RrClientParams): Promise<LoadResult> {
   const request = Buffer.alloc(REQUEST_BYTES, 0x71);
-  const histogram = new Histogram();
-  const windowStart = params.startAtMs + params.warmupMs;
-  const windowEnd = windowStart + params.durationMs;
-  let completed = 0;
-  let total = 0;
-  let errors = 0;
+  const tally = new LoadTally(params);
+  const windowEnd = tally.windowEnd;
 
   const runConnection = (): Promise<void> =>
     new Promise((resolve) => {
@@ -107,7 +138,7 @@ export async function rrClient(params: RrClientParams): Promise<LoadResult> {
         socket.write(request);
       };
       socket.on('error', () => {
-        errors += 1;
+        tally.errors += 1;
         resolve();
       });
       socket.on('close', () => resolve());
@@ -115,13 +146,7 @@ export async function rrClient(params: RrClientParams): Promise<LoadResult> {
         received += chunk.length;
         while (received >= RESPONSE_BYTES) {
           received -= RESPONSE_BYTES;
-          const t = nowMs();
-          total += 1;
-          if (t >= windowStart && t < windowEnd) {
-            completed += 1;
-            histogram.record((t - sentAt) * 1000);
-          }
-          if (t >= windowEnd) {
+          if (tally.done(sentAt) >= windowEnd) {
             socket.destroy();
             return;
           }
@@ -136,7 +161,7 @@ export async function rrClient(params: RrClientParams): Promise<LoadResult> {
   const connections = Array.from({ length: params.connections }, runConnection);
   // Bound: a connection stuck without a response is given up 10 s after the window.
   await Promise.race([Promise.all(connections), sleep(windowEnd - nowMs() + 10_000)]);
-  return { completed, total, errors, latency: histogram.counts };
+  return tally.result();
 }
 
 /** LoadFigures are several agents' results merged. */
