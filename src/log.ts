@@ -72,7 +72,8 @@ export class LineGatherer {
   add(line: string): void {
     const text = `${line}\n`;
     const bytes = Buffer.byteLength(text);
-    if (this.#pendingBytes + bytes > PIPE_BUF) this.flush();
+    // The piece would grow past PIPE_BUF: write what waits; the timer stays armed.
+    if (this.#pendingBytes + bytes > PIPE_BUF) this.#writePending();
     this.#pending.push(text);
     this.#pendingBytes += bytes;
     if (!this.#flushScheduled) {
@@ -84,6 +85,10 @@ export class LineGatherer {
   /** flush writes every pending line now. */
   flush(): void {
     this.#flushScheduled = false;
+    this.#writePending();
+  }
+
+  #writePending(): void {
     if (this.#pending.length === 0) return;
     const text = this.#pending.join('');
     this.#pending = [];
