@@ -328,6 +328,8 @@ async function startAdmin(
       listen: parseAddress(flags.listen, { allowBarePort: true, allowPortZero: true }),
       token,
       reload: actions.reload,
+      onError: (err) =>
+        log.warn('admin server error', { code: errorCode(err), message: err.message }),
     });
   } catch (err) {
     fail(2, messageOf(err));

@@ -299,6 +299,12 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     }
     // Bind every new address before touching anything: a reload is all or nothing.
     const bound = await Promise.allSettled(toStart.map((l) => l.listen()));
+    // close() may have run while binding: it drains only the listeners it knew of, so
+    // the new ones must not start serving behind its back.
+    if (this.#state !== 'listening') {
+      for (const listener of toStart) listener.stopAccepting();
+      throw new ProxyError('PROXY_ERR_CLOSED', `reload: proxy is ${this.#state}`);
+    }
     const failed = bound.find((r) => r.status === 'rejected');
     if (failed !== undefined) {
       for (const listener of toStart) listener.stopAccepting();

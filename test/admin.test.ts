@@ -742,3 +742,23 @@ describe('GET /metrics', () => {
     assert.equal(samples[2]?.value, Infinity);
   });
 });
+
+test('an admin server that closes stops observing the proxy: none left behind after many', async (t) => {
+  // A library may start and stop admin servers on one proxy; each observes the proxy's
+  // connection events for its histograms and must let go of them when it closes.
+  const upstream = await startUpstream(t, echo);
+  const proxy = await startProxy(t, { listen: '127.0.0.1:0', targets: [upstream.address] });
+  const before = proxy.listenerCount('connectionClose') + proxy.listenerCount('connectionConnect');
+  for (let i = 0; i < 12; i++) {
+    const admin = new AdminServer(proxy, { listen: LOOPBACK });
+    await admin.listen();
+    const address = admin.address();
+    assert.ok(address !== null);
+    const res = await fetch(`http://127.0.0.1:${address.port}/metrics`);
+    assert.equal(res.status, 200);
+    await res.text();
+    await admin.close();
+  }
+  const after = proxy.listenerCount('connectionClose') + proxy.listenerCount('connectionConnect');
+  assert.equal(after, before);
+});

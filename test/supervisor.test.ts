@@ -205,3 +205,26 @@ test('a reload that cannot bind changes nothing', async (t) => {
     code: 'PROXY_ERR_INVALID_CONFIG',
   });
 });
+
+test('close() during a reload: the listeners the reload was binding do not stay open', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const spare = createServer();
+  spare.listen(0, '127.0.0.1');
+  await once(spare, 'listening');
+  const sparePort = (spare.address() as { port: number }).port;
+  await new Promise((resolve) => spare.close(resolve));
+  const proxy = createProxy({ name: 'a', listen: '127.0.0.1:0', targets: [upstream.address] });
+  await proxy.listen();
+  t.after(() => proxy.close({ graceful: false }));
+  // Reloads run one at a time, each from a microtask: one turn of the microtask queue
+  // lets this one start binding "b"; close() then runs while the bind is pending.
+  const reloading = proxy.reload({
+    listeners: [{ name: 'b', listen: `127.0.0.1:${sparePort}`, targets: [upstream.address] }],
+  });
+  await Promise.resolve();
+  const closing = proxy.close({ graceful: false });
+  await assert.rejects(reloading, { code: 'PROXY_ERR_CLOSED' });
+  await closing;
+  const client = connectClient(sparePort);
+  assert.equal(await client.closed, 'ECONNREFUSED', 'nothing listens on b');
+});

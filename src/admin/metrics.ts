@@ -12,7 +12,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ListenerInfo, ProxyEvents } from '../index.js';
+import type { ConnectionInfo, ListenerInfo, ProxyEvents } from '../index.js';
 import type { HistogramSource, ProxyView } from './view.js';
 
 const CONNECT_BUCKETS_S = [
@@ -27,6 +27,7 @@ const DURATION_BUCKETS_S = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 36
  */
 export class ConnectionHistograms implements HistogramSource {
   readonly registry = new Registry();
+  readonly #detach: () => void;
 
   constructor(proxy: EventEmitter<ProxyEvents>) {
     const registers = [this.registry];
@@ -44,13 +45,24 @@ export class ConnectionHistograms implements HistogramSource {
       buckets: DURATION_BUCKETS_S,
       registers,
     });
-    proxy.on('connectionConnect', (c) => {
+    const onConnect = (c: ConnectionInfo): void => {
       if (c.connectMs === undefined || c.upstream === null) return;
       connectDuration.observe({ listener: c.listener, target: c.upstream }, c.connectMs / 1000);
-    });
-    proxy.on('connectionClose', (c) => {
+    };
+    const onClose = (c: ConnectionInfo): void => {
       connectionDuration.observe({ listener: c.listener }, c.ageMs / 1000);
-    });
+    };
+    proxy.on('connectionConnect', onConnect);
+    proxy.on('connectionClose', onClose);
+    this.#detach = () => {
+      proxy.off('connectionConnect', onConnect);
+      proxy.off('connectionClose', onClose);
+    };
+  }
+
+  /** detach stops observing the proxy's events (the admin server that made it closed). */
+  detach(): void {
+    this.#detach();
   }
 
   histograms(): Registry {

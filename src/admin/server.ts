@@ -41,6 +41,8 @@ export interface AdminOptions {
    * the proxy's own connection events, which needs a `TcpProxy` in this process.
    */
   histograms?: HistogramSource | undefined;
+  /** onError hears errors of the admin server once it listens (failed accepts); it keeps serving. */
+  onError?: ((err: Error) => void) | undefined;
 }
 
 /** HttpError is an error with the status the client gets and a JSON body `{ error }`. */
@@ -88,6 +90,8 @@ export class AdminServer {
   readonly #options: AdminOptions;
   readonly #server: Server;
   readonly #metrics: ProxyMetrics;
+  /** #ownHistograms: made here (no `histograms` option), so detached on close(). */
+  readonly #ownHistograms: ConnectionHistograms | undefined;
   readonly #tokenDigest: Buffer | null;
   readonly #routes: Route[];
 
@@ -103,8 +107,12 @@ export class AdminServer {
     }
     this.#proxy = proxy;
     this.#options = options;
-    // Without a source given, the overloads guarantee a TcpProxy, whose events we observe.
-    const histograms = options.histograms ?? new ConnectionHistograms(proxy as TcpProxy);
+    // Without a source given, the overloads guarantee a TcpProxy, whose events we observe
+    // until close().
+    this.#ownHistograms =
+      options.histograms === undefined ? new ConnectionHistograms(proxy as TcpProxy) : undefined;
+    const histograms: HistogramSource =
+      options.histograms ?? (this.#ownHistograms as HistogramSource);
     this.#metrics = new ProxyMetrics(proxy, histograms);
     this.#tokenDigest = options.token === undefined ? null : digest(options.token);
     this.#routes = this.#buildRoutes();
@@ -112,6 +120,12 @@ export class AdminServer {
       this.#handle(req, res).catch((err: unknown) => {
         send(res, { status: 500, body: { error: `internal error: ${String(err)}` } });
       });
+    });
+    // A server error once listening (an accept that failed: EMFILE, ENFILE) must never
+    // crash the proxy it watches: reported through `options.onError`, and serving goes on.
+    // Before that, listen() reports the error itself.
+    this.#server.on('error', (err: Error) => {
+      if (this.#server.listening) options.onError?.(err);
     });
   }
 
@@ -139,6 +153,7 @@ export class AdminServer {
 
   /** close stops the admin server and ends its keep-alive connections. */
   close(): Promise<void> {
+    this.#ownHistograms?.detach();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();
