@@ -42,6 +42,11 @@ export interface EndpointOwner {
   readonly trace: boolean;
   /** lastActivityMs is when bytes last moved either way; the idle timer reads it. */
   lastActivityMs: number;
+  /**
+   * watchesActivity: an idle or half-close timeout applies, so every read records the
+   * time in `lastActivityMs`. Without either (the default), a read costs no clock read.
+   */
+  readonly watchesActivity: boolean;
   now(): number;
   traceEvent(side: Side, event: string, fields?: Readonly<Record<string, number | string>>): void;
   onFin(from: Endpoint): void;

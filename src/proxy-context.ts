@@ -95,6 +95,7 @@ export class ProxyContext {
   connectedAtMs = -1;
   closedAtMs = -1;
   lastActivityMs: number;
+  readonly watchesActivity: boolean;
   readonly #timer: Timer<ProxyContext>;
   /** #dialing is the upstream socket of the connect attempt under way, if any. */
   #dialing: Socket | null = null;
@@ -113,6 +114,7 @@ export class ProxyContext {
     this.trace = host.log.enabled('trace');
     this.acceptedAtMs = host.timers.now();
     this.lastActivityMs = this.acceptedAtMs;
+    this.watchesActivity = this.config.idleTimeoutMs > 0 || this.config.halfCloseTimeoutMs > 0;
     this.#timer = new Timer<ProxyContext>(this, onContextTimer);
     this.client = new Endpoint('client', this);
     this.upstream = new Endpoint('upstream', this);

@@ -48,7 +48,7 @@ function socketOnRead(this: EndpointSocket, bytes: number, buffer: Uint8Array): 
   const context = from.context;
   from.bytesRead += bytes;
   from.lastReadBytes = bytes;
-  context.lastActivityMs = context.now();
+  if (context.watchesActivity) context.lastActivityMs = context.now();
   const to = from.peer.socket;
   if (to === null || to.destroyed) return false; // torn down meanwhile; the close path finishes
   let goOn: boolean;
