@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * The `proxy` command: argv → options → createProxy() → listen, plus signals and
- * exit codes (see cli-contract.md in the docs). The only module that reads
+ * exit codes, as the CLI contract the project was given says (README.md "The
+ * command" and `proxy --help` spell it out). The only module that reads
  * `process.argv` or calls `process.exit`.
  *
  * Exit status: 0 after a clean shutdown (or a valid `check`), 2 for a usage error

@@ -72,7 +72,7 @@ interface OnreadSymbols {
   readonly kBufferGen: symbol;
 }
 
-function borrowOnreadSymbols(): OnreadSymbols | null {
+function borrowOnreadSymbols(): OnreadSymbols {
   // `onread` works for any Socket; @types/node lists it only for net.connect's options.
   const options = { onread: { buffer: Buffer.alloc(1), callback: () => true } };
   const probe = new Socket(options as ConstructorParameters<typeof Socket>[0]);
@@ -82,15 +82,14 @@ function borrowOnreadSymbols(): OnreadSymbols | null {
   const kBufferCb = find('kBufferCb');
   const kBufferGen = find('kBufferGen');
   probe.destroy();
-  return kBuffer && kBufferCb && kBufferGen ? { kBuffer, kBufferCb, kBufferGen } : null;
-}
-
-const symbols = borrowOnreadSymbols();
-if (symbols === null) {
+  if (kBuffer && kBufferCb && kBufferGen) return { kBuffer, kBufferCb, kBufferGen };
   throw new Error(
     `proxy: this Node.js (${process.version}) lacks the onread internals the relay relies on (tested: Node 20 and 24)`,
   );
 }
+
+// Found once, when the module loads: a Node without them refuses to start.
+const symbols = borrowOnreadSymbols();
 
 /** ReadCallback is called with the bytes read into `buffer`; false stops reading. */
 export type ReadCallback = (bytes: number, buffer: Uint8Array) => boolean;
@@ -107,8 +106,7 @@ interface UserBufferHandle {
  */
 export function readsIntoOwnBuffer(socket: Socket, first: Buffer, callback: ReadCallback): void {
   const handle = (socket as unknown as { _handle: UserBufferHandle | null })._handle;
-  if (symbols === null || handle === null)
-    throw new Error('readsIntoOwnBuffer: the socket has no handle');
+  if (handle === null) throw new Error('readsIntoOwnBuffer: the socket has no handle');
   const target = socket as unknown as Record<symbol, unknown>;
   target[symbols.kBuffer] = first;
   target[symbols.kBufferCb] = callback;
@@ -123,6 +121,5 @@ export function readsIntoOwnBuffer(socket: Socket, first: Buffer, callback: Read
  * buffer and the endpoint wants a large one from then on.
  */
 export function chooseBuffersWith(socket: Socket, next: (() => Buffer) | null): void {
-  if (symbols === null) return;
   (socket as unknown as Record<symbol, unknown>)[symbols.kBufferGen] = next;
 }

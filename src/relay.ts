@@ -7,11 +7,13 @@
  * (read-buffer.ts) and calls `socketOnRead` with the byte count. A small read is
  * copied out of the shared buffer; a bulk read in a large buffer is written as it is.
  *
- * Backpressure: after writing a chunk to the peer, if the peer's kernel did not take
- * all of it (`writableLength > 0`), part of the chunk waits in Node (pointing into our
- * large buffer, or being the copy). So we stop reading this side (return false) until
- * that write is done (Endpoint.onPeerWritten), which both protects a large buffer and
- * bounds memory: per direction, at most one chunk waits in user space (docs/design.md).
+ * Backpressure, two ways (docs/design.md §6, §7). A copy of a small read is written
+ * like any write: reading goes on while `write()` returns true and stops (return
+ * false) once the peer holds its high-water mark, until 'drain'. A chunk in a large
+ * buffer is written as it is: if the peer's kernel did not take all of it
+ * (`writableLength > 0`), part of it still points into the buffer, so reading stops
+ * until that write is done (Endpoint.onPeerWritten). Per direction, at most one large
+ * chunk, plus copies under the high-water mark, wait in user space.
  *
  * Half-close: a FIN from one side ('end') becomes `end()` on the other, which Node
  * sends only after everything already written has been handed to the kernel.
