@@ -24,7 +24,7 @@ import type { WorkerAnswers, WorkerRequest } from './cluster.js';
 import { ProxyError } from './errors.js';
 import type { ConnectionInfo, ListenerInfo, ReloadResult, TargetInfo } from './index.js';
 import type { Logger } from './log.js';
-import { sumSnapshots } from './stats.js';
+import { addCounts, sumSnapshots } from './stats.js';
 
 /** WorkerPool is what the view needs from the primary: who is ready, and a way to ask. */
 export interface WorkerPool {
@@ -182,9 +182,7 @@ function mergeTargets(targets: readonly TargetInfo[]): TargetInfo[] {
     }
     into.connects += t.connects;
     if (t.state === 'drained') into.state = 'drained';
-    for (const [code, n] of Object.entries(t.failures)) {
-      into.failures[code] = (into.failures[code] ?? 0) + n;
-    }
+    addCounts(into.failures, t.failures);
   }
   return [...byAddress.values()];
 }

@@ -97,7 +97,8 @@ export class Stats {
   }
 }
 
-function addCounts(
+/** addCounts adds each count of `from` to the same key of `into`. */
+export function addCounts(
   into: Record<string, number>,
   from: Readonly<Record<string, number | undefined>>,
 ): void {

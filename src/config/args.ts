@@ -9,7 +9,7 @@ import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
 import { AddressError, isLoopbackHost, parseAddress } from './address.js';
 import type { ListenerOptions } from './config.js';
 import { DurationError, parseDuration } from './duration.js';
-import type { DefaultOverrides } from './file.js';
+import { type DefaultOverrides, stripUndefined } from './file.js';
 
 /** AdminFlags are `--admin ADDR` and `--admin-token-file FILE`, checked. */
 export interface AdminFlags {
@@ -291,10 +291,6 @@ function optionalChoice<T extends string>(
   choices: readonly T[],
 ): T | undefined {
   return text === undefined ? undefined : choiceFlag(flag, text, choices, choices[0] as T);
-}
-
-function stripUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
 function choiceFlag<T extends string>(

@@ -294,7 +294,8 @@ function checkAddress(text: string, isListen: boolean, path: Path, fail: Fail): 
   }
 }
 
-function stripUndefined<T extends object>(value: T): Partial<T> {
+/** stripUndefined drops the keys whose value is undefined (an option not given). */
+export function stripUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
