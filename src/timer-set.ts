@@ -37,7 +37,7 @@ const MAX_NATIVE_DELAY_MS = 2 ** 31 - 1;
  * unref'd: it never keeps the process alive by itself (the sockets whose deadlines it
  * serves do), so the set may leave it armed when it has nothing left to wait for.
  */
-export const systemClock: Clock = {
+const systemClock: Clock = {
   now: () => performance.now(),
   setTimer: (callback, delayMs) => setTimeout(callback, delayMs).unref(),
   clearTimer: (handle) => clearTimeout(handle as NodeJS.Timeout),

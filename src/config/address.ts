@@ -12,7 +12,7 @@ export type Address =
   | { readonly path: string; readonly host?: undefined; readonly port?: undefined };
 
 /** UNIX_PREFIX marks a Unix domain socket address: `unix:/run/app.sock`. */
-export const UNIX_PREFIX = 'unix:';
+const UNIX_PREFIX = 'unix:';
 
 /** AddressError explains why a string is not an address; the caller adds where it came from. */
 export class AddressError extends Error {}

@@ -329,7 +329,7 @@ function childOf(node: Node | null | undefined, part: string | number): Node | u
 }
 
 /** formatPath writes ['listeners', 1, 'targets', 0] as `listeners[1].targets[0]`. */
-export function formatPath(path: Path): string {
+function formatPath(path: Path): string {
   let text = '';
   for (const part of path)
     text += typeof part === 'number' ? `[${part}]` : text === '' ? part : `.${part}`;
