@@ -34,3 +34,17 @@ export function errorCode(err: unknown): string {
   }
   return 'UNKNOWN';
 }
+
+const LISTEN_ERRORS: Readonly<Record<string, string>> = {
+  EADDRINUSE: 'address in use',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EADDRNOTAVAIL: 'address not available on this host',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed',
+};
+
+/** listenErrorText says why a bind failed, in words (`address in use`), for any listener. */
+export function listenErrorText(err: unknown): string {
+  return LISTEN_ERRORS[errorCode(err)] ?? (err instanceof Error ? err.message : String(err));
+}

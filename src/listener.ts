@@ -13,7 +13,7 @@ import { formatAddress, formatParsed } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
-import { errorCode, ProxyError } from './errors.js';
+import { errorCode, listenErrorText, ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import { type ContextHost, ProxyContext } from './proxy-context.js';
 import { Stats, type StatsSnapshot } from './stats.js';
@@ -27,15 +27,6 @@ export interface ListenerEvents {
   connectionConnect(context: ProxyContext): void;
   connectionClose(info: ConnectionInfo): void;
 }
-
-const LISTEN_ERRORS: Readonly<Record<string, string>> = {
-  EADDRINUSE: 'address in use',
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EADDRNOTAVAIL: 'address not available on this host',
-  ENOTFOUND: 'host not found',
-  EAI_AGAIN: 'host name lookup failed',
-};
 
 function onDrainTimer(listener: Listener): void {
   listener.closeAll('shutdown');
@@ -135,8 +126,7 @@ export class Listener implements ContextHost {
   }
 
   #listenError(err: unknown): ProxyError {
-    const code = errorCode(err);
-    const what = LISTEN_ERRORS[code] ?? (err instanceof Error ? err.message : String(err));
+    const what = listenErrorText(err);
     return new ProxyError('PROXY_ERR_LISTEN', `listen ${this.listenAddress}: ${what}`, {
       cause: err,
     });

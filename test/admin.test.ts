@@ -762,3 +762,27 @@ test('an admin server that closes stops observing the proxy: none left behind af
   const after = proxy.listenerCount('connectionClose') + proxy.listenerCount('connectionConnect');
   assert.equal(after, before);
 });
+
+test('an admin address that cannot be bound is named, with the reason in words', async (t) => {
+  // 192.0.2.1 (TEST-NET-1) is on no interface of this host: the bind fails at once,
+  // no packet leaves the machine.
+  const upstream = await startUpstream(t, echo);
+  const proxy = await startProxy(t, { listen: '127.0.0.1:0', targets: [upstream.address] });
+  const admin = new AdminServer(proxy, { listen: { host: '192.0.2.1', port: 0 }, token: 'x' });
+  await assert.rejects(admin.listen(), {
+    code: 'PROXY_ERR_LISTEN',
+    message: 'admin listen 192.0.2.1:0: address not available on this host',
+  });
+  await admin.close().catch(() => {});
+  // The address in use, the common case, is said the same way as for a listener.
+  const taken = new AdminServer(proxy, { listen: LOOPBACK });
+  await taken.listen();
+  t.after(() => taken.close());
+  const port = taken.address()?.port;
+  const second = new AdminServer(proxy, { listen: { host: '127.0.0.1', port: port ?? 0 } });
+  await assert.rejects(second.listen(), {
+    code: 'PROXY_ERR_LISTEN',
+    message: `admin listen 127.0.0.1:${port}: address in use`,
+  });
+  await second.close().catch(() => {});
+});

@@ -21,7 +21,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type Address, formatParsed, isLoopbackHost } from '../config/address.js';
 import { connectionRecord } from '../connection-info.js';
-import { errorCode, ProxyError } from '../errors.js';
+import { errorCode, listenErrorText, ProxyError } from '../errors.js';
 import type { ListenerInfo, ReloadResult, TcpProxy } from '../index.js';
 import { VERSION } from '../version.js';
 import { ConnectionHistograms, ProxyMetrics } from './metrics.js';
@@ -138,7 +138,7 @@ export class AdminServer {
     try {
       await once(server, 'listening');
     } catch (err) {
-      const what = errorCode(err) === 'EADDRINUSE' ? 'address in use' : String(err);
+      const what = listenErrorText(err);
       throw new ProxyError('PROXY_ERR_LISTEN', `admin listen ${formatParsed(listen)}: ${what}`, {
         cause: err,
       });
