@@ -207,13 +207,7 @@ async function runSingle(plan: Plan): Promise<void> {
   process.on('SIGINT', shutdown.signal);
   // SIGHUP re-reads the config file and applies the difference (see Supervisor.reload).
   // A file with errors is refused and the running configuration stays as it was.
-  process.on('SIGHUP', () => {
-    if (reloadFrom === null) {
-      proxy.log.warn('SIGHUP ignored: there is no --config file to reload');
-      return;
-    }
-    reloadConfig(proxy, reloadFrom).catch(() => {});
-  });
+  reloadOnSighup(proxy.log, reloadFrom === null ? null : () => reloadConfig(proxy, reloadFrom));
   process.on('SIGUSR1', () => logSnapshot(proxy));
 }
 
@@ -293,14 +287,8 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  process.on('SIGHUP', () => {
-    if (reloadFrom === null) {
-      log.warn('SIGHUP ignored: there is no --config file to reload');
-      return;
-    }
-    // Each worker re-reads the file and logs "config reloaded" or why it refused.
-    primary.reload().catch(() => {});
-  });
+  // Each worker re-reads the file and logs "config reloaded" or why it refused.
+  reloadOnSighup(log, reloadFrom === null ? null : () => primary.reload());
   process.on('SIGUSR1', () => primary.snapshot());
   void primary.done.then((status) => {
     if (status === 0) log.info('stopped');
@@ -391,6 +379,14 @@ function shutdownControl(proxy: TcpProxy): {
     process.exit(0);
   };
   return { signal: (signal) => (draining ? now(signal) : drain(signal)), drain, now };
+}
+
+/** reloadOnSighup runs `reload` on SIGHUP (its outcome is logged where it happens), or says why not. */
+function reloadOnSighup(log: Logger, reload: (() => Promise<unknown>) | null): void {
+  process.on('SIGHUP', () => {
+    if (reload === null) log.warn('SIGHUP ignored: there is no --config file to reload');
+    else reload().catch(() => {});
+  });
 }
 
 /**
