@@ -475,7 +475,8 @@ describe('POST /api/listeners/{name}/targets/{address}/drain and /undrain', () =
     await client.ended;
     client.socket.end();
     assert.equal(await client.closed, null, 'a FIN, not a reset');
-    assert.ok(Date.now() - startedMs < 5000, 'closed at once, not after the 10 s connect timeout');
+    // Below the 10 s connect timeout however busy the machine is (the cause below is the proof).
+    assert.ok(Date.now() - startedMs < 9000, 'closed at once, not after the 10 s connect timeout');
     await waitFor(() => closed.length === 1, 5000, 'the close event');
     assert.equal(closed[0]?.cause, 'no_target');
     assert.deepEqual(counts(upstreams), [0, 0]);

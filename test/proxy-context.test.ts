@@ -17,6 +17,7 @@ import {
   startUpstream,
   waitFor,
 } from './helpers/net.js';
+import { deadline } from './helpers/time.js';
 
 function nextClose(proxy: { once(e: 'connectionClose', f: (c: ConnectionInfo) => void): unknown }) {
   return new Promise<ConnectionInfo>((resolve) => proxy.once('connectionClose', resolve));
@@ -172,13 +173,25 @@ test('closes an idle connection after the idle timeout and spares an active one'
   const idle = connectClient(port);
   const active = connectClient(port);
   const started = Date.now();
-  // Keep `active` busy for three idle periods, one small write every 100 ms.
-  const ticker = setInterval(() => active.socket.write('x'), 100);
+  // Keep `active` busy, one small write every 50 ms: a sixth of the idle timeout, so a
+  // busy machine may delay a write by up to 250 ms before the proxy could call it idle.
+  const ticker = setInterval(() => active.socket.write('x'), 50);
   t.after(() => clearInterval(ticker));
   await idle.ended; // the proxy closed it: our FIN arrives
   const elapsed = Date.now() - started;
-  assert.ok(elapsed >= 280 && elapsed < 2000, `idle connection closed after ${elapsed} ms`);
-  await new Promise((r) => setTimeout(r, 700));
+  assert.ok(
+    elapsed >= 280 && elapsed < deadline(2000),
+    `idle connection closed after ${elapsed} ms`,
+  );
+  // Then more than two further idle periods of activity, counted in echoed writes
+  // (14 at one per 50 ms is at least 700 ms), not measured with a sleep.
+  const echoedAtIdleClose = active.received().length;
+  await waitFor(
+    () => active.received().length >= echoedAtIdleClose + 14 || active.sawEnd,
+    2000,
+    'fourteen more echoes on the active connection',
+  );
+  assert.equal(active.sawEnd, false, 'active connection not closed by the proxy');
   assert.equal(active.socket.destroyed, false, 'active connection still open');
   assert.equal(proxy.stats().closed.idle_timeout, 1);
   clearInterval(ticker);
@@ -226,7 +239,7 @@ test('closes a half-closed connection after the half-close timeout', async (t) =
   const elapsed = Date.now() - started;
   assert.equal(info.cause, 'half_close_timeout');
   assert.equal(info.firstClose, 'client');
-  assert.ok(elapsed >= 180 && elapsed < 2000, `closed after ${elapsed} ms`);
+  assert.ok(elapsed >= 180 && elapsed < deadline(2000), `closed after ${elapsed} ms`);
 });
 
 test("a slow reader's connection holds bounded memory in the proxy", async (t) => {

@@ -19,6 +19,7 @@ import {
   startUpstream,
   waitFor,
 } from '../helpers/net.js';
+import { deadline } from '../helpers/time.js';
 
 const LISTEN = '127.0.0.1:0';
 /** A syntactically valid target; usage errors never get as far as dialing it. */
@@ -369,10 +370,14 @@ test('SIGTERM stops accepting at once, lets a transfer in flight finish, then ex
   const expected = Buffer.concat(
     Array.from({ length: chunks }, (_, i) => patternBytes(chunkSize, i + 1)),
   );
+  // The last chunk and the FIN wait until the test has seen the refusal: the transfer
+  // is still in flight then, however slowly a busy machine runs the steps before.
+  let lastChunkHeld = true;
   const upstream = await startUpstream(t, (socket) => {
     socket.resume();
     let sent = 0;
     const timer = setInterval(() => {
+      if (sent === chunks - 1 && lastChunkHeld) return;
       sent += 1;
       socket.write(patternBytes(chunkSize, sent));
       if (sent === chunks) {
@@ -404,14 +409,18 @@ test('SIGTERM stops accepting at once, lets a transfer in flight finish, then ex
   cli.child.kill('SIGTERM');
   await cli.waitForRecord((r) => r.msg === 'shutting down', 2000, 'the shutting down line');
   let outcome = await tryConnect(cli.port);
-  while (outcome !== 'ECONNREFUSED' && Date.now() - signalAtMs < 1000) {
+  while (outcome !== 'ECONNREFUSED' && Date.now() - signalAtMs < deadline(1000)) {
     outcome = await tryConnect(cli.port);
   }
   const refusedAtMs = Date.now();
   assert.equal(outcome, 'ECONNREFUSED', 'a new connection is refused');
-  assert.ok(refusedAtMs - signalAtMs < 500, `refused ${refusedAtMs - signalAtMs}ms after SIGTERM`);
+  assert.ok(
+    refusedAtMs - signalAtMs < deadline(500),
+    `refused ${refusedAtMs - signalAtMs}ms after SIGTERM`,
+  );
   assert.equal(client.sawEnd, false, 'refused while the transfer was still in flight');
   assert.equal(cli.exit, null, 'still running while the transfer is in flight');
+  lastChunkHeld = false;
 
   await withTimeout(client.ended, 5000, 'the transfer to finish');
   assert.deepEqual(client.received(), expected, 'every byte arrived, in order');
@@ -419,7 +428,10 @@ test('SIGTERM stops accepting at once, lets a transfer in flight finish, then ex
   assert.equal(exit.status, 0, cli.stderr());
   assert.equal(exit.signal, null);
   assert.ok(exit.atMs >= clientEndedAtMs, 'exited after the transfer finished');
-  assert.ok(exit.atMs - signalAtMs < 3000, `exited ${exit.atMs - signalAtMs}ms after SIGTERM`);
+  assert.ok(
+    exit.atMs - signalAtMs < deadline(3000),
+    `exited ${exit.atMs - signalAtMs}ms after SIGTERM`,
+  );
   const record = cli.records().find((r) => r.msg === 'connection closed');
   assert.equal(record?.cause, 'upstream_fin', 'the connection finished on its own');
   assert.equal(record?.bytes_to_client, expected.length);
@@ -447,7 +459,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     await closedByPeer(client, 5000, 'the proxy to close the idle connection');
     const closedAfterMs = Date.now() - signalAtMs;
     assert.ok(closedAfterMs >= 250, `closed ${closedAfterMs}ms after ${signal}, not before ~300ms`);
-    assert.ok(closedAfterMs < 5000, `closed ${closedAfterMs}ms after ${signal}`);
+    assert.ok(closedAfterMs < deadline(5000), `closed ${closedAfterMs}ms after ${signal}`);
     assert.ok(client.sawEnd || client.errorCode !== null, 'the client saw the close');
 
     const exit = await cli.waitForExit(5000);
@@ -478,7 +490,9 @@ test('a second signal exits at once without waiting for the shutdown timeout', a
   const firstAtMs = Date.now();
   cli.child.kill('SIGTERM');
   await cli.waitForRecord((r) => r.msg === 'shutting down', 2000, 'the shutting down line');
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  // The connection is still relayed after the first signal (a round trip shows it, where a
+  // sleep would only guess how long the proxy needs to act on the signal).
+  await roundTrip(client, Buffer.from('still open'));
   assert.equal(cli.exit, null, 'the first signal waits for the open connection');
   assert.equal(client.sawEnd || client.isClosed, false, 'the connection is still open');
 
@@ -487,7 +501,7 @@ test('a second signal exits at once without waiting for the shutdown timeout', a
   assert.equal(exit.status, 0, cli.stderr());
   assert.equal(exit.signal, null);
   assert.ok(
-    exit.atMs - firstAtMs < 3000,
+    exit.atMs - firstAtMs < deadline(3000),
     `exited ${exit.atMs - firstAtMs}ms after the first signal`,
   );
   await closedByPeer(client, 2000, 'the client to see the close');
@@ -515,7 +529,7 @@ test('--max-connections 1 accepts and closes a second concurrent client at once'
   const openedAtMs = Date.now();
   second.socket.write('anyone there?');
   await closedByPeer(second, 2000, 'the second client to be closed');
-  assert.ok(Date.now() - openedAtMs < 1000, 'closed at once');
+  assert.ok(Date.now() - openedAtMs < deadline(1000), 'closed at once');
   assert.equal(second.received().length, 0, 'the second client got no data');
   const record = await closedRecordFor(cli, secondPort);
   assert.equal(record.cause, 'max_connections');
@@ -537,7 +551,7 @@ test('a client whose target refuses is closed promptly and the proxy keeps servi
     const localPort = await withTimeout(client.localPort, 2000, `client ${attempt} to be accepted`);
     const startMs = Date.now();
     await closedByPeer(client, 2000, `client ${attempt} to be closed`);
-    assert.ok(Date.now() - startMs < 2000);
+    assert.ok(Date.now() - startMs < deadline(2000));
     assert.equal(client.received().length, 0);
     const record = await closedRecordFor(cli, localPort);
     assert.equal(record.cause, 'connect_refused');
@@ -612,6 +626,8 @@ test('survives running out of file descriptors and serves again once they are fr
     await roundTrip(fresh, Buffer.from(`hello after burst ${round}`));
     fresh.socket.destroy();
     // The next burst must be a new one: bursts are runs of errors less than 1s apart.
+    // This waits out the proxy's own window, a lower bound: a busy machine only makes
+    // it longer, never too short.
     if (round === 1)
       await new Promise((r) => setTimeout(r, Math.max(0, burstEndMs + 1100 - Date.now())));
   }

@@ -1,13 +1,16 @@
 /**
  * Test helpers for the end-to-end tests: run the built CLI (`dist/cli.js`, so run
  * `npm run build` first) as a child process, collect its stdout and stderr, and wait
- * for a log line or for its exit. Every wait has a deadline, and every child is ended
- * by its PID in `t.after` if it is still running.
+ * for a log line or for its exit. Every wait has a deadline (scaled for a busy
+ * machine, see time.ts), and every child is ended by its PID in `t.after` if it is
+ * still running. `runCli` starts at most RUN_CLI_LIMIT short-lived CLIs at a time.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from './net.js';
+import { deadline, Limiter } from './time.js';
 
 /** CLI_PATH is the built command, resolved from this file (not from the working directory). */
 export const CLI_PATH = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -195,15 +198,36 @@ export function spawnCli(
   };
 }
 
-/** runCli runs the CLI to completion (bounded by `timeoutMs`) and returns its exit and output. */
-export async function runCli(
+/**
+ * RUN_CLI_LIMIT is how many `runCli` children this test file runs at once: one per
+ * CPU, at least two. Starting Node is CPU-bound, so more at once only makes each
+ * slower: 27 at once on 2 cores took 7.4 s, past the 5 s each was given.
+ */
+export const RUN_CLI_LIMIT = Math.max(2, availableParallelism());
+
+const runCliSlots = new Limiter(RUN_CLI_LIMIT);
+
+/**
+ * runCli runs the CLI to completion and returns its exit and output. It waits for
+ * one of RUN_CLI_LIMIT slots first; `timeoutMs` (scaled, see time.ts) counts from
+ * the child's start, not from that wait. Only runCli takes slots and each holds one for a
+ * bounded time (a child still running at the deadline is killed by its PID), so a
+ * test that keeps long-running CLIs (startCli, spawnCli) never waits on them here.
+ */
+export function runCli(
   t: TestContext,
   args: readonly string[],
   timeoutMs = 5000,
 ): Promise<CliExit & { stdout: string; stderr: string }> {
-  const cli = spawnCli(t, args);
-  const exit = await cli.waitForExit(timeoutMs);
-  return { ...exit, stdout: cli.stdout(), stderr: cli.stderr() };
+  return runCliSlots.run(async () => {
+    const cli = spawnCli(t, args);
+    try {
+      const exit = await cli.waitForExit(timeoutMs);
+      return { ...exit, stdout: cli.stdout(), stderr: cli.stderr() };
+    } finally {
+      if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
+    }
+  });
 }
 
 const LISTENING_TEXT = / INFO listening .*\baddress=(\S+)/;
@@ -236,21 +260,19 @@ export async function startCli(
   return Object.assign(cli, { port, address });
 }
 
-/** withTimeout resolves like `promise`, or rejects once `timeoutMs` has passed. */
+/** withTimeout resolves like `promise`, or rejects once `timeoutMs` (scaled, see time.ts) has passed. */
 export async function withTimeout<T>(
   promise: Promise<T>,
   timeoutMs: number,
   what: string,
 ): Promise<T> {
+  const limitMs = deadline(timeoutMs);
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${timeoutMs}ms: ${what}`)),
-      timeoutMs,
-    );
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${limitMs}ms: ${what}`)), limitMs);
   });
   try {
-    return await Promise.race([promise, deadline]);
+    return await Promise.race([promise, expired]);
   } finally {
     clearTimeout(timer);
   }

@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { createProxy, type ProxyOptions, type TcpProxy } from '../../src/index.js';
+import { deadline } from './time.js';
 
 /** Upstream is a server on loopback that remembers its sockets so the test can close them. */
 export interface Upstream {
@@ -112,16 +113,20 @@ export function connectClient(port: number, host = '127.0.0.1'): RecordingClient
   return client;
 }
 
-/** waitFor polls `check` every 10 ms until it is true, or fails after `timeoutMs`. */
+/**
+ * waitFor polls `check` every 10 ms until it is true, or fails after `timeoutMs`
+ * scaled for a busy machine (`deadline(timeoutMs)`, see time.ts): callers name the
+ * time something takes on an idle machine.
+ */
 export async function waitFor(
   check: () => boolean,
   timeoutMs = 5000,
   what = 'condition',
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const limitMs = deadline(timeoutMs);
+  const endMs = Date.now() + limitMs;
   while (!check()) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
+    if (Date.now() > endMs) throw new Error(`timed out after ${limitMs}ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
