@@ -10,6 +10,12 @@ import type { Side } from './endpoint.js';
 /** ContextState is where a connection is in its life. */
 export type ContextState = 'connecting' | 'relaying' | 'half_closed' | 'closed';
 
+/** ConnectFailure is one failed connect attempt: the target's `host:port` and the error code. */
+export interface ConnectFailure {
+  upstream: string;
+  code: string;
+}
+
 /** ConnectionInfo describes a connection, open or closed (the library's and the log's view). */
 export interface ConnectionInfo {
   /** id is unique within the process. */
@@ -20,8 +26,21 @@ export interface ConnectionInfo {
   client: string;
   /** upstream is the target's `host:port`, or null before one was reached. */
   upstream: string | null;
+  /**
+   * bytesToUpstream: bytes delivered to the upstream, i.e. accepted by the kernel for
+   * the upstream socket (docs/observability.md says exactly what that means).
+   */
   bytesToUpstream: number;
+  /** bytesToClient: bytes delivered to the client (accepted by the kernel for its socket). */
   bytesToClient: number;
+  /** bytesFromClient: bytes read from the client; more than bytesToUpstream while some wait in the proxy, or if they never got through. */
+  bytesFromClient: number;
+  /** bytesFromUpstream: bytes read from the upstream. */
+  bytesFromUpstream: number;
+  /** attempts: connect attempts made, one per target dialed (drained targets are skipped, not tried). */
+  attempts: number;
+  /** connectFailures: each failed attempt, in order: the target and why (ECONNREFUSED, ETIMEDOUT, ...). */
+  connectFailures: ConnectFailure[];
   /** buffered: bytes the proxy holds in user space for this connection now (both sockets, both ways). */
   buffered: number;
   /** connectMs: from accept to upstream connected; undefined if it never connected. */
@@ -49,7 +68,17 @@ export function connectionRecord(c: ConnectionInfo) {
     upstream: c.upstream,
     bytes_to_upstream: c.bytesToUpstream,
     bytes_to_client: c.bytesToClient,
+    bytes_from_client: c.bytesFromClient,
+    bytes_from_upstream: c.bytesFromUpstream,
+    attempts: c.attempts,
+    connect_failures:
+      c.connectFailures.length === 0 ? undefined : formatConnectFailures(c.connectFailures),
     connect_ms: c.connectMs === undefined ? undefined : Math.round(c.connectMs),
     age_ms: Math.round(c.ageMs),
   };
+}
+
+/** formatConnectFailures writes failed attempts as the logs print them: `127.0.0.1:1 ECONNREFUSED, ...`. */
+export function formatConnectFailures(failures: readonly ConnectFailure[]): string {
+  return failures.map((f) => `${f.upstream} ${f.code}`).join(', ');
 }

@@ -13,6 +13,8 @@ export type ProxyErrorCode =
   | 'PROXY_ERR_LISTEN'
   /** The proxy was already closed or is closing. */
   | 'PROXY_ERR_CLOSED'
+  /** address() was asked of a proxy that is not listening on TCP (before listen(), after close(), or a Unix socket). */
+  | 'PROXY_ERR_NOT_LISTENING'
   /** A worker process (`--workers N`) did not answer the primary in time, or is gone. */
   | 'PROXY_ERR_WORKER';
 

@@ -11,7 +11,7 @@ import { unlink } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { formatAddress, formatParsed } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
-import type { ConnectionInfo } from './connection-info.js';
+import { type ConnectionInfo, formatConnectFailures } from './connection-info.js';
 import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
 import { errorCode, listenErrorText, ProxyError } from './errors.js';
 import type { Logger } from './log.js';
@@ -243,6 +243,7 @@ export class Listener implements ContextHost {
 
   #logClosed(info: ConnectionInfo): void {
     if (!this.log.enabled('info')) return;
+    const failures = info.connectFailures;
     this.log.info('connection closed', {
       id: info.id,
       listener: info.listener,
@@ -252,6 +253,14 @@ export class Listener implements ContextHost {
       duration_ms: Math.round(info.ageMs),
       bytes_to_upstream: info.bytesToUpstream,
       bytes_to_client: info.bytesToClient,
+      // What was read is worth a field only where it differs from what was delivered.
+      bytes_from_client:
+        info.bytesFromClient === info.bytesToUpstream ? undefined : info.bytesFromClient,
+      bytes_from_upstream:
+        info.bytesFromUpstream === info.bytesToClient ? undefined : info.bytesFromUpstream,
+      // Failover shows only when it happened: a first attempt that worked is the usual case.
+      attempts: info.attempts === 1 && failures.length === 0 ? undefined : info.attempts,
+      connect_failures: failures.length === 0 ? undefined : formatConnectFailures(failures),
       cause: info.cause,
       first_close: info.firstClose ?? undefined,
       error: info.error,
@@ -308,8 +317,8 @@ export class Listener implements ContextHost {
     let toUpstream = 0;
     let toClient = 0;
     for (const context of this.contexts) {
-      toUpstream += context.client.bytesRead;
-      toClient += context.upstream.bytesRead;
+      toUpstream += context.bytesToUpstream;
+      toClient += context.bytesToClient;
     }
     return this.stats.snapshot(toUpstream, toClient);
   }

@@ -21,7 +21,12 @@ import type { Socket } from 'node:net';
 import type { CloseCause } from './close-cause.js';
 import { formatAddress } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
-import type { ConnectionInfo, ContextState } from './connection-info.js';
+import {
+  type ConnectFailure,
+  type ConnectionInfo,
+  type ContextState,
+  formatConnectFailures,
+} from './connection-info.js';
 import { Endpoint, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
 import type { Logger } from './log.js';
@@ -101,7 +106,18 @@ export class ProxyContext {
   #dialing: Socket | null = null;
   #dialStart = 0;
   #dialAttempt = 0;
-  #dialFailures: string[] = [];
+  /** #attempts counts connect attempts started (drained targets skipped are not attempts). */
+  #attempts = 0;
+  #dialFailures: ConnectFailure[] = [];
+  /** #drainedSkipped lists the drained targets this connection skipped. */
+  #drainedSkipped: string[] = [];
+  /**
+   * Bytes each socket's kernel accepted, read just before close() destroyed the sockets
+   * (afterwards Node no longer knows how much of a pending write the kernel took); -1
+   * while open.
+   */
+  #deliveredToClient = -1;
+  #deliveredToUpstream = -1;
   #lastPendingWrites = 0;
   #killWithReset = false;
 
@@ -150,6 +166,7 @@ export class ProxyContext {
     let target = this.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
     // A drained target gets no new connections: skip it, as if it were not listed.
     while (target !== undefined && this.host.isDrained(target)) {
+      this.#drainedSkipped.push(target.address);
       this.#dialAttempt += 1;
       target = this.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
     }
@@ -158,6 +175,7 @@ export class ProxyContext {
       return;
     }
     this.target = target;
+    this.#attempts += 1;
     if (this.trace) {
       this.traceEvent(
         'upstream',
@@ -220,7 +238,7 @@ export class ProxyContext {
     this.host.timers.cancel(this.#timer);
     const address = this.target?.address ?? '?';
     this.host.stats.countConnectFailure(code, address);
-    this.#dialFailures.push(`${address} ${code}`);
+    this.#dialFailures.push({ upstream: address, code });
     this.errorCode = code;
     if (code === 'EMFILE' || code === 'ENFILE') this.host.onDescriptorShortage(code, 'connect');
     if (this.trace) this.traceEvent('upstream', `connect to ${address} failed: ${code}`);
@@ -239,12 +257,20 @@ export class ProxyContext {
       this.close('connect_error');
       return;
     }
-    this.host.log.warn('no target reachable', {
-      id: this.id,
-      listener: this.config.name,
-      client: this.clientAddress,
-      tried: this.#dialFailures.join(', '),
-    });
+    // Every target drained is an operator's doing, not a failure of the targets: say so.
+    const failures = this.#dialFailures;
+    this.host.log.warn(
+      failures.length === 0
+        ? 'no target reachable: every target is drained'
+        : 'no target reachable',
+      {
+        id: this.id,
+        listener: this.config.name,
+        client: this.clientAddress,
+        tried: failures.length === 0 ? undefined : formatConnectFailures(failures),
+        drained: this.#drainedSkipped.length === 0 ? undefined : this.#drainedSkipped.join(', '),
+      },
+    );
     this.close(code === undefined ? 'no_target' : connectCause(code));
   }
 
@@ -357,6 +383,7 @@ export class ProxyContext {
     this.cause = cause;
     this.closedAtMs = this.now();
     this.host.timers.cancel(this.#timer);
+    this.#settleDelivered(); // before the sockets are destroyed: it needs their handles
     const reset = PASSED_ON_AS_RESET.has(cause) || this.#killWithReset;
     destroySocket(this.client.socket, reset);
     destroySocket(this.upstream.socket, reset);
@@ -382,6 +409,24 @@ export class ProxyContext {
 
   // ---------------------------------------------------------------- views
 
+  // Counted once, at close, not per chunk: the relay's hot path stays as it is.
+  #settleDelivered(): void {
+    this.#deliveredToClient = deliveredBytes(this.client.socket);
+    this.#deliveredToUpstream = deliveredBytes(this.upstream.socket);
+  }
+
+  /** bytesToClient: bytes the client's socket took into the kernel (docs/observability.md, "delivered"). */
+  get bytesToClient(): number {
+    const settled = this.#deliveredToClient;
+    return settled >= 0 ? settled : deliveredBytes(this.client.socket);
+  }
+
+  /** bytesToUpstream: bytes the upstream's socket took into the kernel. */
+  get bytesToUpstream(): number {
+    const settled = this.#deliveredToUpstream;
+    return settled >= 0 ? settled : deliveredBytes(this.upstream.socket);
+  }
+
   /** info describes the connection now (or as it was when it closed). */
   info(): ConnectionInfo {
     const end = this.closedAtMs >= 0 ? this.closedAtMs : this.now();
@@ -391,8 +436,12 @@ export class ProxyContext {
       state: this.state,
       client: this.clientAddress,
       upstream: this.connectedAtMs >= 0 && this.target !== null ? this.target.address : null,
-      bytesToUpstream: this.client.bytesRead,
-      bytesToClient: this.upstream.bytesRead,
+      bytesToUpstream: this.bytesToUpstream,
+      bytesToClient: this.bytesToClient,
+      bytesFromClient: this.client.bytesRead,
+      bytesFromUpstream: this.upstream.bytesRead,
+      attempts: this.#attempts,
+      connectFailures: this.#dialFailures.slice(),
       buffered: this.client.buffered + this.upstream.buffered,
       connectMs: this.connectedAtMs >= 0 ? this.connectedAtMs - this.acceptedAtMs : undefined,
       ageMs: end - this.acceptedAtMs,
@@ -406,6 +455,38 @@ export class ProxyContext {
   traceEvent(side: Side, event: string, fields?: Readonly<Record<string, number | string>>): void {
     this.host.log.trace(event, { id: this.id, side, ...fields });
   }
+}
+
+/**
+ * The parts of a socket's libuv handle that say how far its writes got. `_handle` is
+ * Node's own property (no public API gives the kernel's share of a pending write).
+ */
+interface WriteCounters {
+  /** bytesWritten: every byte handed to libuv, whether or not the kernel took it yet. */
+  readonly bytesWritten?: unknown;
+  /** writeQueueSize: bytes libuv still holds because the kernel would not take them yet. */
+  readonly writeQueueSize?: unknown;
+}
+
+/**
+ * deliveredBytes is how many bytes of what we wrote to `socket` its kernel accepted:
+ * the bytes handed to libuv minus those libuv still queues. Once the handle is gone
+ * (the socket closed), Node's own count of completed writes (`bytesWritten` minus
+ * `writableLength`, the bytes still in its write buffer) is what is left; a write
+ * still pending then was cut short and counts only in the first form, which close()
+ * takes before it destroys the sockets.
+ */
+function deliveredBytes(socket: Socket | null): number {
+  if (socket === null) return 0;
+  const handle = (socket as unknown as { _handle: WriteCounters | null })._handle;
+  if (
+    handle !== null &&
+    typeof handle.bytesWritten === 'number' &&
+    typeof handle.writeQueueSize === 'number'
+  ) {
+    return handle.bytesWritten - handle.writeQueueSize;
+  }
+  return Math.max(0, (socket.bytesWritten ?? 0) - socket.writableLength);
 }
 
 function destroySocket(socket: Socket | null, reset: boolean): void {

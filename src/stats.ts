@@ -2,9 +2,10 @@
  * Counters of one listener, and their snapshot. No I/O and no timers: the listener
  * and its proxy contexts bump the counters; `snapshot()` copies them out.
  *
- * Bytes of connections still open are counted on the connection itself (one add per
- * chunk, nothing else) and folded into these totals when it closes; a snapshot adds
- * the live ones it is given.
+ * Bytes are bytes delivered (accepted by the kernel for the receiving socket). Those of
+ * connections still open are read from the connection's sockets when asked for (no
+ * work per chunk) and folded into these totals when it closes; a snapshot adds the
+ * live ones it is given.
  */
 import type { CloseCause } from './close-cause.js';
 
@@ -16,7 +17,9 @@ export interface StatsSnapshot {
   active: number;
   /** closed counts closed connections by cause. */
   closed: Partial<Record<CloseCause, number>>;
+  /** bytesToUpstream counts bytes delivered to upstreams (their kernels accepted them), open connections included. */
   bytesToUpstream: number;
+  /** bytesToClient counts bytes delivered to clients, open connections included. */
   bytesToClient: number;
   /** connectFailures counts failed connect attempts by error code (ECONNREFUSED, ETIMEDOUT, ...). */
   connectFailures: Record<string, number>;

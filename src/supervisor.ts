@@ -134,12 +134,26 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     return this;
   }
 
-  /** address is the first listener's bound address (handy with port 0), or null before listen(). */
-  address(): AddressInfo | null {
-    return this.#listeners[0]?.address() ?? null;
+  /**
+   * address is the first listener's bound TCP address (the real port when 0 was asked).
+   * Once `listen()` has resolved it is always there, until close(); it throws a
+   * ProxyError with code `PROXY_ERR_NOT_LISTENING` before listen(), after close(), or
+   * when the first listener is a Unix domain socket (see `addresses()`).
+   */
+  address(): AddressInfo {
+    const listener = this.#listeners[0];
+    const address = listener?.address() ?? null;
+    if (address === null) {
+      const why =
+        listener?.config.listen.path !== undefined
+          ? `listener ${listener?.config.name} is a Unix domain socket`
+          : `proxy is ${this.#state}`;
+      throw new ProxyError('PROXY_ERR_NOT_LISTENING', `address: ${why}, not listening on TCP`);
+    }
+    return address;
   }
 
-  /** addresses maps each listener's name to its bound address. */
+  /** addresses maps each listener's name to its bound TCP address: null for a Unix domain socket, or when not listening. */
   addresses(): Record<string, AddressInfo | null> {
     return Object.fromEntries(this.#listeners.map((l) => [l.config.name, l.address()]));
   }

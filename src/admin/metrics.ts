@@ -122,7 +122,7 @@ export class ProxyMetrics {
     });
     new Counter({
       name: 'proxy_bytes_total',
-      help: 'Bytes relayed, by direction (to_upstream, to_client); open connections included.',
+      help: 'Bytes delivered (accepted by the receiving socket), by direction (to_upstream, to_client); open connections included.',
       labelNames: ['listener', 'direction'],
       registers,
       collect() {

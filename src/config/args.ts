@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { ProxyError } from '../errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
-import { AddressError, isLoopbackHost, parseAddress } from './address.js';
+import { AddressError, formatParsed, isLoopbackHost, parseAddress } from './address.js';
 import type { ListenerOptions } from './config.js';
 import { DurationError, parseDuration } from './duration.js';
 import { type DefaultOverrides, stripUndefined } from './file.js';
@@ -148,7 +148,7 @@ export function parseArgv(argv: readonly string[]): CliCommand {
   checkAddress('--listen', values.listen, true);
   const targets = values.target ?? [];
   if (targets.length === 0) throw usageError('--target is required (like --target 127.0.0.1:9000)');
-  for (const target of targets) checkAddress('--target', target, false);
+  checkTargets(targets);
 
   const listener: ListenerOptions = {
     listen: values.listen,
@@ -263,6 +263,17 @@ function checkAddress(flag: string, text: string, isListen: boolean): void {
   } catch (err) {
     if (err instanceof AddressError) throw usageError(`${flag}: ${err.message}`);
     throw err;
+  }
+}
+
+/** checkTargets checks each --target and refuses one given twice (as config.ts does for options). */
+function checkTargets(targets: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const target of targets) {
+    checkAddress('--target', target, false);
+    const address = formatParsed(parseAddress(target));
+    if (seen.has(address)) throw usageError(`--target: duplicate target ${address} (given twice)`);
+    seen.add(address);
   }
 }
 

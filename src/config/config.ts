@@ -79,6 +79,63 @@ function invalid(where: string, what: string): ProxyError {
   return new ProxyError('PROXY_ERR_INVALID_CONFIG', `${where}: ${what}`);
 }
 
+/** The keys a ListenerOptions may have; anything else is a typo to report, not to ignore. */
+const LISTENER_KEYS: readonly (keyof ListenerOptions)[] = [
+  'name',
+  'listen',
+  'targets',
+  'idleTimeoutMs',
+  'halfCloseTimeoutMs',
+  'connectTimeoutMs',
+  'shutdownTimeoutMs',
+  'maxConnections',
+];
+
+/**
+ * checkKeys refuses a key of `options` that is not in `known`. TypeScript catches
+ * these at compile time; a JavaScript caller's `target:` for `targets:` would
+ * otherwise surface as a confusing "targets: expected at least one target".
+ * `where` is the prefix of every message of that object ('' at the top level).
+ */
+function checkKeys(options: object, known: readonly string[], where: string): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const close = closestKey(key, known);
+    const what = `unknown option ${key}${close === undefined ? '' : ` (did you mean ${close}?)`}`;
+    // 'listeners[1].' becomes 'listeners[1]: '; 'proxy.json: ' stays as it is.
+    const at = where.endsWith('.') ? `${where.slice(0, -1)}: ` : where;
+    throw new ProxyError('PROXY_ERR_INVALID_CONFIG', `${at}${what}`);
+  }
+}
+
+/** closestKey is the known key nearest to a misspelt one (2 edits at most, case aside), if any. */
+function closestKey(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of known) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+/** editDistance is the Levenshtein distance: insertions, deletions and substitutions. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current[j] = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution);
+    }
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
 function durationOption(value: unknown, where: string, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
@@ -131,11 +188,13 @@ function targetOption(value: unknown, where: string): Target {
 
 /** resolveListener validates one listener's options; `where` prefixes every message. */
 export function resolveListener(options: ListenerOptions, where: string): ListenerConfig {
+  checkKeys(options, LISTENER_KEYS, where);
   const listen = listenOption(options.listen, `${where}listen`);
   if (!Array.isArray(options.targets) || options.targets.length === 0) {
     throw invalid(`${where}targets`, 'expected at least one target HOST:PORT');
   }
   const targets = options.targets.map((t, i) => targetOption(t, `${where}targets[${i}]`));
+  checkDuplicateTargets(targets, where);
   const name = options.name ?? String(options.listen);
   if (typeof name !== 'string' || name === '')
     throw invalid(`${where}name`, 'expected a non-empty string');
@@ -167,6 +226,27 @@ export function resolveListener(options: ListenerOptions, where: string): Listen
   });
 }
 
+/**
+ * checkDuplicateTargets refuses a target listed twice in one listener (as written
+ * after normalising, so `[::1]:80` and `[0:0::1]:80` are not told apart, but
+ * `localhost:80` and `127.0.0.1:80` are different targets). Targets are known by their
+ * address everywhere (stats, drain, the admin API, metrics): two with one address
+ * would be counted, drained and shown as one.
+ */
+function checkDuplicateTargets(targets: readonly Target[], where: string): void {
+  const seen = new Map<string, number>();
+  for (const [i, target] of targets.entries()) {
+    const first = seen.get(target.address);
+    if (first !== undefined) {
+      throw invalid(
+        `${where}targets[${i}]`,
+        `duplicate target ${target.address} (already targets[${first}])`,
+      );
+    }
+    seen.set(target.address, i);
+  }
+}
+
 /** resolveConfig validates a list of listeners; names must be unique. */
 export function resolveConfig(listeners: readonly ListenerOptions[]): Config {
   if (listeners.length === 0) throw invalid('listeners', 'expected at least one listener');
@@ -193,5 +273,11 @@ export type ProxyOptions = (ListenerOptions | { listeners: readonly ListenerOpti
 
 /** resolveOptions validates library options into a Config (the `log` part is not part of it). */
 export function resolveOptions(options: ProxyOptions): Config {
-  return resolveConfig('listeners' in options ? options.listeners : [options]);
+  if ('listeners' in options) {
+    checkKeys(options, ['listeners', 'log'], '');
+    return resolveConfig(options.listeners);
+  }
+  const { log: _log, ...listener } = options;
+  checkKeys(listener, LISTENER_KEYS, '');
+  return resolveConfig([listener]);
 }

@@ -14,7 +14,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { type Document, isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import { ProxyError } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log.js';
-import { AddressError, parseAddress } from './address.js';
+import { AddressError, formatParsed, parseAddress } from './address.js';
 import type { ListenerOptions, TargetOption } from './config.js';
 import { DurationError, parseDuration } from './duration.js';
 
@@ -231,11 +231,18 @@ function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): F
     const path = ['listeners', i] as const;
     const listen = String(l.listen);
     checkAddress(listen, true, [...path, 'listen'], fail);
+    // A target listed twice would be counted, drained and shown as one (config.ts).
+    const targetIndex = new Map<string, number>();
     const targets = l.targets.map((t, j): TargetOption => {
       const address = typeof t === 'string' ? t : t.address;
       const targetPath =
         typeof t === 'string' ? [...path, 'targets', j] : [...path, 'targets', j, 'address'];
       checkAddress(address, false, targetPath, fail);
+      const normal = formatParsed(parseAddress(address));
+      const first = targetIndex.get(normal);
+      if (first !== undefined)
+        fail(targetPath, `duplicate target ${normal} (already targets[${first}])`);
+      targetIndex.set(normal, j);
       return typeof t === 'string' ? t : { address, weight: t.weight ?? 1 };
     });
     const sameListen = listens.get(listen);
