@@ -264,6 +264,7 @@ export class AdminServer {
     try {
       const url = this.#check(req);
       if (!isPublic(req, url)) this.#authorize(req);
+      checkBodySize(req);
       const reply = await this.#route(req, url);
       send(res, reply);
     } catch (err) {
@@ -276,7 +277,7 @@ export class AdminServer {
     }
   }
 
-  /** #check refuses what no route may answer (wrong host, cross-site, too large) and parses the URL. */
+  /** #check refuses what no route may answer (wrong host, cross-site) and parses the URL. */
   #check(req: IncomingMessage): URL {
     const headers = req.headers;
     const refusal =
@@ -288,13 +289,6 @@ export class AdminServer {
         single(headers['sec-fetch-site']),
       );
     if (refusal !== null) throw new HttpError(403, refusal);
-    const length = Number(headers['content-length'] ?? 0);
-    if (length > MAX_BODY_BYTES) {
-      throw new HttpError(
-        413,
-        `request body too large: ${length} bytes, at most ${MAX_BODY_BYTES}`,
-      );
-    }
     try {
       // Prefix the origin rather than resolve against it: "//x" must stay a path, not a host.
       return new URL(`http://admin.invalid${req.url ?? '/'}`);
@@ -451,6 +445,14 @@ function isPublic(req: IncomingMessage, url: URL): boolean {
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** checkBodySize refuses a declared body over MAX_BODY_BYTES with 413 (after the token: no hint without it). */
+function checkBodySize(req: IncomingMessage): void {
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (length > MAX_BODY_BYTES) {
+    throw new HttpError(413, `request body too large: ${length} bytes, at most ${MAX_BODY_BYTES}`);
+  }
 }
 
 function single(value: string | string[] | undefined): string | undefined {
