@@ -7,13 +7,15 @@
  * huge bodies, headers that never end, idle connections.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { describe, test } from 'node:test';
+import { parseArgv } from '../src/config/args.js';
+import { readConfigFile } from '../src/config/file.js';
 import { type AdminOptions, AdminServer, createProxy, type TcpProxy } from '../src/index.js';
 import { connectClient, echo, startUpstream, waitFor } from './helpers/net.js';
 
@@ -369,5 +371,56 @@ describe('what a client can make the admin server spend', () => {
       );
     }
     assert.equal(status, 200);
+  });
+});
+
+// ---------------------------------------------------------------- --admin-host and admin.hosts
+
+describe("--admin-host and the config file's admin.hosts", () => {
+  test('--admin-host is repeatable, kept with --admin, and checked', () => {
+    const command = parseArgv([
+      '-l',
+      '127.0.0.1:0',
+      '-t',
+      '127.0.0.1:1',
+      '--admin',
+      '127.0.0.1:0',
+      '--admin-host',
+      'proxy.internal',
+      '--admin-host',
+      '[fd00::5]',
+    ]);
+    assert.equal(command.kind, 'run');
+    assert.deepEqual(command.kind === 'run' && command.admin?.hosts, [
+      'proxy.internal',
+      '[fd00::5]',
+    ]);
+    for (const bad of ['proxy.internal:9090', 'bad:80', '[::1', 'a b', 'http://x', '']) {
+      assert.throws(
+        () => parseArgv(['-l', '1', '-t', '127.0.0.1:1', '--admin', '9', '--admin-host', bad]),
+        /--admin-host/,
+        bad,
+      );
+    }
+  });
+
+  test('admin.hosts in the config file is read, and a bad name is named with its line', (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'proxy-admin-hosts-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const good = join(dir, 'good.yaml');
+    writeFileSync(
+      good,
+      'admin:\n  listen: 127.0.0.1:0\n  hosts: [proxy.internal]\nlisteners:\n  - listen: 127.0.0.1:0\n    targets: [127.0.0.1:1]\n',
+    );
+    assert.deepEqual(readConfigFile(good).admin?.hosts, ['proxy.internal']);
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(
+      bad,
+      'admin:\n  listen: 127.0.0.1:0\n  hosts: [ok.internal, "bad:80"]\nlisteners:\n  - listen: 127.0.0.1:0\n    targets: [127.0.0.1:1]\n',
+    );
+    assert.throws(
+      () => readConfigFile(bad),
+      /bad\.yaml:3:\d+ admin\.hosts\[1\]: expected a host name/,
+    );
   });
 });

@@ -113,7 +113,8 @@ export function isLoopbackHost(host: string | undefined): boolean {
  * Returns the reason it is not one, or null.
  */
 export function checkHostName(name: string): string | null {
-  const ipv6 = /^\[?[0-9a-fA-F]*:[0-9a-fA-F:.]*\]?$/.test(name);
+  // IPv6 has at least two colons (`::1`); one colon is a port, which is not allowed.
+  const ipv6 = /^\[?[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:.]*\]?$/.test(name);
   const dns = /^[A-Za-z0-9_]+(-+[A-Za-z0-9_]+)*(\.[A-Za-z0-9_]+(-+[A-Za-z0-9_]+)*)*\.?$/.test(name);
   if ((ipv6 && name.startsWith('[') === name.endsWith(']')) || (dns && name.length <= 253)) {
     return null;
