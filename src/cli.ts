@@ -89,13 +89,17 @@ async function main(argv: readonly string[]): Promise<void> {
       const level = command.logLevel ?? settings.logLevel ?? 'info';
       const format = command.logFormat ?? settings.logFormat ?? 'text';
       // A token file named in the config file is relative to that file.
+      // `--admin-host` without `--admin` adds to the file's names.
       const fileAdmin = settings.admin && {
         listen: settings.admin.listen,
         tokenFile:
           settings.admin.tokenFile === undefined
             ? undefined
             : resolve(dirname(command.configFile), settings.admin.tokenFile),
+        hosts: [...settings.admin.hosts, ...command.adminHosts],
       };
+      if (command.admin === undefined && fileAdmin === undefined && command.adminHosts.length > 0)
+        fail(2, '--admin-host needs --admin ADDR or an admin section in the config file');
       await start({
         settings,
         level,
@@ -176,33 +180,41 @@ async function start(plan: Plan): Promise<void> {
   return runSingle(plan);
 }
 
-async function listenOrExit(plan: Plan, log: LoggerOptions): Promise<TcpProxy> {
-  let proxy: TcpProxy;
+function createOrExit(plan: Plan, log: LoggerOptions): TcpProxy {
   try {
-    proxy = createProxy({ listeners: plan.settings.listeners, log });
+    return createProxy({ listeners: plan.settings.listeners, log });
   } catch (err) {
     const file = plan.reloadFrom?.file;
     fail(2, file === undefined ? messageOf(err) : `${file}: ${messageOf(err)}`);
   }
+}
+
+/** listenOrExit binds every listener (each logs "listening"), or exits 1 naming the address. */
+async function listenOrExit(proxy: TcpProxy): Promise<void> {
   try {
     await proxy.listen();
   } catch (err) {
     if (errorCode(err) === 'PROXY_ERR_LISTEN') fail(1, messageOf(err));
     throw err;
   }
-  return proxy;
 }
 
 async function runSingle(plan: Plan): Promise<void> {
-  const proxy = await listenOrExit(plan, { level: plan.level, format: plan.format });
+  const proxy = createOrExit(plan, { level: plan.level, format: plan.format });
   const reloadFrom = plan.reloadFrom;
-  if (plan.admin !== undefined) {
-    await startAdmin((options) => new AdminServer(proxy, options), plan.admin, proxy.log, {
-      reload: reloadFrom === null ? undefined : () => reloadConfig(proxy, reloadFrom),
-      abort: () => proxy.close({ graceful: false }),
-    });
-  }
   const shutdown = shutdownControl(proxy);
+  let listening = false;
+  // The admin address is bound first and the listeners second, so that whichever
+  // cannot bind stops the start before anything is reported as listening.
+  const admin =
+    plan.admin &&
+    (await bindAdmin((options) => new AdminServer(proxy, options), plan.admin, proxy.log, {
+      reload: reloadFrom === null ? undefined : () => reloadConfig(proxy, reloadFrom),
+      ready: () => listening && !shutdown.draining(),
+    }));
+  await listenOrExit(proxy);
+  listening = true;
+  if (admin !== undefined) logAdminListening(admin, proxy.log);
   process.on('SIGTERM', shutdown.signal);
   process.on('SIGINT', shutdown.signal);
   // SIGHUP re-reads the config file and applies the difference (see Supervisor.reload).
@@ -218,11 +230,12 @@ async function runSingle(plan: Plan): Promise<void> {
 async function runWorker(plan: Plan, id: number): Promise<void> {
   // A terminal sends these to the whole process group; the primary passes them on.
   for (const signal of ['SIGINT', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => {});
-  const proxy = await listenOrExit(plan, {
+  const proxy = createOrExit(plan, {
     level: plan.level,
     format: plan.format,
     write: workerLogWriter(plan.format, id),
   });
+  await listenOrExit(proxy);
   // The latency histograms of /metrics are kept here and added up by the primary.
   const histograms = plan.admin === undefined ? undefined : new ConnectionHistograms(proxy);
   const shutdown = shutdownControl(proxy);
@@ -250,6 +263,21 @@ async function runWorker(plan: Plan, id: number): Promise<void> {
 async function runPrimary(plan: Plan, workers: number): Promise<void> {
   const log = new Logger({ level: plan.level, format: plan.format });
   const primary = new ClusterPrimary({ workers, log });
+  const reloadFrom = plan.reloadFrom;
+  const view = primary.view;
+  // Bound before any worker is forked: an admin address in use stops the start
+  // before any worker reports its listeners.
+  const admin =
+    plan.admin &&
+    (await bindAdmin(
+      (options) => new AdminServer(view, { ...options, histograms: view }),
+      plan.admin,
+      log,
+      {
+        reload: reloadFrom === null ? undefined : () => primary.reload(),
+        ready: () => primary.ready,
+      },
+    ));
   try {
     await primary.start();
   } catch (err) {
@@ -258,22 +286,7 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
       fail((err as WorkerStartError).status, messageOf(err));
     throw err;
   }
-  const reloadFrom = plan.reloadFrom;
-  if (plan.admin !== undefined) {
-    const view = primary.view;
-    await startAdmin(
-      (options) => new AdminServer(view, { ...options, histograms: view }),
-      plan.admin,
-      log,
-      {
-        reload: reloadFrom === null ? undefined : () => primary.reload(),
-        abort: () => {
-          primary.shutdown(false, undefined);
-          return primary.done;
-        },
-      },
-    );
-  }
+  if (admin !== undefined) logAdminListening(admin, log);
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     signals += 1;
@@ -296,12 +309,17 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   });
 }
 
-async function startAdmin(
+/**
+ * bindAdmin creates the admin server and binds its address, or exits (2 for a bad
+ * token file, 1 when the address cannot be bound). It logs nothing on success: the
+ * caller logs "admin listening" once the listeners are bound too.
+ */
+async function bindAdmin(
   create: (options: AdminOptions) => AdminServer,
   flags: AdminFlags,
   log: Logger,
-  actions: { reload: (() => Promise<ReloadResult>) | undefined; abort: () => Promise<unknown> },
-): Promise<void> {
+  actions: { reload: (() => Promise<ReloadResult>) | undefined; ready: () => boolean },
+): Promise<AdminServer> {
   let token: string | undefined;
   if (flags.tokenFile !== undefined) {
     try {
@@ -316,9 +334,12 @@ async function startAdmin(
     admin = create({
       listen: parseAddress(flags.listen, { allowBarePort: true, allowPortZero: true }),
       token,
+      hosts: flags.hosts,
       reload: actions.reload,
+      ready: actions.ready,
       onError: (err) =>
         log.warn('admin server error', { code: errorCode(err), message: err.message }),
+      onStaleSocket: (path) => log.warn('removing stale unix socket', { admin: true, path }),
     });
   } catch (err) {
     fail(2, messageOf(err));
@@ -326,12 +347,18 @@ async function startAdmin(
   try {
     await admin.listen();
   } catch (err) {
-    await actions.abort();
     fail(1, messageOf(err));
   }
+  // process.exit closes no server, and a Unix socket file left behind would make the
+  // next start fail: remove it on the way out, whatever the exit.
+  process.on('exit', () => admin.removeSocketFile());
+  return admin;
+}
+
+function logAdminListening(admin: AdminServer, log: Logger): void {
   const address = admin.address();
   log.info('admin listening', {
-    address: address === null ? flags.listen : formatAddress(address.address, address.port),
+    address: address === null ? admin.listenAddress : formatAddress(address.address, address.port),
   });
 }
 
@@ -358,6 +385,8 @@ function shutdownControl(proxy: TcpProxy): {
   signal: (signal: NodeJS.Signals) => void;
   drain: (signal: string | undefined) => void;
   now: (signal: string | undefined) => void;
+  /** draining: a shutdown has begun (so /readyz says 503). */
+  draining: () => boolean;
 } {
   let draining = false;
   const drain = (signal: string | undefined): void => {
@@ -378,7 +407,12 @@ function shutdownControl(proxy: TcpProxy): {
     void proxy.close({ graceful: false });
     process.exit(0);
   };
-  return { signal: (signal) => (draining ? now(signal) : drain(signal)), drain, now };
+  return {
+    signal: (signal) => (draining ? now(signal) : drain(signal)),
+    drain,
+    now,
+    draining: () => draining,
+  };
 }
 
 /** reloadOnSighup runs `reload` on SIGHUP (its outcome is logged where it happens), or says why not. */

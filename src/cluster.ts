@@ -189,6 +189,11 @@ export class ClusterPrimary {
     return performance.now() - this.#startedAtMs;
   }
 
+  /** ready: every worker has started listening, and no shutdown has begun (`/readyz`). */
+  get ready(): boolean {
+    return this.#state === 'running';
+  }
+
   /** readyWorkers lists the ids of the workers that listen and answer, oldest first. */
   readyWorkers(): number[] {
     return [...this.#slots.values()].filter((s) => s.ready).map((s) => s.id);

@@ -14,19 +14,44 @@
  * Security: with a token every request must carry `Authorization: Bearer TOKEN`,
  * compared in constant time. Without a token the server may only listen on loopback
  * or on a Unix socket (checked where the options are validated, and again here).
+ * Whatever the token, a request for another host name or a cross-site request that
+ * would change something is refused with 403 (./guard.ts: DNS rebinding, CSRF).
+ * `/healthz`, `/readyz` and the status page need no token.
+ *
+ * Resources: the admin server shares the event loop with the data path, so what a
+ * client can make it spend is bounded. No route reads a request body: a request that
+ * carries one is answered without reading it and its connection is closed (a declared
+ * body over 1 MiB gets 413; `Expect: 100-continue` is never granted, so a polite
+ * client does not even send it). Headers must arrive within 5 s, a whole request
+ * within 10 s, an idle keep-alive connection is closed after 5 s, and at most 64
+ * admin connections are open at once (further ones are closed on accept).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
+import { unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Address, formatParsed, isLoopbackHost } from '../config/address.js';
 import { connectionRecord } from '../connection-info.js';
 import { errorCode, listenErrorText, ProxyError } from '../errors.js';
 import type { ListenerInfo, ReloadResult, TcpProxy } from '../index.js';
+import { isStaleSocket, type SocketFile, socketFile, unlinkSocketFile } from '../unix-socket.js';
 import { VERSION } from '../version.js';
+import { RequestGuard } from './guard.js';
 import { ConnectionHistograms, ProxyMetrics } from './metrics.js';
 import { STATUS_PAGE } from './status-page.js';
-import type { HistogramSource, ProxyView } from './view.js';
+import type { Awaitable, HistogramSource, ProxyView } from './view.js';
+
+/** MAX_BODY_BYTES is the largest request body the admin server accepts (1 MiB). */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** MAX_ADMIN_CONNECTIONS bounds the admin server's open connections; more are closed on accept. */
+export const MAX_ADMIN_CONNECTIONS = 64;
+// Node checks these deadlines every CHECK_INTERVAL_MS (its default is 30 s).
+const HEADERS_TIMEOUT_MS = 5000;
+const REQUEST_TIMEOUT_MS = 10_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5000;
+const CHECK_INTERVAL_MS = 1000;
+const MAX_REQUESTS_PER_SOCKET = 1000;
 
 /** AdminOptions configure the admin server. */
 export interface AdminOptions {
@@ -43,6 +68,19 @@ export interface AdminOptions {
   histograms?: HistogramSource | undefined;
   /** onError hears errors of the admin server once it listens (failed accepts); it keeps serving. */
   onError?: ((err: Error) => void) | undefined;
+  /**
+   * hosts: host names, besides the admin's own address and the loopback names, that
+   * requests may carry in `Host` (`--admin-host`); any other gets 403. Default: none.
+   */
+  hosts?: readonly string[] | undefined;
+  /**
+   * ready: what `GET /readyz` asks (200 when true, else 503): every listener bound
+   * and not shutting down. Default: ready while the admin server runs; the CLI passes
+   * the proxy's own state.
+   */
+  ready?: (() => Awaitable<boolean>) | undefined;
+  /** onStaleSocket hears that a Unix socket file nobody answered on was removed before binding. */
+  onStaleSocket?: ((path: string) => void) | undefined;
 }
 
 /** HttpError is an error with the status the client gets and a JSON body `{ error }`. */
@@ -63,6 +101,10 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   PROXY_ERR_CLOSED: 409,
   PROXY_ERR_WORKER: 503,
 };
+
+// Paths that answer GET and HEAD without a token: the probes, and the status page,
+// which holds no data itself (it asks the API, with the token).
+const PUBLIC_PATHS = new Set(['/', '/healthz', '/readyz']);
 
 type Handler = (request: AdminRequest) => Promise<Reply> | Reply;
 interface AdminRequest {
@@ -94,6 +136,9 @@ export class AdminServer {
   readonly #ownHistograms: ConnectionHistograms | undefined;
   readonly #tokenDigest: Buffer | null;
   readonly #routes: Route[];
+  readonly #guard: RequestGuard;
+  /** #socketFile: the Unix socket file this server bound, removed again on close/exit. */
+  #socketFile: SocketFile | null = null;
 
   constructor(proxy: TcpProxy, options: AdminOptions);
   constructor(proxy: ProxyView, options: AdminOptions & { histograms: HistogramSource });
@@ -116,11 +161,25 @@ export class AdminServer {
     this.#metrics = new ProxyMetrics(proxy, histograms);
     this.#tokenDigest = options.token === undefined ? null : digest(options.token);
     this.#routes = this.#buildRoutes();
-    this.#server = createServer((req, res) => {
+    this.#guard = new RequestGuard(options.listen, options.hosts);
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       this.#handle(req, res).catch((err: unknown) => {
         send(res, { status: 500, body: { error: `internal error: ${String(err)}` } });
       });
-    });
+    };
+    this.#server = createServer(
+      {
+        headersTimeout: HEADERS_TIMEOUT_MS,
+        requestTimeout: REQUEST_TIMEOUT_MS,
+        connectionsCheckingInterval: CHECK_INTERVAL_MS,
+      },
+      onRequest,
+    );
+    this.#server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    this.#server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
+    this.#server.maxConnections = MAX_ADMIN_CONNECTIONS;
+    // Handled like any request, which never grants "100 Continue": no route reads a body.
+    this.#server.on('checkContinue', onRequest);
     // A server error once listening (an accept that failed: EMFILE, ENFILE) must never
     // crash the proxy it watches: reported through `options.onError`, and serving goes on.
     // Before that, listen() reports the error itself.
@@ -129,44 +188,84 @@ export class AdminServer {
     });
   }
 
-  /** listen binds the admin address; rejects with PROXY_ERR_LISTEN naming it. */
+  /**
+   * listen binds the admin address; rejects with PROXY_ERR_LISTEN naming it. A Unix
+   * socket file that nobody answers on (left by a process that died) is removed first,
+   * as listeners do; anything else at the path is left alone.
+   */
   async listen(): Promise<void> {
+    const listen = this.#options.listen;
+    try {
+      await this.#bind();
+    } catch (err) {
+      const path = listen.path;
+      if (path === undefined || errorCode(err) !== 'EADDRINUSE' || !(await isStaleSocket(path))) {
+        throw listenError(listen, err);
+      }
+      this.#options.onStaleSocket?.(path);
+      await unlink(path).catch(() => {}); // gone already: bind again all the same
+      await this.#bind().catch((again: unknown) => {
+        throw listenError(listen, again);
+      });
+    }
+    if (listen.path !== undefined) this.#socketFile = socketFile(listen.path);
+  }
+
+  async #bind(): Promise<void> {
     const listen = this.#options.listen;
     const server = this.#server;
     if (listen.path !== undefined) server.listen({ path: listen.path });
     else server.listen({ host: listen.host, port: listen.port });
-    try {
-      await once(server, 'listening');
-    } catch (err) {
-      const what = listenErrorText(err);
-      throw new ProxyError('PROXY_ERR_LISTEN', `admin listen ${formatParsed(listen)}: ${what}`, {
-        cause: err,
-      });
-    }
+    await once(server, 'listening');
   }
 
-  /** address is the bound address, or null. */
+  /** listenAddress is the configured address as logs print it (`unix:/path`, `127.0.0.1:9090`). */
+  get listenAddress(): string {
+    return formatParsed(this.#options.listen);
+  }
+
+  /** address is the bound address, or null (also for a Unix socket). */
   address(): AddressInfo | null {
     const address = this.#server.address();
     return typeof address === 'object' ? address : null;
   }
 
-  /** close stops the admin server and ends its keep-alive connections. */
+  /**
+   * close stops the admin server and ends its keep-alive connections; its Unix socket
+   * file, if it listens on one, is removed.
+   */
   close(): Promise<void> {
     this.#ownHistograms?.detach();
     return new Promise((resolve) => {
-      this.#server.close(() => resolve());
+      this.#server.close(() => {
+        this.removeSocketFile();
+        resolve();
+      });
       this.#server.closeAllConnections();
     });
   }
 
+  /**
+   * removeSocketFile removes the Unix socket file this server bound, if the path
+   * still names that very file (another process may have bound it since). For a
+   * process that exits without close() (process.exit closes no server, and the file
+   * would block the next start); synchronous, so it can run in an 'exit' listener.
+   */
+  removeSocketFile(): void {
+    if (this.#socketFile !== null) unlinkSocketFile(this.#socketFile);
+    this.#socketFile = null;
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    req.resume(); // no route reads a body; discard whatever was sent
+    // No route reads a body: one that was sent is left unread and the connection is
+    // closed after the answer (reading it only to keep the connection would let any
+    // client, even one without the token, make us read without end).
+    if (hasBody(req)) res.shouldKeepAlive = false;
     try {
-      // The page itself holds no data (it asks the API, with the token), so a browser
-      // can open it; everything else needs the token.
-      if (!isStatusPage(req)) this.#authorize(req);
-      const reply = await this.#route(req);
+      const url = this.#check(req);
+      if (!isPublic(req, url)) this.#authorize(req);
+      checkBodySize(req);
+      const reply = await this.#route(req, url);
       send(res, reply);
     } catch (err) {
       if (err instanceof HttpError) {
@@ -175,6 +274,26 @@ export class AdminServer {
       }
       const status = STATUS_BY_CODE[errorCode(err)] ?? 500;
       send(res, { status, body: { error: err instanceof Error ? err.message : String(err) } });
+    }
+  }
+
+  /** #check refuses what no route may answer (wrong host, cross-site) and parses the URL. */
+  #check(req: IncomingMessage): URL {
+    const headers = req.headers;
+    const refusal =
+      this.#guard.hostRefusal(headers.host) ??
+      this.#guard.crossSiteRefusal(
+        req.method ?? 'GET',
+        headers.host,
+        headers.origin,
+        single(headers['sec-fetch-site']),
+      );
+    if (refusal !== null) throw new HttpError(403, refusal);
+    try {
+      // Prefix the origin rather than resolve against it: "//x" must stay a path, not a host.
+      return new URL(`http://admin.invalid${req.url ?? '/'}`);
+    } catch {
+      throw new HttpError(400, `malformed request target ${JSON.stringify(req.url)}`);
     }
   }
 
@@ -188,14 +307,7 @@ export class AdminServer {
     }
   }
 
-  #route(req: IncomingMessage): Promise<Reply> | Reply {
-    let url: URL;
-    try {
-      // Prefix the origin rather than resolve against it: "//x" must stay a path, not a host.
-      url = new URL(`http://admin.invalid${req.url ?? '/'}`);
-    } catch {
-      throw new HttpError(400, `malformed request target ${JSON.stringify(req.url)}`);
-    }
+  #route(req: IncomingMessage, url: URL): Promise<Reply> | Reply {
     for (const route of this.#routes) {
       const match = route.pattern.exec(url.pathname);
       if (match === null) continue;
@@ -221,6 +333,20 @@ export class AdminServer {
         pattern: /^\/$/,
         methods: {
           GET: () => ({ status: 200, text: STATUS_PAGE, contentType: 'text/html; charset=utf-8' }),
+        },
+      },
+      {
+        // Liveness: answering at all means the event loop runs.
+        pattern: /^\/healthz$/,
+        methods: { GET: () => ({ status: 200, text: 'ok\n' }) },
+      },
+      {
+        pattern: /^\/readyz$/,
+        methods: {
+          GET: async () => {
+            const ready = (await this.#options.ready?.()) ?? true;
+            return ready ? { status: 200, text: 'ready\n' } : { status: 503, text: 'not ready\n' };
+          },
         },
       },
       {
@@ -311,11 +437,33 @@ export class AdminServer {
   }
 }
 
-function isStatusPage(req: IncomingMessage): boolean {
-  return (
-    (req.method === 'GET' || req.method === 'HEAD') &&
-    (req.url === '/' || req.url?.startsWith('/?') === true)
-  );
+function isPublic(req: IncomingMessage, url: URL): boolean {
+  return (req.method === 'GET' || req.method === 'HEAD') && PUBLIC_PATHS.has(url.pathname);
+}
+
+/** hasBody: the request says a body follows (a length above 0, or chunks). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** checkBodySize refuses a declared body over MAX_BODY_BYTES with 413 (after the token: no hint without it). */
+function checkBodySize(req: IncomingMessage): void {
+  const length = Number(req.headers['content-length'] ?? 0);
+  if (length > MAX_BODY_BYTES) {
+    throw new HttpError(413, `request body too large: ${length} bytes, at most ${MAX_BODY_BYTES}`);
+  }
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function listenError(listen: Address, err: unknown): ProxyError {
+  const what = listenErrorText(err);
+  return new ProxyError('PROXY_ERR_LISTEN', `admin listen ${formatParsed(listen)}: ${what}`, {
+    cause: err,
+  });
 }
 
 function decodePart(part: string): string {

@@ -106,3 +106,18 @@ export function isLoopbackHost(host: string | undefined): boolean {
   if (host === 'localhost' || host === '::1' || host === '0:0:0:0:0:0:0:1') return true;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
+
+/**
+ * checkHostName checks a name for `--admin-host` (and the config file's `admin.hosts`):
+ * a DNS name or an IP address, without a port (`proxy.internal`, `10.0.0.5`, `[fd00::5]`).
+ * Returns the reason it is not one, or null.
+ */
+export function checkHostName(name: string): string | null {
+  // IPv6 has at least two colons (`::1`); one colon is a port, which is not allowed.
+  const ipv6 = /^\[?[0-9a-fA-F]*:[0-9a-fA-F]*:[0-9a-fA-F:.]*\]?$/.test(name);
+  const dns = /^[A-Za-z0-9_]+(-+[A-Za-z0-9_]+)*(\.[A-Za-z0-9_]+(-+[A-Za-z0-9_]+)*)*\.?$/.test(name);
+  if ((ipv6 && name.startsWith('[') === name.endsWith(']')) || (dns && name.length <= 253)) {
+    return null;
+  }
+  return `expected a host name without a port (like proxy.internal or 10.0.0.5), got ${JSON.stringify(name)}`;
+}

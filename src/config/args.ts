@@ -6,15 +6,23 @@
 import { parseArgs } from 'node:util';
 import { ProxyError } from '../errors.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
-import { AddressError, formatParsed, isLoopbackHost, parseAddress } from './address.js';
+import {
+  AddressError,
+  checkHostName,
+  formatParsed,
+  isLoopbackHost,
+  parseAddress,
+} from './address.js';
 import type { ListenerOptions } from './config.js';
 import { DurationError, parseDuration } from './duration.js';
 import { type DefaultOverrides, stripUndefined } from './file.js';
 
-/** AdminFlags are `--admin ADDR` and `--admin-token-file FILE`, checked. */
+/** AdminFlags are `--admin ADDR`, `--admin-token-file FILE` and every `--admin-host NAME`, checked. */
 export interface AdminFlags {
   readonly listen: string;
   readonly tokenFile: string | undefined;
+  /** hosts: the `--admin-host` names (also added to a config file's admin section). */
+  readonly hosts: readonly string[];
 }
 
 /** WorkerCount is `--workers`: a number of processes (1 to MAX_WORKERS), or `auto` (one per CPU core). */
@@ -46,6 +54,8 @@ export type CliCommand =
       readonly logLevel: LogLevel | undefined;
       readonly logFormat: LogFormat | undefined;
       readonly admin?: AdminFlags;
+      /** adminHosts: `--admin-host` names without `--admin`, for the file's admin section. */
+      readonly adminHosts: readonly string[];
       /** workers is `--workers`, when given; it beats the file's `workers`. */
       readonly workers?: WorkerCount;
     };
@@ -63,6 +73,7 @@ const OPTIONS = {
   config: { type: 'string', short: 'c' },
   admin: { type: 'string' },
   'admin-token-file': { type: 'string' },
+  'admin-host': { type: 'string', multiple: true },
   workers: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'V' },
@@ -87,12 +98,15 @@ Options:
   -c, --config FILE            listeners and targets from a YAML or JSON file; SIGHUP reloads it
       --admin [HOST:]PORT      serve the admin API, metrics and status page (loopback unless a token is set)
       --admin-token-file FILE  require this token (Authorization: Bearer) on every admin request
+      --admin-host NAME        also answer admin requests for this Host name (repeatable; default:
+                               only the admin's own address, localhost, 127.0.0.1 and [::1])
       --workers N              run N processes sharing the listeners (1 to 64, or auto: one per core; default 1)
   -h, --help                   show this help
   -V, --version                show the version
 
 DUR is a whole number with an optional unit ms, s, m or h (1500ms, 30s, 5m); a bare number is ms.
 Addresses may also be Unix domain sockets: unix:/path/to.sock.
+The admin server answers GET /healthz and /readyz without a token (for probes).
 With --config, the connection flags above override the file's defaults (not a listener's own values).`;
 
 function usageError(message: string): ProxyError {
@@ -110,7 +124,8 @@ export function parseArgv(argv: readonly string[]): CliCommand {
   }
   if (values.help) return { kind: 'help' };
   if (values.version) return { kind: 'version' };
-  const admin = adminFlags(values.admin, values['admin-token-file']);
+  const adminHosts = hostFlags(values['admin-host'] ?? []);
+  const admin = adminFlags(values.admin, values['admin-token-file'], adminHosts);
   const workers = workersFlag(values.workers);
   const optional = {
     ...(admin === undefined ? {} : { admin }),
@@ -139,9 +154,12 @@ export function parseArgv(argv: readonly string[]): CliCommand {
       }),
       logLevel: optionalChoice('--log-level', values['log-level'], LOG_LEVELS.slice(1)),
       logFormat: optionalChoice('--log-format', values['log-format'], ['text', 'json'] as const),
+      adminHosts,
       ...optional,
     };
   }
+  if (admin === undefined && adminHosts.length > 0)
+    throw usageError('--admin-host needs --admin ADDR');
 
   if (values.listen === undefined)
     throw usageError('--listen is required (like --listen 127.0.0.1:8080)');
@@ -171,6 +189,7 @@ export function parseArgv(argv: readonly string[]): CliCommand {
 function adminFlags(
   listen: string | undefined,
   tokenFile: string | undefined,
+  hosts: readonly string[],
 ): AdminFlags | undefined {
   if (listen === undefined) {
     if (tokenFile !== undefined) throw usageError('--admin-token-file needs --admin ADDR');
@@ -183,7 +202,15 @@ function adminFlags(
       `--admin ${listen}: a non-loopback admin address needs --admin-token-file (anyone could close connections)`,
     );
   }
-  return { listen, tokenFile };
+  return { listen, tokenFile, hosts };
+}
+
+function hostFlags(names: readonly string[]): string[] {
+  for (const name of names) {
+    const problem = checkHostName(name);
+    if (problem !== null) throw usageError(`--admin-host: ${problem}`);
+  }
+  return [...names];
 }
 
 function workersFlag(text: string | undefined): WorkerCount | undefined {

@@ -14,7 +14,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { type Document, isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import { ProxyError } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log.js';
-import { AddressError, formatParsed, parseAddress } from './address.js';
+import { AddressError, checkHostName, formatParsed, parseAddress } from './address.js';
 import type { ListenerOptions, TargetOption } from './config.js';
 import { DurationError, parseDuration } from './duration.js';
 
@@ -23,8 +23,8 @@ export interface FileSettings {
   listeners: ListenerOptions[];
   logLevel: LogLevel | undefined;
   logFormat: LogFormat | undefined;
-  /** admin is the `admin` section: where to serve, and the token file as written. */
-  admin: { listen: string; tokenFile: string | undefined } | undefined;
+  /** admin is the `admin` section: where to serve, the token file as written, extra Host names. */
+  admin: { listen: string; tokenFile: string | undefined; hosts: string[] } | undefined;
   /** workers is the top-level `workers`: processes sharing the listeners (see src/cluster.ts). */
   workers: number | 'auto' | undefined;
 }
@@ -216,7 +216,7 @@ interface RawListener extends RawOptions {
 interface RawFile {
   defaults?: RawOptions & { log_level?: LogLevel; log_format?: LogFormat };
   listeners: RawListener[];
-  admin?: { listen: string | number; token_file?: string };
+  admin?: { listen: string | number; token_file?: string; hosts?: string[] };
   workers?: number | 'auto';
 }
 
@@ -265,7 +265,12 @@ function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): F
   if (raw.admin !== undefined) {
     const listen = String(raw.admin.listen);
     checkAddress(listen, true, ['admin', 'listen'], fail);
-    admin = { listen, tokenFile: raw.admin.token_file };
+    const hosts = raw.admin.hosts ?? [];
+    hosts.forEach((name, i) => {
+      const problem = checkHostName(name);
+      if (problem !== null) fail(['admin', 'hosts', i], problem);
+    });
+    admin = { listen, tokenFile: raw.admin.token_file, hosts };
   }
   return {
     listeners,
