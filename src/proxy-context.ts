@@ -350,9 +350,9 @@ export class ProxyContext {
    * close tears the context down, exactly once, for `cause`. A reset or error of one
    * side is passed on as a reset (RST) to the other where possible; timeouts, limits,
    * shutdown and failed connects close the sockets normally. Calling it again does nothing.
-   * It never throws, and whatever happens on the way, both sockets end up destroyed and
-   * the listener hears of it: a context is never left half-closed (state `closed` but
-   * still listed, its sockets open).
+   * Whatever throws on the way (destroying a socket never does), both sockets end up
+   * destroyed and the listener hears of it: a context is never left half-closed (state
+   * `closed` but still listed, its sockets open).
    */
   close(cause: CloseCause): void {
     if (this.state === 'closed') return;
@@ -447,8 +447,9 @@ function destroySocket(socket: Socket | null, reset: boolean): void {
  * that does not read may never make. A reset is not possible then: libuv refuses
  * (uv_tcp_close_reset returns UV_EINVAL while a shutdown request is pending), and
  * Node, when asked anyway (`resetAndDestroy`), reports EINVAL and never closes the
- * handle (TCPWrap::Reset marks it closing without closing it; Node 20 to 26), so the
- * descriptor and the endpoint's read buffer would leak and 'close' never come.
+ * handle (TCPWrap::Reset marks it closing without closing it; seen on Node 20, 24
+ * and 26), so the descriptor and the endpoint's read buffer would leak and 'close'
+ * never come.
  * Such a socket is closed plainly: the peer gets the bytes already queued and then
  * the FIN it was promised by `end()`, not a reset.
  */
