@@ -44,6 +44,8 @@ const LISTEN_ERRORS: Readonly<Record<string, string>> = {
   EADDRNOTAVAIL: 'address not available on this host',
   ENOTFOUND: 'host not found',
   EAI_AGAIN: 'host name lookup failed',
+  // A Unix socket path taken by something that is not a socket (unix-socket.ts).
+  ENOTSOCK: 'exists and is not a socket',
 };
 
 /** listenErrorText says why a bind failed, in words (`address in use`), for any listener. */

@@ -7,8 +7,7 @@
  * Accepted sockets arrive paused (`pauseOnConnect`): the client's bytes wait in the
  * kernel until the upstream is connected, so nothing is lost or buffered meanwhile.
  */
-import { unlink } from 'node:fs/promises';
-import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { formatAddress, formatParsed } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
 import { type ConnectionInfo, formatConnectFailures } from './connection-info.js';
@@ -18,6 +17,7 @@ import type { Logger } from './log.js';
 import { type ContextHost, ProxyContext } from './proxy-context.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
+import { removeStaleSocket } from './unix-socket.js';
 import { Balancer } from './upstream/balancer.js';
 
 /** ListenerEvents are how a listener reports connections to whoever owns it. */
@@ -81,19 +81,21 @@ export class Listener implements ContextHost {
 
   /**
    * listen binds the address; it rejects with PROXY_ERR_LISTEN naming the address.
-   * A Unix socket file left behind by a process that died is removed first: if
-   * nothing accepts on it (ECONNREFUSED), it is stale.
+   * A Unix socket file left behind by a process that died is removed first: if it is
+   * a socket and nothing accepts on it, it is stale (removeStaleSocket). Anything
+   * else at the path (a regular file, a directory) is left alone and is an error.
    */
   async listen(): Promise<void> {
     try {
       await this.#bind();
     } catch (err) {
       const path = this.config.listen.path;
-      if (path === undefined || errorCode(err) !== 'EADDRINUSE' || !(await isStaleSocket(path))) {
-        throw this.#listenError(err);
-      }
+      if (path === undefined || errorCode(err) !== 'EADDRINUSE') throw this.#listenError(err);
+      const removed = await removeStaleSocket(path).catch((why: unknown) => {
+        throw this.#listenError(why);
+      });
+      if (!removed) throw this.#listenError(err);
       this.log.warn('removing stale unix socket', { listener: this.config.name, path });
-      await unlink(path);
       await this.#bind().catch((again: unknown) => {
         throw this.#listenError(again);
       });
@@ -333,16 +335,4 @@ function sameTargets(a: readonly Target[], b: readonly Target[]): boolean {
     a.length === b.length &&
     a.every((t, i) => t.address === b[i]?.address && t.weight === b[i]?.weight)
   );
-}
-
-/** isStaleSocket tells whether a Unix socket path exists but nothing accepts on it. */
-function isStaleSocket(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect({ path });
-    probe.once('connect', () => {
-      probe.destroy();
-      resolve(false);
-    });
-    probe.once('error', (err) => resolve(errorCode(err) === 'ECONNREFUSED'));
-  });
 }

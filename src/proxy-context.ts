@@ -376,25 +376,33 @@ export class ProxyContext {
    * close tears the context down, exactly once, for `cause`. A reset or error of one
    * side is passed on as a reset (RST) to the other where possible; timeouts, limits,
    * shutdown and failed connects close the sockets normally. Calling it again does nothing.
+   * Whatever throws on the way (destroying a socket never does), both sockets end up
+   * destroyed and the listener hears of it: a context is never left half-closed (state
+   * `closed` but still listed, its sockets open).
    */
   close(cause: CloseCause): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
     this.cause = cause;
     this.closedAtMs = this.now();
-    this.host.timers.cancel(this.#timer);
-    this.#settleDelivered(); // before the sockets are destroyed: it needs their handles
     const reset = PASSED_ON_AS_RESET.has(cause) || this.#killWithReset;
-    destroySocket(this.client.socket, reset);
-    destroySocket(this.upstream.socket, reset);
-    if (this.#dialing !== null) abandonDial(this.#dialing);
-    this.#dialing = null;
-    if (this.trace) {
-      if (reset)
-        this.traceEvent(this.firstClose ?? 'client', 'passed the reset on to the other side');
-      this.traceEvent(this.firstClose ?? 'client', `closed: ${cause}`);
+    try {
+      this.#settleDelivered(); // before the sockets are destroyed: it needs their handles
+      this.host.timers.cancel(this.#timer);
+      if (this.#dialing !== null) abandonDial(this.#dialing);
+      if (this.trace) {
+        if (reset)
+          this.traceEvent(this.firstClose ?? 'client', 'passed the reset on to the other side');
+        this.traceEvent(this.firstClose ?? 'client', `closed: ${cause}`);
+      }
+    } finally {
+      // destroySocket never throws, so these run even if a step above did.
+      this.#dialing = null;
+      // A Unix domain socket has no RST: only TCP sockets are reset.
+      destroySocket(this.client.socket, reset && this.config.listen.path === undefined);
+      destroySocket(this.upstream.socket, reset && this.target?.path === undefined);
+      this.host.onContextClosed(this);
     }
-    this.host.onContextClosed(this);
   }
 
   /**
@@ -489,9 +497,43 @@ function deliveredBytes(socket: Socket | null): number {
   return Math.max(0, (socket.bytesWritten ?? 0) - socket.writableLength);
 }
 
+/**
+ * destroySocket closes `socket` now, with a reset (RST) when `reset` is true and the
+ * platform allows it, else with a plain close (FIN). It never throws: a throw here
+ * would escape a socket's 'error' listener and end the process, or leave the context
+ * half-closed. It is called only with `reset` false for a Unix domain socket, which
+ * has no RST (`resetAndDestroy` throws ERR_INVALID_HANDLE_TYPE on a pipe).
+ */
 function destroySocket(socket: Socket | null, reset: boolean): void {
   if (socket === null || socket.destroyed) return;
-  // resetAndDestroy on a socket still connecting would wait for the connect; just drop it.
-  if (reset && !socket.connecting) socket.resetAndDestroy();
-  else socket.destroy();
+  try {
+    // resetAndDestroy on a socket still connecting would wait for the connect; just drop it.
+    if (reset && !socket.connecting && !shutdownPending(socket)) socket.resetAndDestroy();
+    else socket.destroy();
+  } catch {
+    // Node checks the handle before it changes anything, so a refused reset leaves the
+    // socket as it was: close it plainly instead.
+    try {
+      socket.destroy();
+    } catch {
+      // Nothing more can be done for this socket; the teardown goes on.
+    }
+  }
+}
+
+/**
+ * shutdownPending: we sent our FIN with `end()`, Node has nothing left to write and
+ * asked libuv to shut the write side down, and the shutdown has not finished yet
+ * ('finish'). It stays pending until the kernel has room for the FIN, which a peer
+ * that does not read may never make. A reset is not possible then: libuv refuses
+ * (uv_tcp_close_reset returns UV_EINVAL while a shutdown request is pending), and
+ * Node, when asked anyway (`resetAndDestroy`), reports EINVAL and never closes the
+ * handle (TCPWrap::Reset marks it closing without closing it; seen on Node 20, 24
+ * and 26), so the descriptor and the endpoint's read buffer would leak and 'close'
+ * never come.
+ * Such a socket is closed plainly: the peer gets the bytes already queued and then
+ * the FIN it was promised by `end()`, not a reset.
+ */
+function shutdownPending(socket: Socket): boolean {
+  return socket.writableEnded && !socket.writableFinished && socket.writableLength === 0;
 }

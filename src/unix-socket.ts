@@ -1,36 +1,55 @@
 /**
- * Unix socket files: when one left behind may be removed, and removing our own on
- * exit. A listening Unix socket is a file that outlives a process that dies (or
- * exits without closing its server), and the next bind to that path then fails
- * with EADDRINUSE. Only a socket file that nobody accepts on is stale: a regular
- * file, a directory or anything else at the path is the user's and is never
- * deleted, and a socket somebody answers on belongs to a running process.
+ * Unix domain socket files left behind. A server that dies without closing leaves its
+ * socket file, and the next bind to that path fails with EADDRINUSE. Such a file may
+ * be removed, but only if it is a socket (lstat, not following a symbolic link) and
+ * nothing accepts on it any more: a connect is refused. A regular file, a directory
+ * or a link at the path is the user's, never ours to remove; and a connect to a
+ * regular file is refused too, so the connect alone cannot tell.
+ *
+ * Our own socket files are removed again when we are done with them (socketFile,
+ * unlinkSocketFile), but only while the path still names the very file we bound.
  */
-
 import { lstatSync, unlinkSync } from 'node:fs';
-import { lstat } from 'node:fs/promises';
+import { lstat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { errorCode } from './errors.js';
 
 /**
- * isStaleSocket tells whether `path` is a socket file that nobody accepts on
- * (connecting to it is refused), and so may be removed before binding again.
- * False for anything that is not a socket (a regular file also refuses a connect,
- * with ECONNREFUSED, which is why the type is checked first) and for a missing path.
+ * removeStaleSocket removes the Unix domain socket file at `path` if nothing accepts
+ * on it, so that a bind that failed with EADDRINUSE can be tried again. Returns true
+ * when the path is free now (removed, or already gone), false when a server answers
+ * there (the address really is in use). Rejects with an error of code `ENOTSOCK`
+ * when the path is not a socket (it is left alone), and with the `lstat` error when
+ * the path cannot be examined.
  */
-export async function isStaleSocket(path: string): Promise<boolean> {
+export async function removeStaleSocket(path: string): Promise<boolean> {
+  let isSocket: boolean;
   try {
-    if (!(await lstat(path)).isSocket()) return false;
-  } catch {
-    return false;
+    isSocket = (await lstat(path)).isSocket();
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return true; // removed meanwhile: the path is free
+    throw err;
   }
+  if (!isSocket) {
+    throw Object.assign(new Error(`${path} is not a socket`), { code: 'ENOTSOCK', path });
+  }
+  if (!(await nobodyAccepts(path))) return false;
+  try {
+    await unlink(path);
+  } catch (err) {
+    if (errorCode(err) !== 'ENOENT') throw err;
+  }
+  return true;
+}
+
+// A connect that is refused means no process listens on the socket any more.
+function nobodyAccepts(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = connect({ path });
     probe.once('connect', function probeOnConnect() {
       probe.destroy();
       resolve(false);
     });
-    // Connect error (design case "connect fails"): only a refusal means nobody is there.
     probe.once('error', function probeOnError(err: Error) {
       resolve(errorCode(err) === 'ECONNREFUSED');
     });

@@ -28,14 +28,18 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { once } from 'node:events';
-import { unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Address, formatParsed, isLoopbackHost } from '../config/address.js';
 import { connectionRecord } from '../connection-info.js';
 import { errorCode, listenErrorText, ProxyError } from '../errors.js';
 import type { ListenerInfo, ReloadResult, TcpProxy } from '../index.js';
-import { isStaleSocket, type SocketFile, socketFile, unlinkSocketFile } from '../unix-socket.js';
+import {
+  removeStaleSocket,
+  type SocketFile,
+  socketFile,
+  unlinkSocketFile,
+} from '../unix-socket.js';
 import { VERSION } from '../version.js';
 import { RequestGuard } from './guard.js';
 import { ConnectionHistograms, ProxyMetrics } from './metrics.js';
@@ -199,11 +203,13 @@ export class AdminServer {
       await this.#bind();
     } catch (err) {
       const path = listen.path;
-      if (path === undefined || errorCode(err) !== 'EADDRINUSE' || !(await isStaleSocket(path))) {
-        throw listenError(listen, err);
-      }
+      if (path === undefined || errorCode(err) !== 'EADDRINUSE') throw listenError(listen, err);
+      // The same rule as a listener's: only a socket file nobody answers on is removed.
+      const removed = await removeStaleSocket(path).catch((why: unknown) => {
+        throw listenError(listen, why);
+      });
+      if (!removed) throw listenError(listen, err);
       this.#options.onStaleSocket?.(path);
-      await unlink(path).catch(() => {}); // gone already: bind again all the same
       await this.#bind().catch((again: unknown) => {
         throw listenError(listen, again);
       });
