@@ -184,9 +184,9 @@ export async function sendStream(
 }
 
 /**
- * onData hands every chunk read from `socket` to `received`; with `slow`, it makes `socket` a slow reader: once `afterBytes` have arrived it stops
- * reading for `pauseMs` (so the sender's buffers fill and backpressure holds), then
- * reads on. `received` is called with every chunk.
+ * onData hands every chunk read from `socket` to `received`. With `slow`, the socket
+ * is a slow reader: once `afterBytes` have arrived it stops reading for `pauseMs` (so
+ * the sender's buffers fill and backpressure holds), then reads on.
  */
 export function onData(
   socket: Socket,

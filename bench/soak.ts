@@ -12,9 +12,9 @@
  * Checks, all of which must hold or it exits 1 with the reason:
  * - every connection not meant to be reset delivered every byte, both ways: the
  *   sha256 and count of what one side wrote equal those of what the other read;
- * - every connection has exactly one access record, with the expected cause and
- *   (when not reset) the byte counts the two sides saw; no warn or error record,
- *   no line that is not a JSON record (a crash's stack trace);
+ * - one access record per connection, each cause as often as the scenarios allow
+ *   (checkCauses); no warn or error record, no line that is not a JSON record (a
+ *   crash's stack trace); an upstream's reset reaches its client as a reset;
  * - no connection hangs (each has HANG_MS to finish);
  * - at the end, with nothing open: the proxy's counters say accepted = closed, 0
  *   active, and the same causes as the access records; its descriptors are back to
