@@ -686,7 +686,8 @@ async function settleProxy(admin: string, upstream: ChildProcess): Promise<Liste
 
 async function main(): Promise<void> {
   const startedAt = new Date();
-  const warmupMs = Math.min(30_000, Math.max(5_000, minutes * 6_000));
+  // Long enough for the heap to reach its working size, so that the RSS baseline means something.
+  const warmupMs = Math.min(30_000, Math.max(15_000, minutes * 6_000));
   console.log(
     `soak: seed ${seed}, ${minutes} min (plus ${warmupMs / 1000} s warm-up), ${concurrency} connections at once, node ${process.version}, ${startedAt.toISOString()}`,
   );
