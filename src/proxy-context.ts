@@ -139,11 +139,7 @@ export class ProxyContext {
     // Attached (marked) first: reading remoteAddress adds a property to the socket too,
     // and the order is part of its hidden class (Endpoint.mark).
     watchSocket(this.client.attach(clientSocket));
-    // A client of a Unix domain socket listener has no address of its own.
-    this.clientAddress =
-      clientSocket.remoteAddress === undefined
-        ? 'unix'
-        : formatAddress(clientSocket.remoteAddress, clientSocket.remotePort ?? 0);
+    this.clientAddress = describeClient(clientSocket, this.config);
   }
 
   get closed(): boolean {
@@ -463,6 +459,18 @@ export class ProxyContext {
   traceEvent(side: Side, event: string, fields?: Readonly<Record<string, number | string>>): void {
     this.host.log.trace(event, { id: this.id, side, ...fields });
   }
+}
+
+/**
+ * describeClient is the client's address as logs print it: `host:port`; `unix` for a
+ * client of a Unix domain socket listener, which has no address of its own; `unknown`
+ * for a TCP client that reset before we asked for its address (getpeername fails with
+ * ENOTCONN once the connection is gone, and Node then leaves `remoteAddress` unset).
+ */
+function describeClient(socket: Socket, config: ListenerConfig): string {
+  if (config.listen.path !== undefined) return 'unix';
+  const address = socket.remoteAddress;
+  return address === undefined ? 'unknown' : formatAddress(address, socket.remotePort ?? 0);
 }
 
 /**

@@ -3,6 +3,7 @@
  * field names, for every close cause, each provoked on real sockets.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { type TestContext, test } from 'node:test';
 import type { ProxyOptions } from '../src/index.js';
 import {
@@ -14,6 +15,7 @@ import {
   startUpstream,
   waitFor,
 } from './helpers/net.js';
+import { deadline } from './helpers/time.js';
 
 type Record = { [key: string]: unknown; msg: string };
 
@@ -200,4 +202,27 @@ test('the text format carries the same fields as key=value', async (t) => {
     line,
     / INFO connection closed id=\d+ listener=127\.0\.0\.1:0 client=127\.0\.0\.1:\d+ upstream=127\.0\.0\.1:\d+ connect_ms=\d+ duration_ms=\d+ bytes_to_upstream=0 bytes_to_client=1 cause=upstream_fin first_close=upstream$/,
   );
+});
+
+test('a TCP client that reset before it was accepted is logged as client=unknown, not unix', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const { port, nextClosed } = await loggedProxy(t, { targets: [upstream.address] });
+  // The proxy runs in this process: while spawnSync blocks our event loop, a child
+  // connects (the kernel completes the handshake from the listen backlog) and resets.
+  // The proxy accepts a connection that is already gone, whose address cannot be read.
+  const child = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('node:net').connect(${port}, '127.0.0.1');
+       s.on('connect', () => { s.resetAndDestroy(); });
+       s.on('close', () => process.exit(0));
+       s.on('error', () => {});`,
+    ],
+    { timeout: deadline(10_000) },
+  );
+  assert.equal(child.status, 0, String(child.stderr));
+  const record = await nextClosed();
+  assert.equal(record['client'], 'unknown');
+  assert.equal(record['cause'], 'client_reset');
 });
