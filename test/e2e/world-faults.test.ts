@@ -79,9 +79,14 @@ const closedRecord =
   (r: LogRecord): boolean =>
     r.msg === 'connection closed' && (cause === undefined || r.cause === cause);
 
-/** gone resolves when the client saw the proxy end its side (FIN, reset or close), or fails after 5 s. */
+/**
+ * gone resolves when the client saw the proxy end its side (FIN, reset or close), or
+ * fails after 5 s. A reset is one of the answers: `ended` rejects with it (events.once
+ * rejects on 'error'), so it counts as the end here; the caller reads `errorCode`.
+ */
 function gone(client: RecordingClient, what: string): Promise<unknown> {
-  return withTimeout(Promise.race([client.ended, client.closed]), 5000, what);
+  const endedOrReset = client.ended.catch(() => {});
+  return withTimeout(Promise.race([endedOrReset, client.closed]), 5000, what);
 }
 
 /** echoRoundTrip sends `data` through the proxy at `port`, FINs, and resolves with what came back. */
