@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `proxy` command: argv → options → createProxy() → listen, plus signals and
+ * The `l4proxy` command: argv → options → createProxy() → listen, plus signals and
  * exit codes, as the CLI contract the project was given says (README.md "The
- * command" and `proxy --help` spell it out). The only module that reads
+ * command" and `l4proxy --help` spell it out). The only module that reads
  * `process.argv` or calls `process.exit`.
  *
  * Exit status: 0 after a clean shutdown (or a valid `check`), 2 for a usage error
@@ -39,6 +39,7 @@ import {
   createProxy,
   type ReloadResult,
   type TcpProxy,
+  NAME,
   VERSION,
 } from './index.js';
 import { type LogFormat, Logger, type LoggerOptions, type LogLevel } from './log.js';
@@ -49,7 +50,7 @@ const WORKER_ID = workerId();
 function fail(status: 1 | 2, message: string): never {
   // A worker tells the primary, which prints the line once for all workers.
   if (WORKER_ID !== undefined) reportStartFailure(status, message);
-  else process.stderr.write(`proxy: ${message}\n`);
+  else process.stderr.write(`${NAME}: ${message}\n`);
   process.exit(status);
 }
 
@@ -69,7 +70,7 @@ async function main(argv: readonly string[]): Promise<void> {
       process.stdout.write(`${USAGE}\n`);
       return;
     case 'version':
-      process.stdout.write(`proxy ${VERSION}\n`);
+      process.stdout.write(`${NAME} ${VERSION}\n`);
       return;
     case 'check':
       check(command.configFile, command.overrides);

@@ -32,7 +32,7 @@ async function main(): Promise<void> {
   });
   await proxy.listen();
   process.stderr.write(
-    `\nproxy demo: echo upstream on 127.0.0.1:${UPSTREAM_PORT}, proxy on 127.0.0.1:${PROXY_PORT}\n` +
+    `\nl4proxy demo: echo upstream on 127.0.0.1:${UPSTREAM_PORT}, proxy on 127.0.0.1:${PROXY_PORT}\n` +
       `in another terminal:  nc 127.0.0.1 ${PROXY_PORT}\n` +
       'press Ctrl-C to stop\n\n',
   );
@@ -42,6 +42,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`proxy demo: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`l4proxy demo: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;
 });

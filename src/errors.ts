@@ -1,11 +1,11 @@
 /**
- * Errors that `proxy` creates itself. Each carries a stable `code` with the
+ * Errors that `l4proxy` creates itself. Each carries a stable `code` with the
  * `PROXY_ERR_` prefix; match on `code`, never on `instanceof` or on the message.
  * Node's own errno codes (`ECONNRESET`, `EPIPE`, ...) pass through unchanged on the
  * errors Node creates.
  */
 
-/** ProxyErrorCode lists every code `proxy` may put on an error it creates. */
+/** ProxyErrorCode lists every code `l4proxy` may put on an error it creates. */
 export type ProxyErrorCode =
   /** A flag, option or config value is malformed or missing. The CLI exits 2. */
   | 'PROXY_ERR_INVALID_CONFIG'

@@ -1,8 +1,8 @@
 /**
- * The library entry: `createProxy()` and the types that go with it. The `proxy`
+ * The library entry: `createProxy()` and the types that go with it. The `l4proxy`
  * command is built on exactly this API.
  *
- *     import { createProxy } from 'proxy';
+ *     import { createProxy } from 'l4proxy';
  *     const proxy = createProxy({ listen: '127.0.0.1:0', targets: ['127.0.0.1:9000'] });
  *     await proxy.listen();
  *     console.log(proxy.address()); // { address: '127.0.0.1', port: 4xxxx, family: 'IPv4' }
@@ -33,7 +33,7 @@ export type {
   ReloadResult,
   TargetInfo,
 } from './supervisor.js';
-export { VERSION } from './version.js';
+export { NAME, VERSION } from './version.js';
 
 /** TcpProxy is what createProxy returns: listen(), address(), close(), connections(), stats() and events. */
 export type TcpProxy = Supervisor;

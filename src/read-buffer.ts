@@ -84,7 +84,7 @@ function borrowOnreadSymbols(): OnreadSymbols {
   probe.destroy();
   if (kBuffer && kBufferCb && kBufferGen) return { kBuffer, kBufferCb, kBufferGen };
   throw new Error(
-    `proxy: this Node.js (${process.version}) lacks the onread internals the relay relies on (tested: Node 20, 24 and 26)`,
+    `l4proxy: this Node.js (${process.version}) lacks the onread internals the relay relies on (tested: Node 20, 24 and 26)`,
   );
 }
 

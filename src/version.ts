@@ -10,3 +10,6 @@ function readVersion(): string {
 }
 
 export const VERSION: string = readVersion();
+
+/** NAME is the command's and the package's name, as users type it. */
+export const NAME = 'l4proxy';

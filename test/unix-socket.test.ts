@@ -122,7 +122,7 @@ test('the CLI refuses a unix: listen path that is a file or a directory: exit 1,
   for (const path of [file, sub]) {
     const result = await runCli(t, ['--listen', `unix:${path}`, '--target', '127.0.0.1:9']);
     assert.equal(result.status, 1);
-    assert.equal(result.stderr, `proxy: listen unix:${path}: exists and is not a socket\n`);
+    assert.equal(result.stderr, `l4proxy: listen unix:${path}: exists and is not a socket\n`);
   }
   assert.equal(readFileSync(file, 'utf8'), 'mine');
   assert.ok(existsSync(sub));

@@ -403,13 +403,13 @@ export const STATUS_PAGE = `<!doctype html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>proxy status</title>
+<title>l4proxy status</title>
 <link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body>
 <header>
-  <h1>proxy <span class="muted" data-field="proxy-version" data-testid="version"></span></h1>
+  <h1>l4proxy <span class="muted" data-field="proxy-version" data-testid="version"></span></h1>
   <span class="stat">up <b data-field="proxy-uptime" data-testid="uptime">-</b></span>
   <span class="stat"><b data-field="proxy-active">-</b> live connections</span>
   <span class="muted">updated <span data-field="proxy-updated">never</span>, every 1.5 s</span>

@@ -45,7 +45,7 @@ export type CliCommand =
       readonly workers?: WorkerCount;
     }
   | {
-      /** config: run from a config file; check: only validate it (`proxy check --config FILE`). */
+      /** config: run from a config file; check: only validate it (`l4proxy check --config FILE`). */
       readonly kind: 'config' | 'check';
       readonly configFile: string;
       /** overrides are the connection flags given on the command line; they beat the file's defaults. */
@@ -81,9 +81,9 @@ const OPTIONS = {
 
 /** USAGE is the text `--help` prints. */
 export const USAGE = `Usage:
-  proxy --listen [HOST:]PORT --target HOST:PORT [--target HOST:PORT ...] [options]
-  proxy --config FILE [options]
-  proxy check --config FILE       validate FILE, print what would run, start nothing
+  l4proxy --listen [HOST:]PORT --target HOST:PORT [--target HOST:PORT ...] [options]
+  l4proxy --config FILE [options]
+  l4proxy check --config FILE       validate FILE, print what would run, start nothing
 
 Options:
   -l, --listen [HOST:]PORT     where to accept; PORT alone means all interfaces; IPv6 as [::1]:8080

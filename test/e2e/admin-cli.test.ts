@@ -38,7 +38,7 @@ test('a non-loopback --admin without a token is a usage error, naming the flag',
   assert.equal(result.status, 2);
   assert.match(
     result.stderr,
-    /^proxy: --admin 0\.0\.0\.0:0: a non-loopback admin address needs --admin-token-file/,
+    /^l4proxy: --admin 0\.0\.0\.0:0: a non-loopback admin address needs --admin-token-file/,
   );
   assert.equal(result.stderr.trim().split('\n').length, 1);
   const lone = await runCli(t, [

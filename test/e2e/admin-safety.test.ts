@@ -261,8 +261,8 @@ test('a malformed --admin-host, or one without any admin server, is a usage erro
   const base = ['--listen', '127.0.0.1:0', '--target', upstream.address];
   const bad = await runCli(t, [...base, '--admin', '127.0.0.1:0', '--admin-host', 'a b:80']);
   assert.equal(bad.status, 2);
-  assert.match(bad.stderr, /^proxy: --admin-host: expected a host name without a port/);
+  assert.match(bad.stderr, /^l4proxy: --admin-host: expected a host name without a port/);
   const alone = await runCli(t, [...base, '--admin-host', 'proxy.internal']);
   assert.equal(alone.status, 2);
-  assert.match(alone.stderr, /^proxy: --admin-host needs --admin ADDR/);
+  assert.match(alone.stderr, /^l4proxy: --admin-host needs --admin ADDR/);
 });

@@ -270,7 +270,7 @@ test('--version prints "proxy" and the version from package.json', async (t) => 
   for (const flag of ['--version', '-V']) {
     const result = await runCli(t, [flag]);
     assert.equal(result.status, 0, result.stderr);
-    assert.equal(result.stdout, `proxy ${pkg.version}\n`);
+    assert.equal(result.stdout, `l4proxy ${pkg.version}\n`);
     assert.equal(result.stderr, '');
   }
 });

@@ -538,7 +538,7 @@ test('does not take over a Unix socket that something still accepts on: exit 1',
   writeFileSync(file, `listeners:\n  - listen: unix:${path}\n    targets: [127.0.0.1:9]\n`);
   const result = await runCli(t, ['--config', file]);
   assert.equal(result.status, 1);
-  assert.equal(oneLine(result.stderr), `proxy: listen unix:${path}: address in use`);
+  assert.equal(oneLine(result.stderr), `l4proxy: listen unix:${path}: address in use`);
   assert.equal(await readAll(t, `unix:${path}`), 'still mine');
 });
 
@@ -615,8 +615,8 @@ test('proxy check --config: an error exits 2 with one line naming file:line:col 
   assert.equal(result.status, 2);
   assert.equal(result.stdout, '');
   const line = oneLine(result.stderr);
-  assert.match(line, /^proxy: .*\.yaml:\d+:\d+ listeners\[\d\]\..*/);
-  assert.equal(line, `proxy: ${file}:4:5 listeners[0].idel_timeout: unknown field`);
+  assert.match(line, /^l4proxy: .*\.yaml:\d+:\d+ listeners\[\d\]\..*/);
+  assert.equal(line, `l4proxy: ${file}:4:5 listeners[0].idel_timeout: unknown field`);
 
   // Running from the same file fails the same way, and starts nothing.
   const run = await runCli(t, ['--config', file]);
@@ -642,7 +642,7 @@ test('proxy --config: a missing file, or --listen/--target with it, is a usage e
     assert.ok(result !== undefined);
     assert.equal(result.status, 2, `${name}: ${result.stderr}`);
     assert.equal(result.stdout, '', name);
-    assert.match(oneLine(result.stderr), new RegExp(`^proxy: .*${says.source}`), name);
+    assert.match(oneLine(result.stderr), new RegExp(`^l4proxy: .*${says.source}`), name);
   }
 });
 

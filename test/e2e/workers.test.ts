@@ -553,7 +553,7 @@ test('a bad --workers value exits 2 with one line naming the flag', async (t) =>
     assert.equal(result.status, 2, `${JSON.stringify(value)}: ${result.stderr}`);
     const lines = result.stderr.trim().split('\n');
     assert.equal(lines.length, 1, result.stderr);
-    assert.match(lines[0] ?? '', /^proxy: --workers/);
+    assert.match(lines[0] ?? '', /^l4proxy: --workers/);
   }
 });
 
@@ -561,7 +561,7 @@ test('an address in use exits 1 with one line, however many workers fail', async
   const blocker = await startUpstream(t);
   const result = await runCli(t, ['--workers', '3', '-l', blocker.address, '-t', '127.0.0.1:9']);
   assert.equal(result.status, 1, result.stderr);
-  assert.equal(result.stderr, `proxy: listen ${blocker.address}: address in use\n`);
+  assert.equal(result.stderr, `l4proxy: listen ${blocker.address}: address in use\n`);
 });
 
 test('a bad workers value in the config file exits 2 naming the file, line and field', async (t) => {
