@@ -37,9 +37,9 @@ import {
   AdminServer,
   connectionRecord,
   createProxy,
+  NAME,
   type ReloadResult,
   type TcpProxy,
-  NAME,
   VERSION,
 } from './index.js';
 import { type LogFormat, Logger, type LoggerOptions, type LogLevel } from './log.js';
