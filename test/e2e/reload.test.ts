@@ -673,16 +673,17 @@ listeners:
 
   await waitFor(() => inherits.isClosed || inherits.sawEnd, 2000, 'the idle connection to close');
   const elapsedMs = Date.now() - idleFrom;
-  assert.ok(
-    elapsedMs >= 150 && elapsedMs < deadline(1500),
-    `closed after ${elapsedMs}ms, expected ~200ms`,
-  );
+  assert.ok(elapsedMs < deadline(1500), `closed after ${elapsedMs}ms, expected ~200ms`);
   const closed = await cli.waitForRecord(
     (r) => r.msg === 'connection closed' && r.listener === 'inherits',
     2000,
     'the idle access record',
   );
   assert.equal(closed.cause, 'idle_timeout');
+  // Not too early either, by the proxy's own clock: the connection lived at least one
+  // 200ms idle period (the test's clock starts later than the proxy's idle timer, so it
+  // cannot tell this on a busy machine). 1 ms of slack for timer rounding.
+  assert.ok(Number(closed.duration_ms) >= 199, `lived ${closed.duration_ms}ms, expected >= 200ms`);
 
   // `own` must outlive more 200ms periods. The proxy's own timers measure them, not a
   // sleep: two more `inherits` connections, one after the other, idle out too.
@@ -691,7 +692,7 @@ listeners:
     await roundTrip(next, 'ping');
     await waitFor(() => next.isClosed || next.sawEnd, 2000, `idle connection ${round} to close`);
   }
-  assert.ok(Date.now() - idleFrom >= 450, 'own was idle for more than two 200ms periods');
+  assert.ok(Date.now() - idleFrom >= 400, 'own was idle for at least two 200ms periods');
   assert.equal(own.isClosed || own.sawEnd, false, 'the listener’s own 30s idle timeout applies');
   assert.deepEqual(closedRecords(cli, 'own'), []);
   await roundTrip(own, 'still here');
