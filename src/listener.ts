@@ -166,11 +166,16 @@ export class Listener implements ContextHost {
     return typeof address === 'object' ? address : null;
   }
 
-  /** boundAddress is the bound address as `host:port`, or the configured one before listen(). */
+  /**
+   * boundAddress is the bound address as `host:port` (`fd:N` for an inherited Unix
+   * socket), or the configured one before listen().
+   */
   boundAddress(): string {
     const address = this.#server.address();
-    // A string is a Unix socket's path: an inherited one may be elsewhere than `listen`.
     if (typeof address === 'string') return `unix:${address}`;
+    // Node cannot ask an inherited Unix socket its path (no getsockname for pipes), and
+    // it need not be `listen`: name the descriptor instead.
+    if (address === null && this.inheritedFd !== undefined) return `fd:${this.inheritedFd}`;
     return address === null ? this.listenAddress : formatAddress(address.address, address.port);
   }
 
