@@ -305,6 +305,8 @@ test('--workers 2: the primary keeps the passed socket and both workers serve on
   assert.deepEqual(new Set(records.map((r) => r.worker)), new Set([1, 2]));
   for (let i = 0; i < 6; i++) assert.equal(await ask(a, `n${i}`), `n${i}`);
   assert.ok(!existsSync(join(dir, 'config.sock')), 'the configured address was bound');
+  // The primary unset LISTEN_*, so no worker read them again (and logged them ignored).
+  assert.ok(!cli.records().some((r) => r.msg === 'socket activation ignored'), cli.stderr());
 });
 
 test('a reload keeps an inherited listener whose listen changed, and binds the one it added', async (t) => {
@@ -400,6 +402,11 @@ test('a client that connects while the proxy restarts is not refused: the next p
   await proxyPid(2);
   await waitFor(() => Buffer.concat(chunks).toString() === 'two', 5000, 'the echo of "two"');
   assert.equal(error, null);
-  assert.equal(cli.records().filter((r) => r.msg === 'listening' && r.fd === 3).length, 2);
+  // Log lines reach stderr up to 25 ms after their event (log.ts).
+  await waitFor(
+    () => cli.records().filter((r) => r.msg === 'listening' && r.fd === 3).length === 2,
+    5000,
+    'the second proxy listening on fd 3',
+  );
   client.destroy();
 });
