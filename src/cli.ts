@@ -43,6 +43,12 @@ import {
   VERSION,
 } from './index.js';
 import { type LogFormat, Logger, type LoggerOptions, type LogLevel } from './log.js';
+import {
+  encodeWorkerFds,
+  listenFdsFromEnv,
+  takeWorkerFds,
+  WORKER_FDS_ENV,
+} from './socket-activation.js';
 
 /** WORKER_ID is set in a worker process of `--workers N` (see src/cluster.ts). */
 const WORKER_ID = workerId();
@@ -190,12 +196,16 @@ function createOrExit(plan: Plan, log: LoggerOptions): TcpProxy {
   }
 }
 
-/** listenOrExit binds every listener (each logs "listening"), or exits 1 naming the address. */
-async function listenOrExit(proxy: TcpProxy): Promise<void> {
+/**
+ * listenOrExit binds every listener (each logs "listening"), or exits 1 naming the
+ * address (2 for an inherited socket it cannot listen on). `fds`: socket activation.
+ */
+async function listenOrExit(proxy: TcpProxy, fds: Map<string, number> | undefined): Promise<void> {
   try {
-    await proxy.listen();
+    await proxy.listen({ fds });
   } catch (err) {
     if (errorCode(err) === 'PROXY_ERR_LISTEN') fail(1, messageOf(err));
+    if (errorCode(err) === 'PROXY_ERR_INVALID_CONFIG') fail(2, messageOf(err));
     throw err;
   }
 }
@@ -213,7 +223,7 @@ async function runSingle(plan: Plan): Promise<void> {
       reload: reloadFrom === null ? undefined : () => reloadConfig(proxy, reloadFrom),
       ready: () => listening && !shutdown.draining(),
     }));
-  await listenOrExit(proxy);
+  await listenOrExit(proxy, activatedFds(proxy, proxy.log));
   listening = true;
   if (admin !== undefined) logAdminListening(admin, proxy.log);
   process.on('SIGTERM', shutdown.signal);
@@ -236,7 +246,8 @@ async function runWorker(plan: Plan, id: number): Promise<void> {
     format: plan.format,
     write: workerLogWriter(plan.format, id),
   });
-  await listenOrExit(proxy);
+  // The primary matched the sockets systemd passed; it listens on them for us.
+  await listenOrExit(proxy, takeWorkerFds(process.env));
   // The latency histograms of /metrics are kept here and added up by the primary.
   const histograms = plan.admin === undefined ? undefined : new ConnectionHistograms(proxy);
   const shutdown = shutdownControl(proxy);
@@ -263,6 +274,10 @@ async function runWorker(plan: Plan, id: number): Promise<void> {
  */
 async function runPrimary(plan: Plan, workers: number): Promise<void> {
   const log = new Logger({ level: plan.level, format: plan.format });
+  // Sockets passed by systemd stay with the primary: node:cluster's round-robin handle
+  // listens on the primary's descriptor when a worker asks to listen on it.
+  const fds = activatedFds(createOrExit(plan, { level: 'silent' }), log);
+  if (fds !== undefined) process.env[WORKER_FDS_ENV] = encodeWorkerFds(fds);
   const primary = new ClusterPrimary({ workers, log });
   const reloadFrom = plan.reloadFrom;
   const view = primary.view;
@@ -308,6 +323,18 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
     if (status === 0) log.info('stopped');
     process.exit(status);
   });
+}
+
+/** activatedFds: the sockets systemd passed, matched to `proxy`'s listeners; exits 2 on a mismatch. */
+function activatedFds(proxy: TcpProxy, log: Logger): Map<string, number> | undefined {
+  const names = proxy.listenerInfo().map((l) => l.name);
+  try {
+    return listenFdsFromEnv(process.env, process.pid, names, (reason) =>
+      log.warn('socket activation ignored', { reason }),
+    );
+  } catch (err) {
+    fail(2, messageOf(err));
+  }
 }
 
 /**

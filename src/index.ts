@@ -28,6 +28,7 @@ export type { StatsSnapshot } from './stats.js';
 export type {
   CloseOptions,
   ListenerInfo,
+  ListenOptions,
   ProxyEvents,
   ProxyStats,
   ReloadResult,

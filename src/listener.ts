@@ -86,6 +86,12 @@ export class Listener implements ContextHost {
    * else at the path (a regular file, a directory) is left alone and is an error.
    */
   async listen(): Promise<void> {
+    if (this.inheritedFd !== undefined) {
+      await this.#bind().catch((err: unknown) => {
+        throw this.#listenError(err);
+      });
+      return;
+    }
     try {
       await this.#bind();
     } catch (err) {
@@ -102,9 +108,20 @@ export class Listener implements ContextHost {
     }
   }
 
+  /**
+   * inheritedFd is a listening socket this listener takes instead of binding its
+   * address (socket activation, src/socket-activation.ts); set it before listen().
+   * It is not closed by a reload that keeps this listener, whatever its `listen`.
+   */
+  inheritedFd: number | undefined;
+
   /** logListening writes the "listening" record, once the owner has kept this listener. */
   logListening(): void {
-    this.log.info('listening', { listener: this.config.name, address: this.boundAddress() });
+    this.log.info('listening', {
+      listener: this.config.name,
+      address: this.boundAddress(),
+      fd: this.inheritedFd,
+    });
   }
 
   #bind(): Promise<void> {
@@ -121,14 +138,23 @@ export class Listener implements ContextHost {
       };
       server.once('error', onError);
       server.once('listening', onListening);
-      // Node's default backlog is 511; the kernel caps it at net.core.somaxconn.
-      if (listen.path !== undefined) server.listen({ path: listen.path });
+      // Node's default backlog is 511; the kernel caps it at net.core.somaxconn. Node
+      // calls listen() again on an inherited socket too, so this backlog replaces its own.
+      if (this.inheritedFd !== undefined) server.listen({ fd: this.inheritedFd });
+      else if (listen.path !== undefined) server.listen({ path: listen.path });
       else server.listen({ host: listen.host, port: listen.port });
     });
   }
 
   #listenError(err: unknown): ProxyError {
     const what = listenErrorText(err);
+    // An inherited socket that cannot listen is a mistake in the .socket unit: a usage error.
+    if (this.inheritedFd !== undefined)
+      return new ProxyError(
+        'PROXY_ERR_INVALID_CONFIG',
+        `socket activation: listener ${this.config.name} cannot listen on fd ${this.inheritedFd}: ${what} (expected a listening stream socket, ListenStream=)`,
+        { cause: err },
+      );
     return new ProxyError('PROXY_ERR_LISTEN', `listen ${this.listenAddress}: ${what}`, {
       cause: err,
     });
@@ -140,9 +166,16 @@ export class Listener implements ContextHost {
     return typeof address === 'object' ? address : null;
   }
 
-  /** boundAddress is the bound address as `host:port`, or the configured one before listen(). */
+  /**
+   * boundAddress is the bound address as `host:port` (`fd:N` for an inherited Unix
+   * socket), or the configured one before listen().
+   */
   boundAddress(): string {
-    const address = this.address();
+    const address = this.#server.address();
+    if (typeof address === 'string') return `unix:${address}`;
+    // Node cannot ask an inherited Unix socket its path (no getsockname for pipes), and
+    // it need not be `listen`: name the descriptor instead.
+    if (address === null && this.inheritedFd !== undefined) return `fd:${this.inheritedFd}`;
     return address === null ? this.listenAddress : formatAddress(address.address, address.port);
   }
 

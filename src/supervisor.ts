@@ -71,6 +71,15 @@ export interface ListenerInfo {
   stats: StatsSnapshot;
 }
 
+/**
+ * ListenOptions: `fds` maps listener names to listening sockets inherited from the
+ * parent process (systemd socket activation, src/socket-activation.ts): those
+ * listeners take their socket instead of binding their `listen` address.
+ */
+export interface ListenOptions {
+  fds?: ReadonlyMap<string, number>;
+}
+
 /** CloseOptions: `graceful` (default true) lets open connections finish within the shutdown timeout. */
 export interface CloseOptions {
   graceful?: boolean;
@@ -116,11 +125,18 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
 
   /**
    * listen binds every listener. If one cannot bind, the ones already bound are
-   * closed again and the promise rejects with that listener's PROXY_ERR_LISTEN error.
+   * closed again and the promise rejects with that listener's PROXY_ERR_LISTEN error
+   * (PROXY_ERR_INVALID_CONFIG for an inherited socket it cannot listen on).
    */
-  async listen(): Promise<this> {
+  async listen({ fds }: ListenOptions = {}): Promise<this> {
     if (this.#state !== 'idle')
       throw new ProxyError('PROXY_ERR_CLOSED', `listen: proxy is ${this.#state}`);
+    for (const [name, fd] of fds ?? []) {
+      const listener = this.#listeners.find((l) => l.config.name === name);
+      if (listener === undefined)
+        throw new ProxyError('PROXY_ERR_INVALID_CONFIG', `listen: fds: no listener named ${name}`);
+      listener.inheritedFd = fd;
+    }
     this.#state = 'starting';
     const results = await Promise.allSettled(this.#listeners.map((l) => l.listen()));
     const failed = results.find((r) => r.status === 'rejected');
@@ -278,7 +294,11 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       byName.delete(name);
       if (isDeepStrictEqual(old.config, listenerConfig)) return old;
       result.changed.push(name);
-      if (isDeepStrictEqual(old.config.listen, listenerConfig.listen)) {
+      // An inherited socket is where systemd put it: it stays, whatever `listen` says now.
+      if (
+        old.inheritedFd !== undefined ||
+        isDeepStrictEqual(old.config.listen, listenerConfig.listen)
+      ) {
         toUpdate.push([old, listenerConfig]);
         return old;
       }

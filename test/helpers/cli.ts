@@ -5,7 +5,8 @@
  * machine, see time.ts), and every child is ended by its PID in `t.after` if it is
  * still running. `runCli` starts at most RUN_CLI_LIMIT short-lived CLIs at a time.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +43,8 @@ export interface LogRecord {
   /** reason: why a `config reload refused` (the one-line error). */
   reason?: string;
   path?: string;
+  /** fd: the inherited descriptor a `listening` listener took (socket activation). */
+  fd?: number;
 }
 
 /** CliExit is how the child ended and when (`Date.now()` at its 'exit' event). */
@@ -51,9 +54,18 @@ export interface CliExit {
   atMs: number;
 }
 
-/** CliOptions: `nofile` runs the CLI under `ulimit -n nofile` (through bash, then exec). */
+/**
+ * CliOptions: `nofile` runs the CLI under `ulimit -n nofile` (through bash, then exec).
+ * `prefix` runs it through a command that execs it (`systemd-socket-activate -l ...`);
+ * the PID is then that command's. `env` replaces the environment, `stdin: 'pipe'`
+ * gives the child a stdin to write, and `fds` are passed as descriptors 3, 4, ...
+ */
 export interface CliOptions {
   nofile?: number;
+  prefix?: readonly string[];
+  env?: NodeJS.ProcessEnv;
+  stdin?: 'pipe' | 'ignore';
+  fds?: readonly (number | Socket)[];
 }
 
 /** CliChild is a running (or finished) CLI process and everything it wrote so far. */
@@ -103,9 +115,23 @@ export function spawnCli(
   args: readonly string[],
   options: CliOptions = {},
 ): CliChild {
-  const child =
+  const spawnOptions: SpawnOptions = {
+    stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe', ...(options.fds ?? [])],
+    env: options.env ?? process.env,
+  };
+  const [command = process.execPath, ...words] = options.prefix ?? [];
+  const child: ChildProcess =
     options.nofile === undefined
-      ? spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn(
+          command,
+          [
+            ...words,
+            ...(options.prefix === undefined ? [] : [process.execPath]),
+            CLI_PATH,
+            ...args,
+          ],
+          spawnOptions,
+        )
       : // exec keeps the PID: the PID we hold is the proxy's, not bash's.
         spawn(
           'bash',
@@ -116,7 +142,7 @@ export function spawnCli(
             CLI_PATH,
             ...args,
           ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
+          spawnOptions,
         );
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
