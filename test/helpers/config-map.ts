@@ -11,8 +11,15 @@
  * over `..data` (atomic); (4) make the user-visible symlinks not there yet; (5) remove
  * the old timestamped directory.
  */
-import { mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync } from 'node:fs';
-import { writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 
 /** ConfigMapVolume is a directory laid out like a mounted ConfigMap; `update` swaps in new files. */
