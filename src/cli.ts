@@ -31,6 +31,7 @@ import {
 import { type Config, resolveConfig } from './config/config.js';
 import { formatDuration } from './config/duration.js';
 import { type DefaultOverrides, type FileSettings, readConfigFile } from './config/file.js';
+import { ConfigWatch } from './config/watch.js';
 import { errorCode, ProxyError } from './errors.js';
 import {
   type AdminOptions,
@@ -89,6 +90,7 @@ async function main(argv: readonly string[]): Promise<void> {
         reloadFrom: null,
         admin: command.admin,
         workers: command.workers,
+        watchConfig: false,
       });
       return;
     case 'config': {
@@ -114,6 +116,7 @@ async function main(argv: readonly string[]): Promise<void> {
         reloadFrom: { file: command.configFile, overrides: command.overrides },
         admin: command.admin ?? fileAdmin,
         workers: command.workers ?? settings.workers,
+        watchConfig: command.watchConfig,
       });
       return;
     }
@@ -173,6 +176,8 @@ interface Plan {
   reloadFrom: ReloadSource | null;
   admin: AdminFlags | undefined;
   workers: WorkerCount | undefined;
+  /** watchConfig: reload when the file changes too (`--watch-config`; needs reloadFrom). */
+  watchConfig: boolean;
 }
 
 /**
@@ -230,7 +235,7 @@ async function runSingle(plan: Plan): Promise<void> {
   process.on('SIGINT', shutdown.signal);
   // SIGHUP re-reads the config file and applies the difference (see Supervisor.reload).
   // A file with errors is refused and the running configuration stays as it was.
-  reloadOnSighup(proxy.log, reloadFrom === null ? null : () => reloadConfig(proxy, reloadFrom));
+  reloadOnSighup(plan, proxy.log, reloadFrom && (() => reloadConfig(proxy, reloadFrom)));
   process.on('SIGUSR1', () => logSnapshot(proxy));
 }
 
@@ -317,7 +322,7 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   // Each worker re-reads the file and logs "config reloaded" or why it refused.
-  reloadOnSighup(log, reloadFrom === null ? null : () => primary.reload());
+  reloadOnSighup(plan, log, reloadFrom && (() => primary.reload()));
   process.on('SIGUSR1', () => primary.snapshot());
   void primary.done.then((status) => {
     if (status === 0) log.info('stopped');
@@ -443,12 +448,22 @@ function shutdownControl(proxy: TcpProxy): {
   };
 }
 
-/** reloadOnSighup runs `reload` on SIGHUP (its outcome is logged where it happens), or says why not. */
-function reloadOnSighup(log: Logger, reload: (() => Promise<unknown>) | null): void {
+/**
+ * reloadOnSighup runs `reload` on SIGHUP, or says why not, and with `--watch-config`
+ * also when the file's content changes (config/watch.ts). The outcome is logged where
+ * it happens.
+ */
+function reloadOnSighup(plan: Plan, log: Logger, reload: (() => Promise<unknown>) | null): void {
   process.on('SIGHUP', () => {
     if (reload === null) log.warn('SIGHUP ignored: there is no --config file to reload');
     else reload().catch(() => {});
   });
+  if (!plan.watchConfig || plan.reloadFrom === null || reload === null) return;
+  try {
+    new ConfigWatch({ file: plan.reloadFrom.file, log, onChange: () => reload().catch(() => {}) });
+  } catch (err) {
+    fail(1, messageOf(err));
+  }
 }
 
 /**

@@ -58,6 +58,8 @@ export type CliCommand =
       readonly adminHosts: readonly string[];
       /** workers is `--workers`, when given; it beats the file's `workers`. */
       readonly workers?: WorkerCount;
+      /** watchConfig is `--watch-config`: reload the file when it changes (config/watch.ts). */
+      readonly watchConfig: boolean;
     };
 
 const OPTIONS = {
@@ -71,6 +73,7 @@ const OPTIONS = {
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   config: { type: 'string', short: 'c' },
+  'watch-config': { type: 'boolean' },
   admin: { type: 'string' },
   'admin-token-file': { type: 'string' },
   'admin-host': { type: 'string', multiple: true },
@@ -96,6 +99,8 @@ Options:
       --log-level LEVEL        error, warn, info, debug or trace (default info)
       --log-format FORMAT      text or json (default text)
   -c, --config FILE            listeners and targets from a YAML or JSON file; SIGHUP reloads it
+      --watch-config           also reload the --config file whenever its content changes (an edit,
+                               a rename over it, a Kubernetes ConfigMap update)
       --admin [HOST:]PORT      serve the admin API, metrics and status page (loopback unless a token is set)
       --admin-token-file FILE  require this token (Authorization: Bearer) on every admin request
       --admin-host NAME        also answer admin requests for this Host name (repeatable; default:
@@ -155,9 +160,12 @@ export function parseArgv(argv: readonly string[]): CliCommand {
       logLevel: optionalChoice('--log-level', values['log-level'], LOG_LEVELS.slice(1)),
       logFormat: optionalChoice('--log-format', values['log-format'], ['text', 'json'] as const),
       adminHosts,
+      watchConfig: values['watch-config'] === true,
       ...optional,
     };
   }
+  if (values['watch-config'] === true)
+    throw usageError('--watch-config needs --config FILE (there is no file to watch)');
   if (admin === undefined && adminHosts.length > 0)
     throw usageError('--admin-host needs --admin ADDR');
 
