@@ -51,9 +51,13 @@ export interface CliExit {
   atMs: number;
 }
 
-/** CliOptions: `nofile` runs the CLI under `ulimit -n nofile` (through bash, then exec). */
+/**
+ * CliOptions: `nofile` runs the CLI under `ulimit -n nofile` (through bash, then exec);
+ * `nodeArgs` go to node before the script (`--import HOOK`).
+ */
 export interface CliOptions {
   nofile?: number;
+  nodeArgs?: readonly string[];
 }
 
 /** CliChild is a running (or finished) CLI process and everything it wrote so far. */
@@ -105,7 +109,9 @@ export function spawnCli(
 ): CliChild {
   const child =
     options.nofile === undefined
-      ? spawn(process.execPath, [CLI_PATH, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      ? spawn(process.execPath, [...(options.nodeArgs ?? []), CLI_PATH, ...args], {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        })
       : // exec keeps the PID: the PID we hold is the proxy's, not bash's.
         spawn(
           'bash',
@@ -113,6 +119,7 @@ export function spawnCli(
             '-c',
             `ulimit -n ${options.nofile} && exec "$0" "$@"`,
             process.execPath,
+            ...(options.nodeArgs ?? []),
             CLI_PATH,
             ...args,
           ],
