@@ -40,9 +40,9 @@ import { NAME, VERSION } from './version.js';
 // only what it needs: nothing of the proxy for --version or --help, no YAML parser
 // or schema validator without --config, no admin server or prom-client without
 // --admin, no node:cluster outside --workers N (docs/design.md, "Start-up").
-// node:cluster marks a worker it forks with NODE_UNIQUE_ID in its environment.
-const WORKER =
-  process.env['NODE_UNIQUE_ID'] === undefined ? undefined : await import('./cluster-worker.js');
+// A worker forked by node:cluster has an IPC channel (process.send); only then is
+// node:cluster asked (its NODE_UNIQUE_ID is gone from the environment by now).
+const WORKER = process.send === undefined ? undefined : await import('./cluster-worker.js');
 /** WorkerSide is the worker's half of `--workers N`, loaded only in a worker. */
 type WorkerSide = typeof import('./cluster-worker.js');
 /** WORKER_ID is set in a worker process of `--workers N` (see src/cluster.ts). */
