@@ -149,5 +149,6 @@ test('the generated validator and a run-time compile of the schema agree, errors
     { numRuns: 2000 },
   );
   // Both verdicts were tried, so the property cannot pass by always saying one thing.
-  assert.ok(verdicts.valid > 20 && verdicts.invalid > 20, JSON.stringify(verdicts));
+  // About 1 in 100 is valid (each field can go wrong), so ~20 runs here: more than none.
+  assert.ok(verdicts.valid > 0 && verdicts.invalid > 100, JSON.stringify(verdicts));
 });
