@@ -13,6 +13,7 @@
  * built CLI, `node dist/cli.js`) in front of it, and its load agents; measures each
  * step direct and then through the proxy; and stops every process it started.
  * See docs/performance.md for what the figures mean and recorded results.
+ * Start-up time is measured separately: `npm run bench:startup` (bench/startup.ts).
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

@@ -16,10 +16,9 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { ConnectionHistograms } from './admin/metrics.js';
-import { ClusterPrimary, type WorkerStartError } from './cluster.js';
-import { reportStartFailure, serveWorker, workerId, workerLogWriter } from './cluster-worker.js';
-import { formatAddress, formatParsed, parseAddress } from './config/address.js';
+import type { AdminOptions, AdminServer } from './admin/server.js';
+import type { WorkerStartError } from './cluster.js';
+import { formatAddress, parseAddress } from './config/address.js';
 import {
   type AdminFlags,
   type CliCommand,
@@ -28,21 +27,13 @@ import {
   USAGE,
   type WorkerCount,
 } from './config/args.js';
-import { type Config, resolveConfig } from './config/config.js';
-import { formatDuration } from './config/duration.js';
-import { type DefaultOverrides, type FileSettings, readConfigFile } from './config/file.js';
+import { type Config, type DefaultOverrides, resolveConfig } from './config/config.js';
+import type { FileSettings } from './config/file.js';
 import { ConfigWatch } from './config/watch.js';
+import { connectionRecord } from './connection-info.js';
+import type { TcpProxy } from './create-proxy.js';
 import { errorCode, ProxyError } from './errors.js';
-import {
-  type AdminOptions,
-  AdminServer,
-  connectionRecord,
-  createProxy,
-  NAME,
-  type ReloadResult,
-  type TcpProxy,
-  VERSION,
-} from './index.js';
+import type { ReloadResult } from './index.js';
 import { type LogFormat, Logger, type LoggerOptions, type LogLevel } from './log.js';
 import {
   encodeWorkerFds,
@@ -50,13 +41,23 @@ import {
   takeWorkerFds,
   WORKER_FDS_ENV,
 } from './socket-activation.js';
+import { NAME, VERSION } from './version.js';
 
+// Modules are loaded where they are used (`await import`), so that a command loads
+// only what it needs: nothing of the proxy for --version or --help, no YAML parser
+// or schema validator without --config, no admin server or prom-client without
+// --admin, no node:cluster outside --workers N (docs/design.md, "Start-up").
+// A worker forked by node:cluster has an IPC channel (process.send); only then is
+// node:cluster asked (its NODE_UNIQUE_ID is gone from the environment by now).
+const WORKER = process.send === undefined ? undefined : await import('./cluster-worker.js');
+/** WorkerSide is the worker's half of `--workers N`, loaded only in a worker. */
+type WorkerSide = typeof import('./cluster-worker.js');
 /** WORKER_ID is set in a worker process of `--workers N` (see src/cluster.ts). */
-const WORKER_ID = workerId();
+const WORKER_ID = WORKER?.workerId();
 
 function fail(status: 1 | 2, message: string): never {
   // A worker tells the primary, which prints the line once for all workers.
-  if (WORKER_ID !== undefined) reportStartFailure(status, message);
+  if (WORKER_ID !== undefined) WORKER?.reportStartFailure(status, message);
   else process.stderr.write(`${NAME}: ${message}\n`);
   process.exit(status);
 }
@@ -80,7 +81,7 @@ async function main(argv: readonly string[]): Promise<void> {
       process.stdout.write(`${NAME} ${VERSION}\n`);
       return;
     case 'check':
-      check(command.configFile, command.overrides);
+      await check(command.configFile, command.overrides);
       return;
     case 'run':
       await start({
@@ -94,7 +95,7 @@ async function main(argv: readonly string[]): Promise<void> {
       });
       return;
     case 'config': {
-      const settings = loadOrExit(command.configFile, command.overrides);
+      const settings = await loadOrExit(command.configFile, command.overrides);
       const level = command.logLevel ?? settings.logLevel ?? 'info';
       const format = command.logFormat ?? settings.logFormat ?? 'text';
       // A token file named in the config file is relative to that file.
@@ -123,7 +124,8 @@ async function main(argv: readonly string[]): Promise<void> {
   }
 }
 
-function loadOrExit(file: string, overrides: DefaultOverrides): FileSettings {
+async function loadOrExit(file: string, overrides: DefaultOverrides): Promise<FileSettings> {
+  const { readConfigFile } = await import('./config/file.js');
   try {
     return readConfigFile(file, overrides);
   } catch (err) {
@@ -132,34 +134,16 @@ function loadOrExit(file: string, overrides: DefaultOverrides): FileSettings {
 }
 
 /** check validates a config file like `nginx -t`: a summary on stdout, exit 0, or one error line, exit 2. */
-function check(file: string, overrides: DefaultOverrides): void {
-  const settings = loadOrExit(file, overrides);
+async function check(file: string, overrides: DefaultOverrides): Promise<void> {
+  const settings = await loadOrExit(file, overrides);
   let config: Config;
   try {
     config = resolveConfig(settings.listeners);
   } catch (err) {
     fail(2, `${file}: ${messageOf(err)}`);
   }
-  const lines = [`${file}: ok, ${config.listeners.length} listener(s)`];
-  for (const l of config.listeners) {
-    const targets = l.targets
-      .map((t) => (t.weight === 1 ? t.address : `${t.address} (weight ${t.weight})`))
-      .join(', ');
-    const limit = Number.isFinite(l.maxConnections) ? String(l.maxConnections) : 'none';
-    lines.push(
-      `  ${l.name}: ${formatListen(l.listen)} -> ${targets}`,
-      `    idle ${formatDuration(l.idleTimeoutMs)}, half-close ${formatDuration(l.halfCloseTimeoutMs)}, ` +
-        `connect ${formatDuration(l.connectTimeoutMs)}, shutdown ${formatDuration(l.shutdownTimeoutMs)}, ` +
-        `max connections ${limit}`,
-    );
-  }
-  process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-function formatListen(listen: Config['listeners'][number]['listen']): string {
-  return listen.path === undefined && listen.host === undefined
-    ? `*:${listen.port}`
-    : formatParsed(listen);
+  const { summarizeConfig } = await import('./config/summary.js');
+  process.stdout.write(summarizeConfig(file, config));
 }
 
 /** ReloadSource is where SIGHUP and POST /api/reload re-read the configuration from. */
@@ -186,13 +170,14 @@ interface Plan {
  * primary of `--workers N` (N > 1), or the one process that does everything.
  */
 async function start(plan: Plan): Promise<void> {
-  if (WORKER_ID !== undefined) return runWorker(plan, WORKER_ID);
+  if (WORKER !== undefined && WORKER_ID !== undefined) return runWorker(plan, WORKER, WORKER_ID);
   const workers = plan.workers === 'auto' ? availableParallelism() : (plan.workers ?? 1);
   if (workers > 1) return runPrimary(plan, Math.min(workers, MAX_WORKERS));
   return runSingle(plan);
 }
 
-function createOrExit(plan: Plan, log: LoggerOptions): TcpProxy {
+async function createOrExit(plan: Plan, log: LoggerOptions): Promise<TcpProxy> {
+  const { createProxy } = await import('./create-proxy.js');
   try {
     return createProxy({ listeners: plan.settings.listeners, log });
   } catch (err) {
@@ -216,7 +201,7 @@ async function listenOrExit(proxy: TcpProxy, fds: Map<string, number> | undefine
 }
 
 async function runSingle(plan: Plan): Promise<void> {
-  const proxy = createOrExit(plan, { level: plan.level, format: plan.format });
+  const proxy = await createOrExit(plan, { level: plan.level, format: plan.format });
   const reloadFrom = plan.reloadFrom;
   const shutdown = shutdownControl(proxy);
   let listening = false;
@@ -224,7 +209,7 @@ async function runSingle(plan: Plan): Promise<void> {
   // cannot bind stops the start before anything is reported as listening.
   const admin =
     plan.admin &&
-    (await bindAdmin((options) => new AdminServer(proxy, options), plan.admin, proxy.log, {
+    (await bindAdmin((Server, options) => new Server(proxy, options), plan.admin, proxy.log, {
       reload: reloadFrom === null ? undefined : () => reloadConfig(proxy, reloadFrom),
       ready: () => listening && !shutdown.draining(),
     }));
@@ -243,21 +228,22 @@ async function runSingle(plan: Plan): Promise<void> {
  * runWorker is the single-process path inside a worker: the same proxy, but the
  * admin server runs in the primary, which also passes signals on as messages.
  */
-async function runWorker(plan: Plan, id: number): Promise<void> {
+async function runWorker(plan: Plan, side: WorkerSide, id: number): Promise<void> {
   // A terminal sends these to the whole process group; the primary passes them on.
   for (const signal of ['SIGINT', 'SIGHUP', 'SIGUSR1'] as const) process.on(signal, () => {});
-  const proxy = createOrExit(plan, {
+  const proxy = await createOrExit(plan, {
     level: plan.level,
     format: plan.format,
-    write: workerLogWriter(plan.format, id),
+    write: side.workerLogWriter(plan.format, id),
   });
   // The primary matched the sockets systemd passed; it listens on them for us.
   await listenOrExit(proxy, takeWorkerFds(process.env));
   // The latency histograms of /metrics are kept here and added up by the primary.
-  const histograms = plan.admin === undefined ? undefined : new ConnectionHistograms(proxy);
+  const histograms =
+    plan.admin && new (await import('./admin/metrics.js')).ConnectionHistograms(proxy);
   const shutdown = shutdownControl(proxy);
   const reloadFrom = plan.reloadFrom;
-  serveWorker(
+  side.serveWorker(
     proxy,
     {
       shutdown: (graceful, signal) => (graceful ? shutdown.drain(signal) : shutdown.now(signal)),
@@ -279,9 +265,10 @@ async function runWorker(plan: Plan, id: number): Promise<void> {
  */
 async function runPrimary(plan: Plan, workers: number): Promise<void> {
   const log = new Logger({ level: plan.level, format: plan.format });
+  const { ClusterPrimary } = await import('./cluster.js');
   // Sockets passed by systemd stay with the primary: node:cluster's round-robin handle
   // listens on the primary's descriptor when a worker asks to listen on it.
-  const fds = activatedFds(createOrExit(plan, { level: 'silent' }), log);
+  const fds = activatedFds(await createOrExit(plan, { level: 'silent' }), log);
   if (fds !== undefined) process.env[WORKER_FDS_ENV] = encodeWorkerFds(fds);
   const primary = new ClusterPrimary({ workers, log });
   const reloadFrom = plan.reloadFrom;
@@ -291,7 +278,7 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   const admin =
     plan.admin &&
     (await bindAdmin(
-      (options) => new AdminServer(view, { ...options, histograms: view }),
+      (Server, options) => new Server(view, { ...options, histograms: view }),
       plan.admin,
       log,
       {
@@ -348,7 +335,7 @@ function activatedFds(proxy: TcpProxy, log: Logger): Map<string, number> | undef
  * caller logs "admin listening" once the listeners are bound too.
  */
 async function bindAdmin(
-  create: (options: AdminOptions) => AdminServer,
+  create: (Server: typeof AdminServer, options: AdminOptions) => AdminServer,
   flags: AdminFlags,
   log: Logger,
   actions: { reload: (() => Promise<ReloadResult>) | undefined; ready: () => boolean },
@@ -362,9 +349,10 @@ async function bindAdmin(
     }
     if (token === '') fail(2, `--admin-token-file ${flags.tokenFile}: the file is empty`);
   }
+  const { AdminServer: Server } = await import('./admin/server.js');
   let admin: AdminServer;
   try {
-    admin = create({
+    admin = create(Server, {
       listen: parseAddress(flags.listen, { allowBarePort: true, allowPortZero: true }),
       token,
       hosts: flags.hosts,
@@ -470,7 +458,8 @@ function reloadOnSighup(plan: Plan, log: Logger, reload: (() => Promise<unknown>
  * reloadConfig re-reads the config file and applies it. A file with errors is
  * refused (logged here); reload() logs "config reloaded" or its own refusal.
  */
-function reloadConfig(proxy: TcpProxy, from: ReloadSource): Promise<ReloadResult> {
+async function reloadConfig(proxy: TcpProxy, from: ReloadSource): Promise<ReloadResult> {
+  const { readConfigFile } = await import('./config/file.js');
   let settings: FileSettings;
   try {
     settings = readConfigFile(from.file, from.overrides);

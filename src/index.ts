@@ -7,11 +7,11 @@
  *     await proxy.listen();
  *     console.log(proxy.address()); // { address: '127.0.0.1', port: 4xxxx, family: 'IPv4' }
  *     await proxy.close();
+ *
+ * Importing it loads no YAML parser, schema validator or Prometheus client: the
+ * config file is the command's (config/file.ts), and an AdminServer loads prom-client
+ * when one is made (admin/metrics.ts).
  */
-import { type ProxyOptions, resolveOptions } from './config/config.js';
-import { Logger } from './log.js';
-import { Supervisor } from './supervisor.js';
-
 export type { AdminOptions } from './admin/server.js';
 export { AdminServer } from './admin/server.js';
 export type { Awaitable, HistogramSource, ProxyView } from './admin/view.js';
@@ -21,6 +21,8 @@ export type { ListenerOptions, ProxyOptions, TargetOption } from './config/confi
 export { DEFAULTS } from './config/config.js';
 export type { ConnectionInfo, ContextState } from './connection-info.js';
 export { connectionRecord } from './connection-info.js';
+export type { TcpProxy } from './create-proxy.js';
+export { createProxy } from './create-proxy.js';
 export type { ProxyErrorCode } from './errors.js';
 export { ProxyError } from './errors.js';
 export type { LogFormat, LoggerOptions, LogLevel } from './log.js';
@@ -35,17 +37,3 @@ export type {
   TargetInfo,
 } from './supervisor.js';
 export { NAME, VERSION } from './version.js';
-
-/** TcpProxy is what createProxy returns: listen(), address(), close(), connections(), stats() and events. */
-export type TcpProxy = Supervisor;
-
-/**
- * createProxy validates `options` and returns a proxy that is not yet listening;
- * call `listen()`. Invalid options throw a ProxyError with code
- * `PROXY_ERR_INVALID_CONFIG` whose message names the option.
- */
-export function createProxy(options: ProxyOptions): TcpProxy {
-  const config = resolveOptions(options);
-  const log = new Logger({ level: 'silent', ...options.log });
-  return new Supervisor(config, log);
-}

@@ -9,9 +9,16 @@
  * With `--workers N` the counters come from the primary's `ClusterView`, which sums
  * the workers' stats, and the histograms from every worker's `ConnectionHistograms`,
  * added bucket by bucket with prom-client's `AggregatorRegistry.aggregate`.
+ *
+ * prom-client is loaded when the first of these objects is made, not when this module
+ * is: the library entry exports AdminServer, and a program that only proxies should
+ * not pay for a metrics library it never uses (docs/performance.md, "Start-up").
+ * It is a CommonJS package, so `require` loads it synchronously, as a constructor must.
  */
 import type { EventEmitter } from 'node:events';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClient from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { ConnectionInfo, ListenerInfo, ProxyEvents } from '../index.js';
 import type { HistogramSource, ProxyView } from './view.js';
 
@@ -20,16 +27,26 @@ const CONNECT_BUCKETS_S = [
 ];
 const DURATION_BUCKETS_S = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600];
 
+let loaded: typeof PromClient | undefined;
+
+/** promClient is the prom-client module, loaded on the first call. */
+export function promClient(): typeof PromClient {
+  loaded ??= createRequire(import.meta.url)('prom-client') as typeof PromClient;
+  return loaded;
+}
+
 /**
  * ConnectionHistograms observes one process's connections into the two latency
  * histograms, in a registry of their own. It listens to `proxy` for as long as the
  * proxy lives.
  */
 export class ConnectionHistograms implements HistogramSource {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly #detach: () => void;
 
   constructor(proxy: EventEmitter<ProxyEvents>) {
+    const { Histogram, Registry } = promClient();
+    this.registry = new Registry();
     const registers = [this.registry];
     const connectDuration = new Histogram({
       name: 'proxy_connect_duration_seconds',
@@ -75,13 +92,15 @@ export class ConnectionHistograms implements HistogramSource {
  * latency histograms from `histograms`.
  */
 export class ProxyMetrics {
-  readonly registry = new Registry();
+  readonly registry: Registry;
   readonly #view: ProxyView;
   readonly #histograms: HistogramSource;
   /** #current: the listeners as read once per scrape, for every collect() below. */
   #current: readonly ListenerInfo[] = [];
 
   constructor(view: ProxyView, histograms: HistogramSource) {
+    const { Counter, Gauge, Registry } = promClient();
+    this.registry = new Registry();
     this.#view = view;
     this.#histograms = histograms;
     const registers = [this.registry];
@@ -192,6 +211,6 @@ export class ProxyMetrics {
   async render(): Promise<string> {
     this.#current = await this.#view.listenerInfo();
     const histograms = await this.#histograms.histograms();
-    return Registry.merge([this.registry, histograms]).metrics();
+    return promClient().Registry.merge([this.registry, histograms]).metrics();
   }
 }

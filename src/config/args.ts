@@ -13,9 +13,8 @@ import {
   isLoopbackHost,
   parseAddress,
 } from './address.js';
-import type { ListenerOptions } from './config.js';
+import { type DefaultOverrides, type ListenerOptions, stripUndefined } from './config.js';
 import { DurationError, parseDuration } from './duration.js';
-import { type DefaultOverrides, stripUndefined } from './file.js';
 
 /** AdminFlags are `--admin ADDR`, `--admin-token-file FILE` and every `--admin-host NAME`, checked. */
 export interface AdminFlags {

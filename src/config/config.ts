@@ -75,6 +75,23 @@ export interface ListenerOptions {
   maxConnections?: number;
 }
 
+/** DefaultOverrides are the command-line flags that override a config file's `defaults`. */
+export type DefaultOverrides = Partial<
+  Pick<
+    ListenerOptions,
+    | 'idleTimeoutMs'
+    | 'halfCloseTimeoutMs'
+    | 'connectTimeoutMs'
+    | 'shutdownTimeoutMs'
+    | 'maxConnections'
+  >
+>;
+
+/** stripUndefined drops the keys whose value is undefined (an option not given). */
+export function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function invalid(where: string, what: string): ProxyError {
   return new ProxyError('PROXY_ERR_INVALID_CONFIG', `${where}: ${what}`);
 }

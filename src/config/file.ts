@@ -10,13 +10,18 @@
  * Pure apart from reading the file: nothing is bound or started here.
  */
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject } from 'ajv';
 import { type Document, isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import { ProxyError } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log.js';
 import { AddressError, checkHostName, formatParsed, parseAddress } from './address.js';
-import type { ListenerOptions, TargetOption } from './config.js';
+import {
+  type DefaultOverrides,
+  type ListenerOptions,
+  stripUndefined,
+  type TargetOption,
+} from './config.js';
 import { DurationError, parseDuration } from './duration.js';
+import { type SchemaError, validateSchema } from './schema-validator.js';
 
 /** FileSettings is what a config file holds, as options for createProxy. */
 export interface FileSettings {
@@ -29,25 +34,7 @@ export interface FileSettings {
   workers: number | 'auto' | undefined;
 }
 
-/** DefaultOverrides are the command-line flags that override the file's `defaults`. */
-export type DefaultOverrides = Partial<
-  Pick<
-    ListenerOptions,
-    | 'idleTimeoutMs'
-    | 'halfCloseTimeoutMs'
-    | 'connectTimeoutMs'
-    | 'shutdownTimeoutMs'
-    | 'maxConnections'
-  >
->;
-
 type Path = readonly (string | number)[];
-
-const SCHEMA: object = JSON.parse(
-  readFileSync(new URL('../../schema/proxy.schema.json', import.meta.url), 'utf8'),
-);
-const ajv = new Ajv({ allErrors: true, allowUnionTypes: true, strict: true, verbose: true });
-const validateSchema = ajv.compile(SCHEMA);
 
 const DURATION_KEYS = [
   ['idle_timeout', 'idleTimeoutMs'],
@@ -121,7 +108,7 @@ type Fail = (path: Path, what: string, key?: string) => never;
 
 // With all errors collected, say the most useful one: a misspelt key explains a
 // "missing field" next to it, so unknown fields come first; then the first in order.
-function pickSchemaError(errors: readonly ErrorObject[]): ErrorObject | undefined {
+function pickSchemaError(errors: readonly SchemaError[]): SchemaError | undefined {
   return errors.find((e) => e.keyword === 'additionalProperties') ?? errors[0];
 }
 
@@ -136,15 +123,15 @@ function firstAliasOffset(doc: Document): number {
   return offset;
 }
 
-function describeSchemaError(error: ErrorObject, fail: Fail): never {
+function describeSchemaError(error: SchemaError, fail: Fail): never {
   const path = error.instancePath
     .split('/')
     .slice(1)
     .map((part) =>
       /^\d+$/.test(part) ? Number(part) : part.replace(/~1/g, '/').replace(/~0/g, '~'),
     );
-  const got = (error as { data?: unknown }).data;
-  const params = error.params as Record<string, unknown>;
+  const got = error.data;
+  const params = error.params;
   switch (error.keyword) {
     case 'additionalProperties':
       return fail(path, 'unknown field', String(params['additionalProperty']));
@@ -304,11 +291,6 @@ function checkAddress(text: string, isListen: boolean, path: Path, fail: Fail): 
     if (err instanceof AddressError) fail(path, err.message);
     throw err;
   }
-}
-
-/** stripUndefined drops the keys whose value is undefined (an option not given). */
-export function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 // ---------------------------------------------------------------- positions

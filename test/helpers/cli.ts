@@ -59,6 +59,7 @@ export interface CliExit {
  * `prefix` runs it through a command that execs it (`systemd-socket-activate -l ...`);
  * the PID is then that command's. `env` replaces the environment, `stdin: 'pipe'`
  * gives the child a stdin to write, and `fds` are passed as descriptors 3, 4, ...
+ * `nodeArgs` go to node before the script (`--import HOOK`).
  */
 export interface CliOptions {
   nofile?: number;
@@ -66,6 +67,7 @@ export interface CliOptions {
   env?: NodeJS.ProcessEnv;
   stdin?: 'pipe' | 'ignore';
   fds?: readonly (number | Socket)[];
+  nodeArgs?: readonly string[];
 }
 
 /** CliChild is a running (or finished) CLI process and everything it wrote so far. */
@@ -127,6 +129,7 @@ export function spawnCli(
           [
             ...words,
             ...(options.prefix === undefined ? [] : [process.execPath]),
+            ...(options.nodeArgs ?? []),
             CLI_PATH,
             ...args,
           ],
@@ -139,6 +142,7 @@ export function spawnCli(
             '-c',
             `ulimit -n ${options.nofile} && exec "$0" "$@"`,
             process.execPath,
+            ...(options.nodeArgs ?? []),
             CLI_PATH,
             ...args,
           ],
