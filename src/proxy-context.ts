@@ -33,7 +33,7 @@ import type { Logger } from './log.js';
 import { startClientRelay, startUpstreamRelay, UPSTREAM_ONREAD, watchSocket } from './relay.js';
 import type { Stats } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
-import { abandonDial, dial, finishDial } from './upstream/dial.js';
+import { abandonDial, dial, dialCaseOf, finishDial } from './upstream/dial.js';
 import type { Plan, PoolTarget, TargetPool } from './upstream/target-pool.js';
 
 /** ContextHost is what a context needs from the listener that accepted it. */
@@ -70,8 +70,9 @@ function isResetCode(code: string): boolean {
 }
 
 function connectCause(code: string): CloseCause {
-  if (code === 'ECONNREFUSED') return 'connect_refused';
-  if (code === 'ETIMEDOUT') return 'connect_timeout';
+  const dialCase = dialCaseOf(code);
+  if (dialCase === 'refused') return 'connect_refused';
+  if (dialCase === 'timeout') return 'connect_timeout';
   return 'connect_error';
 }
 
