@@ -171,7 +171,10 @@ export function mergeListeners(answers: readonly (readonly ListenerInfo[])[]): L
   });
 }
 
-/** mergeTargets sums targets with the same address; drained if any worker has it drained. */
+/**
+ * mergeTargets sums targets with the same address; drained if any worker has it
+ * drained, else down if any worker found it down.
+ */
 function mergeTargets(targets: readonly TargetInfo[]): TargetInfo[] {
   const byAddress = new Map<string, TargetInfo>();
   for (const t of targets) {
@@ -181,7 +184,8 @@ function mergeTargets(targets: readonly TargetInfo[]): TargetInfo[] {
       continue;
     }
     into.connects += t.connects;
-    if (t.state === 'drained') into.state = 'drained';
+    into.connections += t.connections;
+    if (t.state === 'drained' || (t.state === 'down' && into.state === 'up')) into.state = t.state;
     addCounts(into.failures, t.failures);
   }
   return [...byAddress.values()];

@@ -18,7 +18,7 @@ import { type ContextHost, ProxyContext } from './proxy-context.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import { removeStaleSocket } from './unix-socket.js';
-import { Balancer } from './upstream/balancer.js';
+import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
 
 /** ListenerEvents are how a listener reports connections to whoever owns it. */
 export interface ListenerEvents {
@@ -39,15 +39,14 @@ export class Listener implements ContextHost {
   readonly timers: TimerSet;
   readonly log: Logger;
   readonly stats: Stats;
-  balancer: Balancer<Target>;
+  /** pool holds the targets, their state and open connections; kept across reloads. */
+  readonly pool: TargetPool<Target>;
   /** contexts holds every open connection of this listener; a context leaves it when it closes. */
   readonly contexts = new Set<ProxyContext>();
   readonly #events: ListenerEvents;
   readonly #server: Server;
   readonly #drainTimer: Timer<Listener>;
   #drainWaiters: (() => void)[] = [];
-  /** Addresses of targets taken out of rotation by an operator; kept across reloads. */
-  readonly #drainedTargets = new Set<string>();
   #lastShortageMs = Number.NEGATIVE_INFINITY;
   #shortagesInBurst = 0;
 
@@ -64,7 +63,10 @@ export class Listener implements ContextHost {
     this.log = log;
     this.stats = stats;
     this.#events = events;
-    this.balancer = new Balancer(config.targets, targetWeight);
+    this.pool = new TargetPool(config.targets, {
+      addressOf: targetAddress,
+      weightOf: targetWeight,
+    });
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
@@ -235,11 +237,13 @@ export class Listener implements ContextHost {
 
   /** onContextConnected: a context reached its upstream. */
   onContextConnected(context: ProxyContext): void {
+    if (context.poolTarget !== null) this.pool.connected(context.poolTarget);
     this.#events.connectionConnect(context);
   }
 
-  isDrained(target: Target): boolean {
-    return this.#drainedTargets.size > 0 && this.#drainedTargets.has(target.address);
+  /** targetEntry returns the pool's entry for a target address (its state and connections). */
+  targetEntry(address: string): PoolTarget<Target> | undefined {
+    return this.pool.get(address);
   }
 
   /**
@@ -248,9 +252,7 @@ export class Listener implements ContextHost {
    * this listener has no such target.
    */
   setDrained(address: string, drained: boolean): boolean {
-    if (!this.config.targets.some((t) => t.address === address)) return false;
-    if (drained) this.#drainedTargets.add(address);
-    else this.#drainedTargets.delete(address);
+    if (!this.pool.setDrained(address, drained)) return false;
     this.log.info(drained ? 'target drained' : 'target undrained', {
       listener: this.config.name,
       upstream: address,
@@ -267,6 +269,9 @@ export class Listener implements ContextHost {
   /** onContextClosed: the context is done; count it, log the access record, forget it. */
   onContextClosed(context: ProxyContext): void {
     if (!this.contexts.delete(context)) return;
+    // Only a connection that reached its target was counted on it (onContextConnected).
+    if (context.poolTarget !== null && context.connectedAtMs >= 0)
+      this.pool.closed(context.poolTarget);
     this.stats.active -= 1;
     holdDescriptors(-2);
     const info = context.info();
@@ -307,8 +312,7 @@ export class Listener implements ContextHost {
    * connections. Open connections keep the options and targets they started with.
    */
   update(config: ListenerConfig): void {
-    if (!sameTargets(this.config.targets, config.targets))
-      this.balancer = new Balancer(config.targets, targetWeight);
+    if (!sameTargets(this.config.targets, config.targets)) this.pool.update(config.targets);
     this.config = config;
   }
 
@@ -357,6 +361,10 @@ export class Listener implements ContextHost {
     }
     return this.stats.snapshot(toUpstream, toClient);
   }
+}
+
+function targetAddress(target: Target): string {
+  return target.address;
 }
 
 function targetWeight(target: Target): number {

@@ -33,8 +33,8 @@ import type { Logger } from './log.js';
 import { startClientRelay, startUpstreamRelay, UPSTREAM_ONREAD, watchSocket } from './relay.js';
 import type { Stats } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
-import type { Balancer } from './upstream/balancer.js';
-import { abandonDial, dial, finishDial } from './upstream/dial.js';
+import { abandonDial, dial, dialCaseOf, finishDial } from './upstream/dial.js';
+import type { Plan, PoolTarget, TargetPool } from './upstream/target-pool.js';
 
 /** ContextHost is what a context needs from the listener that accepted it. */
 export interface ContextHost {
@@ -42,11 +42,10 @@ export interface ContextHost {
   readonly timers: TimerSet;
   readonly log: Logger;
   readonly stats: Stats;
-  readonly balancer: Balancer<Target>;
+  /** pool gives each connection its plan of targets to try (target-pool.ts). */
+  readonly pool: TargetPool<Target>;
   onContextClosed(context: ProxyContext): void;
   onContextConnected(context: ProxyContext): void;
-  /** isDrained tells whether a target is out of rotation (admin drain) right now. */
-  isDrained(target: Target): boolean;
   onDescriptorShortage(code: string, during: 'connect'): void;
 }
 
@@ -71,8 +70,9 @@ function isResetCode(code: string): boolean {
 }
 
 function connectCause(code: string): CloseCause {
-  if (code === 'ECONNREFUSED') return 'connect_refused';
-  if (code === 'ETIMEDOUT') return 'connect_timeout';
+  const dialCase = dialCaseOf(code);
+  if (dialCase === 'refused') return 'connect_refused';
+  if (dialCase === 'timeout') return 'connect_timeout';
   return 'connect_error';
 }
 
@@ -81,11 +81,10 @@ export class ProxyContext {
   readonly id: string;
   readonly host: ContextHost;
   /**
-   * config and balancer are the listener's as they were when the client was accepted:
-   * a reload changes them for new connections only, never under an open one.
+   * config is the listener's as it was when the client was accepted: a reload
+   * changes it for new connections only, never under an open one.
    */
   readonly config: ListenerConfig;
-  readonly balancer: Balancer<Target>;
   readonly client: Endpoint;
   readonly upstream: Endpoint;
   readonly clientAddress: string;
@@ -95,6 +94,8 @@ export class ProxyContext {
   firstClose: Side | null = null;
   /** target is the target being dialed, then the one connected to. */
   target: Target | null = null;
+  /** poolTarget is `target`'s entry in the listener's pool (its state and connection count). */
+  poolTarget: PoolTarget<Target> | null = null;
   errorCode: string | undefined = undefined;
   readonly acceptedAtMs: number;
   connectedAtMs = -1;
@@ -104,7 +105,8 @@ export class ProxyContext {
   readonly #timer: Timer<ProxyContext>;
   /** #dialing is the upstream socket of the connect attempt under way, if any. */
   #dialing: Socket | null = null;
-  #dialStart = 0;
+  /** #plan lists the targets this connection tries, in order (TargetPool.plan). */
+  #plan: Plan<Target> | null = null;
   #dialAttempt = 0;
   /** #attempts counts connect attempts started (drained targets skipped are not attempts). */
   #attempts = 0;
@@ -126,7 +128,6 @@ export class ProxyContext {
     this.id = String(++lastId);
     this.host = host;
     this.config = host.config;
-    this.balancer = host.balancer;
     this.trace = host.log.enabled('trace');
     this.acceptedAtMs = host.timers.now();
     this.lastActivityMs = this.acceptedAtMs;
@@ -150,27 +151,28 @@ export class ProxyContext {
     return this.host.timers.now();
   }
 
-  /** connect starts dialing the targets, in round-robin order with failover. */
+  /** connect starts dialing the targets of the pool's plan, in order, with failover. */
   connect(): void {
-    this.#dialStart = this.balancer.start();
+    const plan = this.host.pool.plan(this.client.socket?.remoteAddress);
+    this.#plan = plan;
+    // A drained target gets no new connections: the plan leaves it out, as if not listed.
+    for (const skipped of plan.skipped) {
+      if (skipped.drained) this.#drainedSkipped.push(skipped.address);
+    }
     this.#dialNext();
   }
 
   // ---------------------------------------------------------------- dialing
 
   #dialNext(): void {
-    let target = this.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
-    // A drained target gets no new connections: skip it, as if it were not listed.
-    while (target !== undefined && this.host.isDrained(target)) {
-      this.#drainedSkipped.push(target.address);
-      this.#dialAttempt += 1;
-      target = this.balancer.pickUpstream(this.#dialStart, this.#dialAttempt);
-    }
-    if (target === undefined) {
+    const entry = this.#plan?.targets[this.#dialAttempt];
+    if (entry === undefined) {
       this.#allTargetsFailed();
       return;
     }
+    const target = entry.target;
     this.target = target;
+    this.poolTarget = entry;
     this.#attempts += 1;
     if (this.trace) {
       this.traceEvent(
@@ -248,6 +250,7 @@ export class ProxyContext {
   #allTargetsFailed(): void {
     const code = this.errorCode;
     this.target = null;
+    this.poolTarget = null;
     if (code === 'EMFILE' || code === 'ENFILE') {
       // Logged once per burst by the listener, not once per client.
       this.close('connect_error');

@@ -23,6 +23,7 @@ import type { Logger } from './log.js';
 import type { ProxyContext } from './proxy-context.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
+import { stateOf, type TargetState } from './upstream/target-pool.js';
 
 /** ProxyEvents are the events a proxy emits, with their arguments. */
 export interface ProxyEvents {
@@ -50,8 +51,13 @@ export interface ReloadResult {
 export interface TargetInfo {
   address: string;
   weight: number;
-  /** state: `active` takes new connections; `drained` was taken out of rotation. */
-  state: 'active' | 'drained';
+  /**
+   * state: `up` takes new connections; `down` failed its health check; `drained` was
+   * taken out of rotation by an operator.
+   */
+  state: TargetState;
+  /** connections counts the connections open to this target now. */
+  connections: number;
   connects: number;
   failures: Record<string, number>;
 }
@@ -381,13 +387,17 @@ function describeListener(listener: Listener): ListenerInfo {
     connectTimeoutMs: config.connectTimeoutMs,
     shutdownTimeoutMs: config.shutdownTimeoutMs,
     maxConnections: Number.isFinite(config.maxConnections) ? config.maxConnections : null,
-    targets: config.targets.map((t) => ({
-      address: t.address,
-      weight: t.weight,
-      state: listener.isDrained(t) ? 'drained' : 'active',
-      connects: stats.targets[t.address]?.connects ?? 0,
-      failures: stats.targets[t.address]?.failures ?? {},
-    })),
+    targets: config.targets.map((t) => {
+      const entry = listener.targetEntry(t.address);
+      return {
+        address: t.address,
+        weight: t.weight,
+        state: entry === undefined ? 'up' : stateOf(entry),
+        connections: entry?.connections ?? 0,
+        connects: stats.targets[t.address]?.connects ?? 0,
+        failures: stats.targets[t.address]?.failures ?? {},
+      };
+    }),
     stats,
   };
 }

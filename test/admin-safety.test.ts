@@ -179,7 +179,7 @@ describe('the Host header', () => {
       Origin: 'http://evil.example',
     });
     assert.equal(refused.status, 403);
-    assert.equal(await targetState(proxy, upstream.address), 'active');
+    assert.equal(await targetState(proxy, upstream.address), 'up');
   });
 });
 
@@ -208,7 +208,7 @@ describe('cross-site requests', () => {
       Origin: 'http://evil.example',
     });
     assert.equal(kill.status, 403);
-    assert.equal(await targetState(proxy, target), 'active');
+    assert.equal(await targetState(proxy, target), 'up');
   });
 
   test('the own origin, Sec-Fetch-Site none, and clients that send neither (curl) may change things', async (t) => {

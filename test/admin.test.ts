@@ -226,7 +226,14 @@ describe('admin API', () => {
     assert.equal(web['shutdown_timeout_ms'], 30_000);
     assert.equal(web['max_connections'], 10);
     assert.deepEqual(web['targets'], [
-      { address: upstream.address, weight: 3, state: 'active', connects: 1, failures: {} },
+      {
+        address: upstream.address,
+        weight: 3,
+        state: 'up',
+        connections: 1,
+        connects: 1,
+        failures: {},
+      },
     ]);
     assert.equal(web['connections_accepted'], 1);
     assert.equal(web['connections_active'], 1);
@@ -427,6 +434,7 @@ describe('POST /api/listeners/{name}/targets/{address}/drain and /undrain', () =
       address: b.address,
       weight: 1,
       state: 'drained',
+      connections: 0,
       connects: 0,
       failures: {},
     });
@@ -439,14 +447,14 @@ describe('POST /api/listeners/{name}/targets/{address}/drain and /undrain', () =
     assert.deepEqual(
       listener?.targets.map((x) => [x.address, x.state]),
       [
-        [a.address, 'active'],
+        [a.address, 'up'],
         [b.address, 'drained'],
       ],
     );
 
     const undrained = await post(drainUrl(base, name, b.address, 'undrain'));
     assert.equal(undrained.status, 200);
-    assert.equal(((await json(undrained)) as TargetJson).state, 'active');
+    assert.equal(((await json(undrained)) as TargetJson).state, 'up');
     for (let i = 0; i < 4; i++) await echoed(t, port, 'x');
     const [toA, toB] = counts(upstreams);
     assert.equal((toA ?? 0) + (toB ?? 0), 8);

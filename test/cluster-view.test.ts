@@ -30,7 +30,8 @@ function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): 
       {
         address: '127.0.0.1:9000',
         weight: 1,
-        state: 'active',
+        state: 'up',
+        connections: 0,
         connects,
         failures: connects > 0 ? { ECONNREFUSED: 1 } : {},
       },

@@ -196,6 +196,34 @@ export class ProxyMetrics {
         }
       },
     });
+    new Gauge({
+      name: 'proxy_target_up',
+      help: '1 when the target takes new connections (not down, not drained), else 0.',
+      labelNames: ['listener', 'target'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) {
+          for (const t of l.targets) {
+            this.set({ listener: l.name, target: t.address }, t.state === 'up' ? 1 : 0);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: 'proxy_target_connections',
+      help: 'Connections open to the target now.',
+      labelNames: ['listener', 'target'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) {
+          for (const t of l.targets) {
+            this.set({ listener: l.name, target: t.address }, t.connections);
+          }
+        }
+      },
+    });
   }
 
   #listeners(): readonly ListenerInfo[] {

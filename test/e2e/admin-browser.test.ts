@@ -80,7 +80,7 @@ describe('the admin server against a web page', { skip: SKIP }, () => {
 
   test('a page on another site cannot drain a target with a cross-site POST', async (t) => {
     const admin = await startAdmin(t);
-    assert.equal(await admin.targetState(), 'active');
+    assert.equal(await admin.targetState(), 'up');
     // The attacker's page, on its own origin (http://evil.example:PORT).
     const evil = createServer((_req, res) => {
       res.writeHead(200, { 'Content-Type': 'text/html' });
@@ -100,7 +100,7 @@ describe('the admin server against a web page', { skip: SKIP }, () => {
         body: 'x',
       }).catch(() => {});
     }, admin.drainUrl);
-    assert.equal(await admin.targetState(), 'active');
+    assert.equal(await admin.targetState(), 'up');
     // The same request without a browser (curl) still drains it.
     assert.equal((await fetch(admin.drainUrl, { method: 'POST' })).status, 200);
     assert.equal(await admin.targetState(), 'drained');

@@ -217,7 +217,7 @@ describe('status page', { skip: SKIP }, () => {
       }[];
       return listeners[0]?.targets.find((x) => x.address === b.address)?.state;
     };
-    assert.equal(await state(), 'active');
+    assert.equal(await state(), 'up');
 
     const button = target.getByTestId('toggle-drain');
     assert.equal(await button.textContent(), 'Drain');
@@ -230,10 +230,10 @@ describe('status page', { skip: SKIP }, () => {
     await cli.waitForRecord((r) => r.msg === 'target drained' && r.upstream === b.address);
 
     await button.click();
-    await target.locator('[data-field="state"]', { hasText: 'active' }).waitFor({
+    await target.locator('[data-field="state"]', { hasText: 'up' }).waitFor({
       timeout: UI_TIMEOUT_MS,
     });
-    assert.equal(await state(), 'active');
+    assert.equal(await state(), 'up');
   });
 
   test('asks for the token when the API needs one and shows the data once it is given', async (t) => {
