@@ -37,6 +37,14 @@ export const CLOSE_CAUSES = [
   'shutdown',
   /** An operator closed the connection (admin API: DELETE /api/connections/{id}). */
   'admin_kill',
+  /** A handshake refused the client (access control); no upstream was dialled. */
+  'denied',
+  /** The client's PROXY protocol header was malformed or missing. */
+  'bad_proxy_header',
+  /** No complete PROXY protocol header arrived in time. */
+  'proxy_header_timeout',
+  /** The client's (or the upstream's) TLS handshake failed, or no valid ClientHello arrived in time. */
+  'tls_handshake_failed',
 ] as const;
 
 /** CloseCause is one of CLOSE_CAUSES. */

@@ -6,16 +6,20 @@
  *
  * Life of a connection (docs/design.md has the diagram):
  *
- *   connecting ──connected──▶ relaying ──first FIN──▶ half_closed ──both done──▶ closed
- *        │                        │                        │
- *        └── every target failed, timeout, reset, shutdown: close(cause) ───────▶ closed
+ *   [handshake] ──allow──▶ connecting ──connected──▶ relaying ──first FIN──▶ half_closed ──▶ closed
+ *        │                      │   (preface, then held bytes)    │                    │
+ *        └─ refuse, deadline, FIN, reset; every target failed, timeout, shutdown: close(cause) ──▶ closed
+ *
+ * The client is read from accept on: during the handshake (handshake.ts) and the
+ * connect its bytes are held, bounded (EarlyBytes), so a reset or FIN is seen at once.
  *
  * Every path ends in `close(cause)`, which runs once: it cancels the timer, destroys
  * (or resets) both sockets and hands the context back to its listener for the access
  * record. Nothing is torn down anywhere else.
  *
- * The one Timer serves both waits a context can have, never at once: the connect
- * timeout while connecting, the idle (or half-close) timeout afterwards.
+ * The one Timer serves every wait a context can have, never two at once: the
+ * handshake's deadline, the connect timeout while connecting, the idle (or
+ * half-close) timeout afterwards.
  */
 import type { Socket } from 'node:net';
 import type { CloseCause } from './close-cause.js';
@@ -29,8 +33,15 @@ import {
 } from './connection-info.js';
 import { Endpoint, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
+import { EARLY_BYTES_LIMIT, EarlyBytes, type Handshake } from './handshake.js';
 import type { Logger } from './log.js';
-import { startClientRelay, startUpstreamRelay, UPSTREAM_ONREAD, watchSocket } from './relay.js';
+import {
+  relayClient,
+  startClientRelay,
+  startUpstreamRelay,
+  UPSTREAM_ONREAD,
+  watchSocket,
+} from './relay.js';
 import type { Stats } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import type { Balancer } from './upstream/balancer.js';
@@ -85,10 +96,12 @@ export class ProxyContext {
    * a reload changes them for new connections only, never under an open one.
    */
   readonly config: ListenerConfig;
-  readonly balancer: Balancer<Target>;
+  /** balancer: a handshake may replace it for this connection (a route chosen by SNI). */
+  balancer: Balancer<Target>;
   readonly client: Endpoint;
   readonly upstream: Endpoint;
-  readonly clientAddress: string;
+  /** clientAddress: a handshake may replace it with the real client's (a PROXY header's source). */
+  clientAddress: string;
   readonly trace: boolean;
   state: ContextState = 'connecting';
   cause: CloseCause | null = null;
@@ -120,6 +133,10 @@ export class ProxyContext {
   #deliveredToUpstream = -1;
   #lastPendingWrites = 0;
   #killWithReset = false;
+  /** #early holds the client's bytes read before the upstream was connected. */
+  #early: EarlyBytes | null = null;
+  /** #prefaceBytes: the preface's length, not counted in bytesToUpstream. */
+  #prefaceBytes = 0;
 
   /** The context takes ownership of `clientSocket`, which must be paused (pauseOnConnect). */
   constructor(host: ContextHost, clientSocket: Socket) {
@@ -150,10 +167,76 @@ export class ProxyContext {
     return this.host.timers.now();
   }
 
-  /** connect starts dialing the targets, in round-robin order with failover. */
+  /**
+   * connect starts reading the client, runs the listener's handshake if it has one,
+   * and starts dialing the targets, in round-robin order with failover.
+   */
   connect(): void {
+    const client = this.client.socket;
+    if (client !== null) startClientRelay(client);
+    const handshake = this.config.hooks?.handshake;
+    if (handshake !== undefined) this.#beginHandshake(handshake, client);
+    else this.#dialFirst();
+  }
+
+  #dialFirst(): void {
     this.#dialStart = this.balancer.start();
     this.#dialNext();
+  }
+
+  // ---------------------------------------------------------------- handshake
+
+  #beginHandshake(handshake: Handshake, client: Socket | null): void {
+    this.state = 'handshake';
+    if (handshake.timeoutMs > 0) this.host.timers.scheduleIn(this.#timer, handshake.timeoutMs);
+    if (this.trace) {
+      this.traceEvent('client', `handshake ${handshake.name} started`, {
+        timeout_ms: handshake.timeoutMs,
+      });
+    }
+    if (client !== null) this.#stepHandshake(handshake, Buffer.alloc(0));
+  }
+
+  #stepHandshake(handshake: Handshake, bytes: Buffer): void {
+    const socket = this.client.socket;
+    if (socket === null) return;
+    const verdict = handshake.step(bytes, { address: this.clientAddress, socket });
+    if (verdict === undefined) return;
+    if (!verdict.allow) {
+      if (this.trace) {
+        this.traceEvent('client', `handshake ${handshake.name} refused the client: ${verdict.cause}`);
+      }
+      if (verdict.reason !== undefined && this.host.log.enabled('debug')) {
+        this.host.log.debug('client refused', { id: this.id, reason: verdict.reason });
+      }
+      this.close(verdict.cause);
+      return;
+    }
+    this.host.timers.cancel(this.#timer);
+    this.#early?.consume(verdict.consumed);
+    if (verdict.client !== undefined) this.clientAddress = verdict.client;
+    if (verdict.balancer !== undefined) this.balancer = verdict.balancer;
+    if (this.trace) {
+      this.traceEvent('client', `handshake ${handshake.name} allowed ${this.clientAddress}`, {
+        consumed: verdict.consumed,
+      });
+    }
+    this.state = 'connecting';
+    this.#dialFirst();
+  }
+
+  /** holdEarly keeps a chunk read before the upstream was connected (relay.ts); false: pause reading. */
+  holdEarly(chunk: Buffer): boolean {
+    if (this.closed) return false;
+    if (this.#early === null) this.#early = new EarlyBytes();
+    const early = this.#early;
+    early.push(chunk);
+    const handshake = this.config.hooks?.handshake;
+    if (this.state === 'handshake' && handshake !== undefined) {
+      this.#stepHandshake(handshake, early.all());
+      if (this.state === 'handshake') return early.length < handshake.maxBytes;
+    }
+    return !this.closed && early.length < EARLY_BYTES_LIMIT;
   }
 
   // ---------------------------------------------------------------- dialing
@@ -211,11 +294,27 @@ export class ProxyContext {
     if (this.target !== null) this.host.stats.countConnect(this.target.address);
     this.host.onContextConnected(this);
     startUpstreamRelay(upstream);
-    // Only now start reading the client: whatever it sent while we were dialing
-    // waited in its kernel receive buffer, so nothing is lost and nothing is buffered here.
+    const preface = this.config.hooks?.preface;
+    if (preface !== undefined) {
+      const bytes = preface(this);
+      if (bytes !== null && bytes.length > 0) {
+        this.#prefaceBytes = bytes.length;
+        upstream.write(bytes);
+      }
+    }
+    // The client's bytes held while we were dialing go first, in order; reading goes
+    // on (resumes, if the bound paused it) once the upstream took them.
+    const early = this.#early;
+    this.#early = null;
+    if (early !== null) {
+      for (const chunk of early.chunks) upstream.write(chunk);
+      if (this.trace) this.traceEvent('upstream', `wrote ${early.length} held bytes to upstream`);
+    }
     const client = this.client.socket;
-    if (client !== null) startClientRelay(client);
+    if (client !== null) relayClient(client);
+    this.client.resumeIfWritten();
     this.#armInactivity();
+    if (this.client.finReceived) this.onFin(this.client); // its FIN came while dialing
   }
 
   /** onDialFailed: the design's connect() failing; count it and try the next target. */
@@ -276,6 +375,15 @@ export class ProxyContext {
   onFin(from: Endpoint): void {
     if (this.closed) return;
     if (this.firstClose === null) this.firstClose = from.side;
+    if (this.state === 'handshake') {
+      this.close('client_fin'); // it left before the handshake was done
+      return;
+    }
+    if (this.state === 'connecting') {
+      // Passed on (half-close) once the upstream is connected and the held bytes written.
+      if (this.trace) this.traceEvent(from.side, `FIN received from ${from.side} while connecting`);
+      return;
+    }
     this.state = 'half_closed';
     this.lastActivityMs = this.now(); // the half-close timeout counts from the FIN
     if (this.trace) this.traceEvent(from.side, `FIN received from ${from.side}`);
@@ -315,6 +423,11 @@ export class ProxyContext {
 
   /** onTimer: the context's timer fired; what it means depends on the state. */
   onTimer(): void {
+    if (this.state === 'handshake') {
+      if (this.trace) this.traceEvent('client', 'timer fired: handshake deadline');
+      this.close(this.config.hooks?.handshake?.timeoutCause ?? 'idle_timeout');
+      return;
+    }
     if (this.state === 'connecting') {
       this.#onConnectTimeout();
       return;
@@ -428,7 +541,8 @@ export class ProxyContext {
   /** bytesToUpstream: bytes the upstream's socket took into the kernel. */
   get bytesToUpstream(): number {
     const settled = this.#deliveredToUpstream;
-    return settled >= 0 ? settled : deliveredBytes(this.upstream.socket);
+    const delivered = settled >= 0 ? settled : deliveredBytes(this.upstream.socket);
+    return Math.max(0, delivered - this.#prefaceBytes); // relayed bytes only: not the preface
   }
 
   /** info describes the connection now (or as it was when it closed). */
