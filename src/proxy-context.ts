@@ -204,7 +204,10 @@ export class ProxyContext {
     if (verdict === undefined) return;
     if (!verdict.allow) {
       if (this.trace) {
-        this.traceEvent('client', `handshake ${handshake.name} refused the client: ${verdict.cause}`);
+        this.traceEvent(
+          'client',
+          `handshake ${handshake.name} refused the client: ${verdict.cause}`,
+        );
       }
       if (verdict.reason !== undefined && this.host.log.enabled('debug')) {
         this.host.log.debug('client refused', { id: this.id, reason: verdict.reason });
