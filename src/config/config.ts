@@ -3,8 +3,8 @@
  * library caller's options) is checked here once and turned into one frozen `Config`;
  * the code behind it trusts that value and checks nothing again.
  */
-import { type ConnectionHooks, hooksOf } from '../handshake.js';
 import { ProxyError } from '../errors.js';
+import { type ConnectionHooks, hooksOf } from '../handshake.js';
 import type { LoggerOptions } from '../log.js';
 import { type Address, AddressError, formatParsed, parseAddress } from './address.js';
 
