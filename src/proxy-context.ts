@@ -214,6 +214,9 @@ export class ProxyContext {
     if (this.#early === null) this.#early = new EarlyBytes();
     const early = this.#early;
     early.push(chunk);
+    if (this.trace) {
+      this.traceEvent('client', `read ${chunk.length} bytes from client (held: ${this.state})`);
+    }
     const handshake = this.config.hooks?.handshake;
     if (this.state === 'handshake' && handshake !== undefined) {
       this.#stepHandshake(handshake, early.all());

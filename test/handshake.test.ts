@@ -90,10 +90,12 @@ test('a handshake reads its line, then the bytes after it (same packet and later
   assert.equal(info.cause, 'client_fin');
 });
 
-test('a connection waiting for its handshake is in state handshake and dials no upstream', async (t) => {
+test('a connection waiting for its handshake is in state handshake and dials no upstream; the trace shows the handshake', async (t) => {
   const { upstream } = await collectingUpstream(t);
+  const lines: { msg: string }[] = [];
   const { proxy, port } = await startProxy(t, {
     targets: [upstream.address],
+    log: { level: 'trace', format: 'json', write: (line) => lines.push(JSON.parse(line)) },
     ...withHooks({ handshake: hello }),
   });
   const client = connectClient(port);
@@ -107,6 +109,19 @@ test('a connection waiting for its handshake is in state handshake and dials no 
   client.socket.end();
   const info = await closed;
   assert.equal(info.client, 'bob');
+  const msgs = lines.map((l) => l.msg);
+  for (const want of [
+    'handshake hello started',
+    'read 3 bytes from client (held: handshake)',
+    'handshake hello allowed bob',
+  ]) {
+    assert.ok(msgs.includes(want), `trace has "${want}": ${JSON.stringify(msgs)}`);
+  }
+  assert.ok(
+    msgs.indexOf('handshake hello allowed bob') <
+      msgs.findIndex((m) => m.startsWith('connecting to')),
+    'dialled only after the handshake allowed',
+  );
 });
 
 test('a refusing handshake closes the client with denied before any upstream is dialled', async (t) => {
