@@ -292,13 +292,21 @@ export class ProxyContext {
     // on (resumes, if the bound paused it) once the upstream took them.
     const early = this.#early;
     this.#early = null;
+    // As the relay does for copies: go on reading unless write() says the upstream
+    // holds its high-water mark ('drain' then resumes the client, socketOnDrain).
+    let goOn = true;
     if (early !== null) {
-      for (const chunk of early.chunks) upstream.write(chunk);
+      for (const chunk of early.chunks) goOn = upstream.write(chunk);
       if (this.trace) this.traceEvent('upstream', `wrote ${early.length} held bytes to upstream`);
     }
     const client = this.client.socket;
-    if (client !== null) relayClient(client);
-    this.client.resumeIfWritten();
+    if (client !== null) {
+      relayClient(client);
+      if (goOn && this.client.paused) {
+        this.client.paused = false;
+        client.resume();
+      }
+    }
     this.#armInactivity();
     if (this.client.finReceived) this.onFin(this.client); // its FIN came while dialing
   }
