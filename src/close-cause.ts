@@ -37,7 +37,39 @@ export const CLOSE_CAUSES = [
   'shutdown',
   /** An operator closed the connection (admin API: DELETE /api/connections/{id}). */
   'admin_kill',
+  /** A handshake refused the client (access control); no upstream was dialled. */
+  'denied',
+  /** The client's PROXY protocol header was malformed or missing. */
+  'bad_proxy_header',
+  /** No complete PROXY protocol header arrived in time. */
+  'proxy_header_timeout',
+  /** The client's (or the upstream's) TLS handshake failed, or no valid ClientHello arrived in time. */
+  'tls_handshake_failed',
 ] as const;
 
 /** CloseCause is one of CLOSE_CAUSES. */
 export type CloseCause = (typeof CLOSE_CAUSES)[number];
+
+// A failure of one side's socket is passed on to the other as a reset (RST), so the
+// peer learns that the stream broke instead of seeing a clean end. Everything else
+// (timeouts, limits, shutdown, failed connects) closes the client with a FIN.
+/** PASSED_ON_AS_RESET: causes whose teardown resets (RST) the other side. */
+export const PASSED_ON_AS_RESET: ReadonlySet<CloseCause> = new Set([
+  'client_reset',
+  'upstream_reset',
+  'client_error',
+  'upstream_error',
+]);
+
+/** isResetCode: the error code of a socket reset by its peer (or gone when written to). */
+export function isResetCode(code: string): boolean {
+  return code === 'ECONNRESET' || code === 'EPIPE';
+}
+
+/** connectCause is the close cause of a connection whose last connect attempt failed with `code`. */
+export function connectCause(code: string): CloseCause {
+  // The same cases as upstream/dial.ts dialCaseOf: refused, timeout, anything else.
+  if (code === 'ECONNREFUSED') return 'connect_refused';
+  if (code === 'ETIMEDOUT') return 'connect_timeout';
+  return 'connect_error';
+}

@@ -8,7 +8,7 @@ import type { CloseCause } from './close-cause.js';
 import type { Side } from './endpoint.js';
 
 /** ContextState is where a connection is in its life. */
-export type ContextState = 'connecting' | 'relaying' | 'half_closed' | 'closed';
+export type ContextState = 'handshake' | 'connecting' | 'relaying' | 'half_closed' | 'closed';
 
 /** ConnectFailure is one failed connect attempt: the target's `host:port` and the error code. */
 export interface ConnectFailure {

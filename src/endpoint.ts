@@ -49,6 +49,11 @@ export interface EndpointOwner {
   readonly watchesActivity: boolean;
   now(): number;
   traceEvent(side: Side, event: string, fields?: Readonly<Record<string, number | string>>): void;
+  /**
+   * holdEarly keeps a chunk the client sent before its upstream was connected (relay.ts);
+   * false: hold no more for now, stop reading (resumed with resumeIfWritten).
+   */
+  holdEarly(chunk: Buffer): boolean;
   onFin(from: Endpoint): void;
   onSocketError(from: Endpoint, err: Error): void;
   onSocketClose(from: Endpoint): void;

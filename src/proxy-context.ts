@@ -6,20 +6,23 @@
  *
  * Life of a connection (docs/design.md has the diagram):
  *
- *   connecting ──connected──▶ relaying ──first FIN──▶ half_closed ──both done──▶ closed
- *        │                        │                        │
- *        └── every target failed, timeout, reset, shutdown: close(cause) ───────▶ closed
+ *   [handshake] ──allow──▶ connecting ──connected──▶ relaying ──first FIN──▶ half_closed ──▶ closed
+ *        │                      │   (preface, then held bytes)    │                    │
+ *        └─ refuse, deadline, FIN, reset; every target failed, timeout, shutdown: close(cause) ──▶ closed
+ *
+ * The client is read from accept on: during the handshake (handshake.ts) and the
+ * connect its bytes are held, bounded (EarlyBytes), so a reset or FIN is seen at once.
  *
  * Every path ends in `close(cause)`, which runs once: it cancels the timer, destroys
  * (or resets) both sockets and hands the context back to its listener for the access
  * record. Nothing is torn down anywhere else.
  *
- * The one Timer serves both waits a context can have, never at once: the connect
- * timeout while connecting, the idle (or half-close) timeout afterwards.
+ * The one Timer serves every wait a context can have, never two at once: the
+ * handshake's deadline, the connect timeout while connecting, the idle (or
+ * half-close) timeout afterwards.
  */
 import type { Socket } from 'node:net';
-import type { CloseCause } from './close-cause.js';
-import { formatAddress } from './config/address.js';
+import { type CloseCause, connectCause, isResetCode, PASSED_ON_AS_RESET } from './close-cause.js';
 import type { ListenerConfig, Target } from './config/config.js';
 import {
   type ConnectFailure,
@@ -29,11 +32,19 @@ import {
 } from './connection-info.js';
 import { Endpoint, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
+import { EARLY_BYTES_LIMIT, EarlyBytes, type Handshake } from './handshake.js';
 import type { Logger } from './log.js';
-import { startClientRelay, startUpstreamRelay, UPSTREAM_ONREAD, watchSocket } from './relay.js';
+import {
+  relayClient,
+  startClientRelay,
+  startUpstreamRelay,
+  UPSTREAM_ONREAD,
+  watchSocket,
+} from './relay.js';
+import { deliveredBytes, describeClient, destroySocket } from './socket-ends.js';
 import type { Stats } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
-import { abandonDial, dial, dialCaseOf, finishDial } from './upstream/dial.js';
+import { abandonDial, dial, finishDial } from './upstream/dial.js';
 import type { Plan, PoolTarget, TargetPool } from './upstream/target-pool.js';
 
 /** ContextHost is what a context needs from the listener that accepted it. */
@@ -51,29 +62,8 @@ export interface ContextHost {
 
 let lastId = 0;
 
-// A failure of one side's socket is passed on to the other as a reset (RST), so the
-// peer learns that the stream broke instead of seeing a clean end. Everything else
-// (timeouts, limits, shutdown, failed connects) closes the client with a FIN.
-const PASSED_ON_AS_RESET: ReadonlySet<CloseCause> = new Set([
-  'client_reset',
-  'upstream_reset',
-  'client_error',
-  'upstream_error',
-]);
-
 function onContextTimer(context: ProxyContext): void {
   context.onTimer();
-}
-
-function isResetCode(code: string): boolean {
-  return code === 'ECONNRESET' || code === 'EPIPE';
-}
-
-function connectCause(code: string): CloseCause {
-  const dialCase = dialCaseOf(code);
-  if (dialCase === 'refused') return 'connect_refused';
-  if (dialCase === 'timeout') return 'connect_timeout';
-  return 'connect_error';
 }
 
 /** ProxyContext is one client connection and everything that belongs to it. */
@@ -85,9 +75,12 @@ export class ProxyContext {
    * changes it for new connections only, never under an open one.
    */
   readonly config: ListenerConfig;
+  /** #routePool: a handshake may replace the listener's pool for this connection (a route chosen by SNI). */
+  #routePool: TargetPool<Target> | null = null;
   readonly client: Endpoint;
   readonly upstream: Endpoint;
-  readonly clientAddress: string;
+  /** clientAddress: a handshake may replace it with the real client's (a PROXY header's source). */
+  clientAddress: string;
   readonly trace: boolean;
   state: ContextState = 'connecting';
   cause: CloseCause | null = null;
@@ -122,6 +115,10 @@ export class ProxyContext {
   #deliveredToUpstream = -1;
   #lastPendingWrites = 0;
   #killWithReset = false;
+  /** #early holds the client's bytes read before the upstream was connected. */
+  #early: EarlyBytes | null = null;
+  /** #prefaceBytes: the preface's length, not counted in bytesToUpstream. */
+  #prefaceBytes = 0;
 
   /** The context takes ownership of `clientSocket`, which must be paused (pauseOnConnect). */
   constructor(host: ContextHost, clientSocket: Socket) {
@@ -151,15 +148,88 @@ export class ProxyContext {
     return this.host.timers.now();
   }
 
-  /** connect starts dialing the targets of the pool's plan, in order, with failover. */
+  /**
+   * connect starts reading the client, runs the listener's handshake if it has one,
+   * and starts dialing the targets of the pool's plan, in order, with failover.
+   */
   connect(): void {
-    const plan = this.host.pool.plan(this.client.socket?.remoteAddress);
+    const client = this.client.socket;
+    if (client !== null) startClientRelay(client);
+    const handshake = this.config.hooks?.handshake;
+    if (handshake !== undefined) this.#beginHandshake(handshake, client);
+    else this.#dialFirst();
+  }
+
+  #dialFirst(): void {
+    const pool = this.#routePool ?? this.host.pool;
+    const plan = pool.plan(this.client.socket?.remoteAddress);
     this.#plan = plan;
     // A drained target gets no new connections: the plan leaves it out, as if not listed.
     for (const skipped of plan.skipped) {
       if (skipped.drained) this.#drainedSkipped.push(skipped.address);
     }
     this.#dialNext();
+  }
+
+  // ---------------------------------------------------------------- handshake
+
+  #beginHandshake(handshake: Handshake, client: Socket | null): void {
+    this.state = 'handshake';
+    if (handshake.timeoutMs > 0) this.host.timers.scheduleIn(this.#timer, handshake.timeoutMs);
+    if (this.trace) {
+      this.traceEvent('client', `handshake ${handshake.name} started`, {
+        timeout_ms: handshake.timeoutMs,
+      });
+    }
+    if (client !== null) this.#stepHandshake(handshake, Buffer.alloc(0));
+  }
+
+  #stepHandshake(handshake: Handshake, bytes: Buffer): void {
+    const socket = this.client.socket;
+    if (socket === null) return;
+    const verdict = handshake.step(bytes, { address: this.clientAddress, socket });
+    if (verdict === undefined) return;
+    if (!verdict.allow) {
+      if (this.trace) {
+        this.traceEvent(
+          'client',
+          `handshake ${handshake.name} refused the client: ${verdict.cause}`,
+        );
+      }
+      if (verdict.reason !== undefined && this.host.log.enabled('debug')) {
+        this.host.log.debug('client refused', { id: this.id, reason: verdict.reason });
+      }
+      this.close(verdict.cause);
+      return;
+    }
+    this.host.timers.cancel(this.#timer);
+    this.#early?.consume(verdict.consumed);
+    if (verdict.client !== undefined) this.clientAddress = verdict.client;
+    if (verdict.pool !== undefined) this.#routePool = verdict.pool;
+    if (this.trace) {
+      this.traceEvent('client', `handshake ${handshake.name} allowed ${this.clientAddress}`, {
+        consumed: verdict.consumed,
+      });
+    }
+    this.state = 'connecting';
+    this.#dialFirst();
+  }
+
+  /** holdEarly keeps a chunk read before the upstream was connected (relay.ts); false: pause reading. */
+  holdEarly(chunk: Buffer): boolean {
+    if (this.closed) return false;
+    if (this.#early === null) this.#early = new EarlyBytes();
+    const early = this.#early;
+    early.push(chunk);
+    if (this.trace) {
+      this.traceEvent('client', `read ${chunk.length} bytes from client (held: ${this.state})`);
+    }
+    const handshake = this.config.hooks?.handshake;
+    if (this.state === 'handshake' && handshake !== undefined) {
+      this.#stepHandshake(handshake, early.all());
+      if (this.state === 'handshake') return early.length < handshake.maxBytes;
+    }
+    return !this.closed && early.length < EARLY_BYTES_LIMIT;
   }
 
   // ---------------------------------------------------------------- dialing
@@ -213,11 +283,35 @@ export class ProxyContext {
     if (this.target !== null) this.host.stats.countConnect(this.target.address);
     this.host.onContextConnected(this);
     startUpstreamRelay(upstream);
-    // Only now start reading the client: whatever it sent while we were dialing
-    // waited in its kernel receive buffer, so nothing is lost and nothing is buffered here.
+    const preface = this.config.hooks?.preface;
+    if (preface !== undefined) {
+      const bytes = preface(this);
+      if (bytes !== null && bytes.length > 0) {
+        this.#prefaceBytes = bytes.length;
+        upstream.write(bytes);
+      }
+    }
+    // The client's bytes held while we were dialing go first, in order; reading goes
+    // on (resumes, if the bound paused it) once the upstream took them.
+    const early = this.#early;
+    this.#early = null;
+    // As the relay does for copies: go on reading unless write() says the upstream
+    // holds its high-water mark ('drain' then resumes the client, socketOnDrain).
+    let goOn = true;
+    if (early !== null) {
+      for (const chunk of early.chunks) goOn = upstream.write(chunk);
+      if (this.trace) this.traceEvent('upstream', `wrote ${early.length} held bytes to upstream`);
+    }
     const client = this.client.socket;
-    if (client !== null) startClientRelay(client);
+    if (client !== null) {
+      relayClient(client);
+      if (goOn && this.client.paused) {
+        this.client.paused = false;
+        client.resume();
+      }
+    }
     this.#armInactivity();
+    if (this.client.finReceived) this.onFin(this.client); // its FIN came while dialing
   }
 
   /** onDialFailed: the design's connect() failing; count it and try the next target. */
@@ -279,6 +373,15 @@ export class ProxyContext {
   onFin(from: Endpoint): void {
     if (this.closed) return;
     if (this.firstClose === null) this.firstClose = from.side;
+    if (this.state === 'handshake') {
+      this.close('client_fin'); // it left before the handshake was done
+      return;
+    }
+    if (this.state === 'connecting') {
+      // Passed on (half-close) once the upstream is connected and the held bytes written.
+      if (this.trace) this.traceEvent(from.side, `FIN received from ${from.side} while connecting`);
+      return;
+    }
     this.state = 'half_closed';
     this.lastActivityMs = this.now(); // the half-close timeout counts from the FIN
     if (this.trace) this.traceEvent(from.side, `FIN received from ${from.side}`);
@@ -318,6 +421,11 @@ export class ProxyContext {
 
   /** onTimer: the context's timer fired; what it means depends on the state. */
   onTimer(): void {
+    if (this.state === 'handshake') {
+      if (this.trace) this.traceEvent('client', 'timer fired: handshake deadline');
+      this.close(this.config.hooks?.handshake?.timeoutCause ?? 'idle_timeout');
+      return;
+    }
     if (this.state === 'connecting') {
       this.#onConnectTimeout();
       return;
@@ -431,7 +539,8 @@ export class ProxyContext {
   /** bytesToUpstream: bytes the upstream's socket took into the kernel. */
   get bytesToUpstream(): number {
     const settled = this.#deliveredToUpstream;
-    return settled >= 0 ? settled : deliveredBytes(this.upstream.socket);
+    const delivered = settled >= 0 ? settled : deliveredBytes(this.upstream.socket);
+    return Math.max(0, delivered - this.#prefaceBytes); // relayed bytes only: not the preface
   }
 
   /** info describes the connection now (or as it was when it closed). */
@@ -462,89 +571,4 @@ export class ProxyContext {
   traceEvent(side: Side, event: string, fields?: Readonly<Record<string, number | string>>): void {
     this.host.log.trace(event, { id: this.id, side, ...fields });
   }
-}
-
-/**
- * describeClient is the client's address as logs print it: `host:port`; `unix` for a
- * client of a Unix domain socket listener, which has no address of its own; `unknown`
- * for a TCP client that reset before we asked for its address (getpeername fails with
- * ENOTCONN once the connection is gone, and Node then leaves `remoteAddress` unset).
- */
-function describeClient(socket: Socket, config: ListenerConfig): string {
-  if (config.listen.path !== undefined) return 'unix';
-  const address = socket.remoteAddress;
-  return address === undefined ? 'unknown' : formatAddress(address, socket.remotePort ?? 0);
-}
-
-/**
- * The parts of a socket's libuv handle that say how far its writes got. `_handle` is
- * Node's own property (no public API gives the kernel's share of a pending write).
- */
-interface WriteCounters {
-  /** bytesWritten: every byte handed to libuv, whether or not the kernel took it yet. */
-  readonly bytesWritten?: unknown;
-  /** writeQueueSize: bytes libuv still holds because the kernel would not take them yet. */
-  readonly writeQueueSize?: unknown;
-}
-
-/**
- * deliveredBytes is how many bytes of what we wrote to `socket` its kernel accepted:
- * the bytes handed to libuv minus those libuv still queues. Once the handle is gone
- * (the socket closed), Node's own count of completed writes (`bytesWritten` minus
- * `writableLength`, the bytes still in its write buffer) is what is left; a write
- * still pending then was cut short and counts only in the first form, which close()
- * takes before it destroys the sockets.
- */
-function deliveredBytes(socket: Socket | null): number {
-  if (socket === null) return 0;
-  const handle = (socket as unknown as { _handle: WriteCounters | null })._handle;
-  if (
-    handle !== null &&
-    typeof handle.bytesWritten === 'number' &&
-    typeof handle.writeQueueSize === 'number'
-  ) {
-    return handle.bytesWritten - handle.writeQueueSize;
-  }
-  return Math.max(0, (socket.bytesWritten ?? 0) - socket.writableLength);
-}
-
-/**
- * destroySocket closes `socket` now, with a reset (RST) when `reset` is true and the
- * platform allows it, else with a plain close (FIN). It never throws: a throw here
- * would escape a socket's 'error' listener and end the process, or leave the context
- * half-closed. It is called only with `reset` false for a Unix domain socket, which
- * has no RST (`resetAndDestroy` throws ERR_INVALID_HANDLE_TYPE on a pipe).
- */
-function destroySocket(socket: Socket | null, reset: boolean): void {
-  if (socket === null || socket.destroyed) return;
-  try {
-    // resetAndDestroy on a socket still connecting would wait for the connect; just drop it.
-    if (reset && !socket.connecting && !shutdownPending(socket)) socket.resetAndDestroy();
-    else socket.destroy();
-  } catch {
-    // Node checks the handle before it changes anything, so a refused reset leaves the
-    // socket as it was: close it plainly instead.
-    try {
-      socket.destroy();
-    } catch {
-      // Nothing more can be done for this socket; the teardown goes on.
-    }
-  }
-}
-
-/**
- * shutdownPending: we sent our FIN with `end()`, Node has nothing left to write and
- * asked libuv to shut the write side down, and the shutdown has not finished yet
- * ('finish'). It stays pending until the kernel has room for the FIN, which a peer
- * that does not read may never make. A reset is not possible then: libuv refuses
- * (uv_tcp_close_reset returns UV_EINVAL while a shutdown request is pending), and
- * Node, when asked anyway (`resetAndDestroy`), reports EINVAL and never closes the
- * handle (TCPWrap::Reset marks it closing without closing it; seen on Node 20, 24
- * and 26), so the descriptor and the endpoint's read buffer would leak and 'close'
- * never come.
- * Such a socket is closed plainly: the peer gets the bytes already queued and then
- * the FIN it was promised by `end()`, not a reset.
- */
-function shutdownPending(socket: Socket): boolean {
-  return socket.writableEnded && !socket.writableFinished && socket.writableLength === 0;
 }

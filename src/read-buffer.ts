@@ -123,3 +123,8 @@ export function readsIntoOwnBuffer(socket: Socket, first: Buffer, callback: Read
 export function chooseBuffersWith(socket: Socket, next: (() => Buffer) | null): void {
   (socket as unknown as Record<symbol, unknown>)[symbols.kBufferGen] = next;
 }
+
+/** setReadCallback makes later reads of a socket set up by readsIntoOwnBuffer call `callback`. */
+export function setReadCallback(socket: Socket, callback: ReadCallback): void {
+  (socket as unknown as Record<symbol, unknown>)[symbols.kBufferCb] = callback;
+}

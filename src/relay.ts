@@ -19,14 +19,32 @@
  * sends only after everything already written has been handed to the kernel.
  */
 import { type Endpoint, type EndpointSocket, kEndpoint } from './endpoint.js';
-import { readsIntoOwnBuffer, SHARED_READ_BUFFER } from './read-buffer.js';
+import { readsIntoOwnBuffer, SHARED_READ_BUFFER, setReadCallback } from './read-buffer.js';
 
-/** startClientRelay starts reading an accepted client socket (paused until now) into its endpoint's buffers. */
+/**
+ * startClientRelay starts reading an accepted client socket (paused until now), at
+ * accept, before its upstream is connected: what it reads is held by its context
+ * (`holdEarly`, bounded) until relayClient, and a reset or FIN is seen at once.
+ */
 export function startClientRelay(socket: EndpointSocket): void {
-  readsIntoOwnBuffer(socket, SHARED_READ_BUFFER, socketOnRead);
+  readsIntoOwnBuffer(socket, SHARED_READ_BUFFER, socketOnEarlyRead);
   socket.on('end', socketOnEnd);
   socket.on('drain', socketOnDrain);
   socket.resume(); // pauseOnConnect left it paused
+}
+
+/** relayClient: the upstream is connected and the held bytes written; relay the client's reads from now on. */
+export function relayClient(socket: EndpointSocket): void {
+  setReadCallback(socket, socketOnRead);
+}
+
+// Before the upstream is connected: hand a copy to the context, which holds it.
+function socketOnEarlyRead(this: EndpointSocket, bytes: number, buffer: Uint8Array): boolean {
+  const from = this[kEndpoint];
+  from.bytesRead += bytes;
+  if (from.context.holdEarly(Buffer.from(buffer.subarray(0, bytes)))) return true;
+  from.paused = true;
+  return false;
 }
 
 /** startUpstreamRelay hooks the relay to a connected upstream socket (dialed with UPSTREAM_ONREAD). */

@@ -17,6 +17,8 @@ test('trace logs the life of a connection step by step, tagged with its id', asy
     log: { level: 'trace', format: 'json', write: (line) => lines.push(JSON.parse(line)) },
   });
   const client = connectClient(port);
+  // Sent once connected: bytes sent while connecting are held, then written together.
+  await waitFor(() => lines.some((l) => l.msg.startsWith('connected to')), 5000, 'connected');
   client.socket.write('ping');
   await waitFor(() => client.received().length === 4, 5000, 'echo');
   client.socket.end();

@@ -4,6 +4,7 @@
  * the code behind it trusts that value and checks nothing again.
  */
 import { ProxyError } from '../errors.js';
+import { type ConnectionHooks, hooksOf } from '../handshake.js';
 import type { LoggerOptions } from '../log.js';
 import { type Address, AddressError, formatParsed, parseAddress } from './address.js';
 
@@ -45,6 +46,8 @@ export interface ListenerConfig {
   readonly shutdownTimeoutMs: number;
   /** maxConnections is `Infinity` when there is no limit. */
   readonly maxConnections: number;
+  /** hooks: the listener's handshake and preface (internal, experimental: handshake.ts). */
+  readonly hooks?: ConnectionHooks;
 }
 
 /** Config is what a running proxy is built from. */
@@ -240,7 +243,13 @@ export function resolveListener(options: ListenerOptions, where: string): Listen
       DEFAULTS.shutdownTimeoutMs,
     ),
     maxConnections: maxConnectionsOption(options.maxConnections, `${where}maxConnections`),
+    ...withHooks(hooksOf(options)),
   });
+}
+
+// A listener without hooks has no `hooks` key at all, as before they existed.
+function withHooks(hooks: ConnectionHooks | undefined): { hooks?: ConnectionHooks } {
+  return hooks === undefined ? {} : { hooks };
 }
 
 /**

@@ -1,0 +1,145 @@
+/**
+ * The handshake phase and the preface: the two seams in the life of a connection
+ * where a listener may do more than relay bytes (docs/design.md, "Life of a
+ * connection").
+ *
+ * - A Handshake runs on the client side BEFORE any upstream is dialled: it reads what
+ *   the client sent so far (a PROXY protocol header, a TLS ClientHello) or only looks
+ *   at the client's address (access control), and answers with a verdict: more bytes
+ *   needed, allow (how many bytes it consumed; optionally the real client address and
+ *   the targets to use), or refuse (with a close cause). Bytes it did not consume are
+ *   relayed to the upstream first, in order, before anything read later; a reader
+ *   that only peeks (SNI routing) consumes nothing. It has its own deadline, kept by
+ *   the context's one Timer in the listener's TimerSet.
+ * - A Preface is written to the upstream once it is connected, before any relayed
+ *   byte (the PROXY header of `--send-proxy`). It is not counted in bytesToUpstream,
+ *   which counts relayed client bytes only.
+ *
+ * Both are internal for now: a listener gets them through ListenerConfig.hooks, which
+ * the library fills from the `kConnectionHooks` property of a listener's options (a
+ * symbol, so it is no public option and no CLI flag). The capabilities of the
+ * contract ("Next capabilities") will set them from their flags.
+ *
+ * A plain listener (no hooks) pays one property check per connection, nothing more.
+ */
+import type { Socket } from 'node:net';
+import type { CloseCause } from './close-cause.js';
+import type { Target } from './config/config.js';
+import type { TargetPool } from './upstream/target-pool.js';
+
+/** HandshakeClient is what a handshake may know of the client before it is allowed. */
+export interface HandshakeClient {
+  /** address is the client as logs print it (`host:port`, `unix`, `unknown`). */
+  readonly address: string;
+  /** socket is the client's socket, for its addresses (remote and local) only: never read or write it. */
+  readonly socket: Socket;
+}
+
+/** HandshakeAllow lets the connection go on to dial its upstream. */
+export interface HandshakeAllow {
+  readonly allow: true;
+  /** consumed: how many of the bytes read so far the handshake used up; the rest are relayed. */
+  readonly consumed: number;
+  /** client replaces the client's address for logs, the admin API and balancing (the PROXY header's source). */
+  readonly client?: string;
+  /** pool replaces the listener's targets for this connection (a route chosen by SNI). */
+  readonly pool?: TargetPool<Target>;
+}
+
+/** HandshakeRefuse closes the client at once, before any upstream is dialled. */
+export interface HandshakeRefuse {
+  readonly allow: false;
+  /** cause: `denied`, `bad_proxy_header`, `tls_handshake_failed`, ... */
+  readonly cause: CloseCause;
+  /** reason is logged (debug) and traced; it is not part of the access record. */
+  readonly reason?: string;
+}
+
+/** HandshakeVerdict is a handshake's answer; undefined means "read more". */
+export type HandshakeVerdict = HandshakeAllow | HandshakeRefuse | undefined;
+
+/** Handshake is one listener's handshake step. It is shared by its connections: keep no per-connection state in it. */
+export interface Handshake {
+  /** name appears in the trace. */
+  readonly name: string;
+  /** timeoutMs: the client must get a verdict within this long (0: no deadline). */
+  readonly timeoutMs: number;
+  /** timeoutCause closes a client whose deadline passed (`proxy_header_timeout`, `tls_handshake_failed`). */
+  readonly timeoutCause: CloseCause;
+  /**
+   * maxBytes bounds what is read while the handshake runs: reading pauses there (the
+   * step should have refused by then; otherwise the deadline ends the connection).
+   */
+  readonly maxBytes: number;
+  /**
+   * step decides on everything read so far (`bytes`, empty on the first call, which
+   * comes at accept, before any read: a decision on the address alone needs no bytes).
+   * It is called again after each read until it answers.
+   */
+  step(bytes: Buffer, client: HandshakeClient): HandshakeVerdict;
+}
+
+/** PrefaceConnection is what a preface may know of its connection. */
+export interface PrefaceConnection {
+  /** clientAddress is the (real) client's address, as a handshake may have replaced it. */
+  readonly clientAddress: string;
+  readonly client: { readonly socket: Socket | null };
+  readonly upstream: { readonly socket: Socket | null };
+  readonly target: Target | null;
+}
+
+/** Preface gives the bytes written to a connected upstream before any relayed byte (null: none). */
+export type Preface = (connection: PrefaceConnection) => Buffer | null;
+
+/** ConnectionHooks are a listener's handshake and preface, both optional. */
+export interface ConnectionHooks {
+  readonly handshake?: Handshake;
+  readonly preface?: Preface;
+}
+
+/**
+ * kConnectionHooks is the property of a listener's options (library) that carries its
+ * ConnectionHooks. Experimental and internal: tests use it until the flags exist.
+ */
+export const kConnectionHooks: unique symbol = Symbol('l4proxy.connectionHooks');
+
+/** hooksOf reads the ConnectionHooks of a listener's options, if any. */
+export function hooksOf(options: object): ConnectionHooks | undefined {
+  const hooks = (options as { [kConnectionHooks]?: ConnectionHooks })[kConnectionHooks];
+  return hooks === undefined ? undefined : Object.freeze({ ...hooks });
+}
+
+/**
+ * EARLY_BYTES_LIMIT bounds the client bytes held while the upstream is being
+ * dialled: reading pauses there until they are written to the upstream (the same
+ * bound as a socket's write high-water mark, which the relay applies afterwards).
+ */
+export const EARLY_BYTES_LIMIT = 16 * 1024;
+
+/**
+ * EarlyBytes holds what the client sent before its bytes could be relayed (during the
+ * handshake and the connect), in order. Made only when such bytes arrive.
+ */
+export class EarlyBytes {
+  chunks: Buffer[] = [];
+  length = 0;
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.length += chunk.length;
+  }
+
+  /** all is every byte held, as one buffer. */
+  all(): Buffer {
+    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks, this.length)];
+    return this.chunks[0] ?? Buffer.alloc(0);
+  }
+
+  /** consume drops the first `n` bytes (the handshake's). */
+  consume(n: number): void {
+    if (n <= 0) return;
+    const rest = this.all().subarray(Math.min(n, this.length));
+    this.chunks = rest.length === 0 ? [] : [rest];
+    this.length = rest.length;
+  }
+}

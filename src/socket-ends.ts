@@ -1,0 +1,94 @@
+/**
+ * What a proxy context needs to know of, and do to, its sockets beyond relaying: the
+ * client's address as logs print it, how many written bytes the kernel took, and a
+ * teardown that never throws. Some of it reads Node's own socket internals; it is
+ * kept here, apart from the life of a connection (proxy-context.ts).
+ */
+import type { Socket } from 'node:net';
+import { formatAddress } from './config/address.js';
+import type { ListenerConfig } from './config/config.js';
+
+/**
+ * describeClient is the client's address as logs print it: `host:port`; `unix` for a
+ * client of a Unix domain socket listener, which has no address of its own; `unknown`
+ * for a TCP client that reset before we asked for its address (getpeername fails with
+ * ENOTCONN once the connection is gone, and Node then leaves `remoteAddress` unset).
+ */
+export function describeClient(socket: Socket, config: ListenerConfig): string {
+  if (config.listen.path !== undefined) return 'unix';
+  const address = socket.remoteAddress;
+  return address === undefined ? 'unknown' : formatAddress(address, socket.remotePort ?? 0);
+}
+
+/**
+ * The parts of a socket's libuv handle that say how far its writes got. `_handle` is
+ * Node's own property (no public API gives the kernel's share of a pending write).
+ */
+interface WriteCounters {
+  /** bytesWritten: every byte handed to libuv, whether or not the kernel took it yet. */
+  readonly bytesWritten?: unknown;
+  /** writeQueueSize: bytes libuv still holds because the kernel would not take them yet. */
+  readonly writeQueueSize?: unknown;
+}
+
+/**
+ * deliveredBytes is how many bytes of what we wrote to `socket` its kernel accepted:
+ * the bytes handed to libuv minus those libuv still queues. Once the handle is gone
+ * (the socket closed), Node's own count of completed writes (`bytesWritten` minus
+ * `writableLength`, the bytes still in its write buffer) is what is left; a write
+ * still pending then was cut short and counts only in the first form, which close()
+ * takes before it destroys the sockets.
+ */
+export function deliveredBytes(socket: Socket | null): number {
+  if (socket === null) return 0;
+  const handle = (socket as unknown as { _handle: WriteCounters | null })._handle;
+  if (
+    handle !== null &&
+    typeof handle.bytesWritten === 'number' &&
+    typeof handle.writeQueueSize === 'number'
+  ) {
+    return handle.bytesWritten - handle.writeQueueSize;
+  }
+  return Math.max(0, (socket.bytesWritten ?? 0) - socket.writableLength);
+}
+
+/**
+ * destroySocket closes `socket` now, with a reset (RST) when `reset` is true and the
+ * platform allows it, else with a plain close (FIN). It never throws: a throw here
+ * would escape a socket's 'error' listener and end the process, or leave the context
+ * half-closed. It is called only with `reset` false for a Unix domain socket, which
+ * has no RST (`resetAndDestroy` throws ERR_INVALID_HANDLE_TYPE on a pipe).
+ */
+export function destroySocket(socket: Socket | null, reset: boolean): void {
+  if (socket === null || socket.destroyed) return;
+  try {
+    // resetAndDestroy on a socket still connecting would wait for the connect; just drop it.
+    if (reset && !socket.connecting && !shutdownPending(socket)) socket.resetAndDestroy();
+    else socket.destroy();
+  } catch {
+    // Node checks the handle before it changes anything, so a refused reset leaves the
+    // socket as it was: close it plainly instead.
+    try {
+      socket.destroy();
+    } catch {
+      // Nothing more can be done for this socket; the teardown goes on.
+    }
+  }
+}
+
+/**
+ * shutdownPending: we sent our FIN with `end()`, Node has nothing left to write and
+ * asked libuv to shut the write side down, and the shutdown has not finished yet
+ * ('finish'). It stays pending until the kernel has room for the FIN, which a peer
+ * that does not read may never make. A reset is not possible then: libuv refuses
+ * (uv_tcp_close_reset returns UV_EINVAL while a shutdown request is pending), and
+ * Node, when asked anyway (`resetAndDestroy`), reports EINVAL and never closes the
+ * handle (TCPWrap::Reset marks it closing without closing it; seen on Node 20, 24
+ * and 26), so the descriptor and the endpoint's read buffer would leak and 'close'
+ * never come.
+ * Such a socket is closed plainly: the peer gets the bytes already queued and then
+ * the FIN it was promised by `end()`, not a reset.
+ */
+function shutdownPending(socket: Socket): boolean {
+  return socket.writableEnded && !socket.writableFinished && socket.writableLength === 0;
+}
