@@ -29,7 +29,6 @@ import {
 } from './config/args.js';
 import { type Config, type DefaultOverrides, resolveConfig } from './config/config.js';
 import type { FileSettings } from './config/file.js';
-import { ConfigWatch } from './config/watch.js';
 import { connectionRecord } from './connection-info.js';
 import type { TcpProxy } from './create-proxy.js';
 import { errorCode, ProxyError } from './errors.js';
@@ -220,7 +219,7 @@ async function runSingle(plan: Plan): Promise<void> {
   process.on('SIGINT', shutdown.signal);
   // SIGHUP re-reads the config file and applies the difference (see Supervisor.reload).
   // A file with errors is refused and the running configuration stays as it was.
-  reloadOnSighup(plan, proxy.log, reloadFrom && (() => reloadConfig(proxy, reloadFrom)));
+  await reloadOnSighup(plan, proxy.log, reloadFrom && (() => reloadConfig(proxy, reloadFrom)));
   process.on('SIGUSR1', () => logSnapshot(proxy));
 }
 
@@ -309,7 +308,7 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   // Each worker re-reads the file and logs "config reloaded" or why it refused.
-  reloadOnSighup(plan, log, reloadFrom && (() => primary.reload()));
+  await reloadOnSighup(plan, log, reloadFrom && (() => primary.reload()));
   process.on('SIGUSR1', () => primary.snapshot());
   void primary.done.then((status) => {
     if (status === 0) log.info('stopped');
@@ -441,12 +440,17 @@ function shutdownControl(proxy: TcpProxy): {
  * also when the file's content changes (config/watch.ts). The outcome is logged where
  * it happens.
  */
-function reloadOnSighup(plan: Plan, log: Logger, reload: (() => Promise<unknown>) | null): void {
+async function reloadOnSighup(
+  plan: Plan,
+  log: Logger,
+  reload: (() => Promise<unknown>) | null,
+): Promise<void> {
   process.on('SIGHUP', () => {
     if (reload === null) log.warn('SIGHUP ignored: there is no --config file to reload');
     else reload().catch(() => {});
   });
   if (!plan.watchConfig || plan.reloadFrom === null || reload === null) return;
+  const { ConfigWatch } = await import('./config/watch.js');
   try {
     new ConfigWatch({ file: plan.reloadFrom.file, log, onChange: () => reload().catch(() => {}) });
   } catch (err) {

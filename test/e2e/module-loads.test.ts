@@ -24,7 +24,7 @@ const EXAMPLE = fileURLToPath(new URL('../../examples/proxy.yaml', import.meta.u
 /** HEAVY are the packages a command should load only when it uses them. */
 const HEAVY = ['ajv', 'yaml', 'prom-client'];
 /** OPTIONAL are our modules of the same kind: admin server, config file, cluster. */
-const OPTIONAL = /^(admin\/|cluster|config\/file\.js$|config\/schema-validator\.js$)/;
+const OPTIONAL = /^(admin\/|cluster|config\/(file|schema-validator|watch)\.js$)/;
 
 /** Loads is what one process loaded: packages by name, our modules relative to dist/. */
 interface Loads {
