@@ -19,6 +19,7 @@ function stats(partial: Partial<StatsSnapshot>): StatsSnapshot {
 function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): ListenerInfo {
   return {
     name,
+    state: 'serving',
     listen: '127.0.0.1:8080',
     address: '127.0.0.1:8080',
     idleTimeoutMs: 0,
