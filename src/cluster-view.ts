@@ -151,7 +151,10 @@ export class ClusterView implements ProxyView, HistogramSource {
   }
 }
 
-/** mergeListeners sums the listeners of several workers, matched by name, in first-seen order. */
+/**
+ * mergeListeners sums the listeners of several workers, matched by name, in first-seen
+ * order; a listener is `serving` if any worker serves it, else `removing`.
+ */
 export function mergeListeners(answers: readonly (readonly ListenerInfo[])[]): ListenerInfo[] {
   const byName = new Map<string, ListenerInfo[]>();
   for (const list of answers) {
@@ -165,6 +168,7 @@ export function mergeListeners(answers: readonly (readonly ListenerInfo[])[]): L
     const first = same[0] as ListenerInfo;
     return {
       ...first,
+      state: same.some((l) => l.state === 'serving') ? 'serving' : 'removing',
       targets: mergeTargets(same.flatMap((l) => l.targets)),
       stats: sumSnapshots(same.map((l) => l.stats)),
     };

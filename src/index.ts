@@ -30,6 +30,7 @@ export type { StatsSnapshot } from './stats.js';
 export type {
   CloseOptions,
   ListenerInfo,
+  ListenerState,
   ListenOptions,
   ProxyEvents,
   ProxyStats,

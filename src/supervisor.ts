@@ -62,9 +62,16 @@ export interface TargetInfo {
   failures: Record<string, number>;
 }
 
+/**
+ * ListenerState: `serving` is in the configuration in force; `removing` was removed by
+ * a reload and stopped accepting, and is shown until its last open connection ends.
+ */
+export type ListenerState = 'serving' | 'removing';
+
 /** ListenerInfo describes one listener: its options, its targets and its counters. */
 export interface ListenerInfo {
   name: string;
+  state: ListenerState;
   listen: string;
   address: string;
   idleTimeoutMs: number;
@@ -216,9 +223,14 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     return this.timers.now() - this.startedAtMs;
   }
 
-  /** listeners describes every listener in the configuration in force. */
+  /**
+   * listenerInfo describes every listener in the configuration in force, then every
+   * listener a reload removed that still has open connections (`removing`).
+   */
   listenerInfo(): ListenerInfo[] {
-    return this.#listeners.map(describeListener);
+    return this.#views().map(([listener, state, stats]) =>
+      describeListener(listener, state, stats),
+    );
   }
 
   /**
@@ -249,12 +261,38 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     const listener = this.#listeners.find((l) => l.config.name === listenerName);
     if (listener === undefined) return 'no_listener';
     if (!listener.setDrained(address, drained)) return 'no_target';
-    const target = describeListener(listener).targets.find((t) => t.address === address);
+    const target = describeListener(listener, 'serving', listener.snapshot()).targets.find(
+      (t) => t.address === address,
+    );
     return target ?? 'no_target';
   }
 
   #all(): Listener[] {
     return [...this.#listeners, ...this.#retiring];
+  }
+
+  /**
+   * #views gives one entry per listener name, with the counters of every listener of
+   * that name: a listener in force, or else a removed one still draining. A removed
+   * listener's counters join those of the one now serving under its name (a listener
+   * whose address changed already shares its `Stats` with its successor, so it adds
+   * only once).
+   */
+  #views(): [Listener, ListenerState, StatsSnapshot][] {
+    const byName = new Map<string, [Listener, ListenerState, Listener[]]>();
+    for (const listener of this.#listeners) {
+      byName.set(listener.config.name, [listener, 'serving', [listener]]);
+    }
+    for (const listener of this.#retiring) {
+      const entry = byName.get(listener.config.name);
+      if (entry === undefined) byName.set(listener.config.name, [listener, 'removing', [listener]]);
+      else if (!entry[2].some((l) => l.stats === listener.stats)) entry[2].push(listener);
+    }
+    return Array.from(byName.values(), ([listener, state, same]) => [
+      listener,
+      state,
+      same.length === 1 ? listener.snapshot() : sumSnapshots(same.map((l) => l.snapshot())),
+    ]);
   }
 
   /**
@@ -368,18 +406,25 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       .then(() => this.#retiring.delete(listener));
   }
 
-  /** stats sums the counters of all listeners and lists each listener's own. */
+  /**
+   * stats sums the counters of all listeners and lists each listener's own, by name;
+   * a listener a reload removed counts until its last open connection ends.
+   */
   stats(): ProxyStats {
-    const each = this.#listeners.map((l) => [l.config.name, l.snapshot()] as const);
+    const each = this.#views().map(([l, , stats]) => [l.config.name, stats] as const);
     return { ...sumSnapshots(each.map(([, s]) => s)), listeners: Object.fromEntries(each) };
   }
 }
 
-function describeListener(listener: Listener): ListenerInfo {
+function describeListener(
+  listener: Listener,
+  state: ListenerState,
+  stats: StatsSnapshot,
+): ListenerInfo {
   const config = listener.config;
-  const stats = listener.snapshot();
   return {
     name: config.name,
+    state,
     listen: listener.listenAddress,
     address: listener.boundAddress(),
     idleTimeoutMs: config.idleTimeoutMs,

@@ -19,6 +19,7 @@ function stats(partial: Partial<StatsSnapshot>): StatsSnapshot {
 function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): ListenerInfo {
   return {
     name,
+    state: 'serving',
     listen: '127.0.0.1:8080',
     address: '127.0.0.1:8080',
     idleTimeoutMs: 0,
@@ -115,6 +116,24 @@ describe('mergeListeners', () => {
     assert.equal(web.targets[0]?.connects, 7);
     assert.deepEqual(web.targets[0]?.failures, { ECONNREFUSED: 2 });
     assert.equal(merged[1]?.stats.accepted, 1);
+  });
+
+  test('a listener is serving if any worker serves it, removing only if every worker removes it', () => {
+    const removing = (name: string): ListenerInfo => ({
+      ...listener(name, { active: 1 }),
+      state: 'removing',
+    });
+    const merged = mergeListeners([
+      [removing('web'), removing('old')],
+      [listener('web', {}), removing('old')],
+    ]);
+    assert.deepEqual(
+      merged.map((l) => [l.name, l.state, l.stats.active]),
+      [
+        ['web', 'serving', 1],
+        ['old', 'removing', 2],
+      ],
+    );
   });
 });
 

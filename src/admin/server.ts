@@ -501,6 +501,7 @@ function send(res: ServerResponse, reply: Reply, headers: Record<string, string>
 function listenerJson(l: ListenerInfo) {
   return {
     name: l.name,
+    state: l.state,
     listen: l.listen,
     address: l.address,
     idle_timeout_ms: l.idleTimeoutMs,
