@@ -33,7 +33,12 @@ Promise.all([import('node:net'), import('node:module')]).then(([net, mod]) => {
     constructor(...args) { super(...args); sockets += 1; }
   };
   mod.syncBuiltinESMExports();
-  return import(process.argv[1]).then(() => {
+  return import(process.argv[1]).then(async (lib) => {
+    if (process.argv[2] === 'start') {
+      const proxy = lib.createProxy({ listen: '127.0.0.1:0', targets: ['127.0.0.1:9'] });
+      await proxy.listen();
+      await proxy.close({ graceful: false });
+    }
     const exitListeners = process.listenerCount('exit');
     const resources = process.getActiveResourcesInfo();
     console.log(JSON.stringify({ exitListeners, sockets, resources }));
@@ -41,8 +46,10 @@ Promise.all([import('node:net'), import('node:module')]).then(([net, mod]) => {
 });
 `;
 
-async function afterImport(): Promise<Held> {
-  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', CHILD, INDEX], {
+/** afterImport is what a fresh process holds after the import (and a proxy's start). */
+async function afterImport(start = false): Promise<Held> {
+  const args = ['--input-type=module', '-e', CHILD, INDEX, start ? 'start' : 'import'];
+  const { stdout } = await run(process.execPath, args, {
     timeout: 20_000,
   });
   return JSON.parse(stdout) as Held;
@@ -54,4 +61,11 @@ test('importing the package adds no exit handler and makes no socket', async () 
   assert.equal(held.sockets, 0, 'a net.Socket was made by the import');
   const handles = held.resources.filter((r) => /TCP|Pipe|UDP/i.test(r));
   assert.deepEqual(handles, [], `socket handles after the import: ${held.resources.join(', ')}`);
+});
+
+test('a proxy started and closed after the import gets its exit flush and its probe', async () => {
+  const held = await afterImport(true);
+  assert.equal(held.exitListeners, 1, 'no exit flush once a proxy logs to stderr');
+  // The onread probe and the listening server's socket at least.
+  assert.ok(held.sockets >= 1, `sockets made: ${held.sockets}`);
 });
