@@ -20,11 +20,12 @@
  */
 import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { HistogramSource, ProxyView } from './admin/view.js';
-import type { WorkerAnswers, WorkerRequest } from './cluster.js';
+import type { WorkerAnswers, WorkerRequest } from './cluster-protocol.js';
+import type { ConnectionInfo } from './connection-info.js';
 import { ProxyError } from './errors.js';
-import type { ConnectionInfo, ListenerInfo, ReloadResult, TargetInfo } from './index.js';
 import type { Logger } from './log.js';
 import { addCounts, sumSnapshots } from './stats.js';
+import type { ListenerInfo, ReloadResult, TargetInfo } from './supervisor.js';
 
 /** WorkerPool is what the view needs from the primary: who is ready, and a way to ask. */
 export interface WorkerPool {

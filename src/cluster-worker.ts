@@ -11,10 +11,11 @@ import {
   type ToWorker,
   type WorkerAnswers,
   type WorkerRequest,
-} from './cluster.js';
+} from './cluster-protocol.js';
+import type { TcpProxy } from './create-proxy.js';
 import { errorCode } from './errors.js';
-import type { ReloadResult, TcpProxy } from './index.js';
 import { type LogFormat, writeStderr } from './log.js';
+import type { ReloadResult } from './supervisor.js';
 
 /** workerId is this process's worker id (1, 2, ...) when the primary forked it, else undefined. */
 export function workerId(): number | undefined {

@@ -16,68 +16,24 @@
  *
  * Signals themselves are the CLI's business (src/cli.ts): it calls `shutdown`,
  * `reload` and `snapshot` here. The worker's side of the protocol is in
- * src/cluster-worker.ts. A worker ignores SIGINT, SIGHUP and SIGUSR1 sent to it
+ * src/cluster-worker.ts, the messages both send in src/cluster-protocol.ts. A worker ignores SIGINT, SIGHUP and SIGUSR1 sent to it
  * directly (a terminal sends those to the whole process group, and the primary passes
  * them on); a SIGTERM sent to one worker drains that worker, which is then replaced.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
-import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import {
+  type FromWorker,
+  isMessage,
+  type RequestOf,
+  type ToWorker,
+  type WorkerAnswers,
+  type WorkerRequest,
+} from './cluster-protocol.js';
 import { ClusterView } from './cluster-view.js';
 import { ProxyError } from './errors.js';
-import type { ConnectionInfo, ListenerInfo, ReloadResult, TargetInfo } from './index.js';
 import type { Logger } from './log.js';
-
-// ---------------------------------------------------------------- the protocol
-
-/** WorkerRequest is a question or an action the primary sends one worker. */
-export type WorkerRequest =
-  | { readonly kind: 'listeners' }
-  | { readonly kind: 'connections' }
-  | { readonly kind: 'histograms' }
-  | { readonly kind: 'close'; readonly id: string; readonly reset: boolean }
-  | {
-      readonly kind: 'drain';
-      readonly listener: string;
-      readonly address: string;
-      readonly drained: boolean;
-    }
-  | { readonly kind: 'reload' };
-
-/** WorkerAnswers maps each request kind to the worker's answer. */
-export interface WorkerAnswers {
-  listeners: ListenerInfo[];
-  connections: ConnectionInfo[];
-  histograms: MetricObjectWithValues<MetricValue<string>>[];
-  close: boolean;
-  drain: TargetInfo | 'no_listener' | 'no_target';
-  reload: ReloadResult;
-}
-
-type RequestOf<K extends WorkerRequest['kind']> = Extract<WorkerRequest, { kind: K }>;
-
-/** Messages are tagged `proxy:*`; the cluster's own (`NODE_CLUSTER`) never reach us. */
-export type ToWorker =
-  | { type: 'proxy:request'; seq: number; request: WorkerRequest }
-  | { type: 'proxy:shutdown'; graceful: boolean; signal: string | undefined }
-  | { type: 'proxy:snapshot' };
-
-export type FromWorker =
-  | { type: 'proxy:ready' }
-  | { type: 'proxy:failed'; status: 1 | 2; message: string }
-  | { type: 'proxy:answer'; seq: number; value: unknown }
-  | { type: 'proxy:refused'; seq: number; code: string; message: string };
-
-/** isMessage tells our messages from anything else on the channel. */
-export function isMessage<T extends { type: string }>(value: unknown): value is T {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    'type' in value &&
-    typeof value.type === 'string' &&
-    value.type.startsWith('proxy:')
-  );
-}
+import type { ReloadResult } from './supervisor.js';
 
 // ---------------------------------------------------------------- the primary
 

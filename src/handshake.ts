@@ -24,7 +24,7 @@
  */
 import type { Socket } from 'node:net';
 import type { CloseCause } from './close-cause.js';
-import type { Target } from './config/config.js';
+import type { Target } from './config/address.js';
 import type { TargetPool } from './upstream/target-pool.js';
 
 /** HandshakeClient is what a handshake may know of the client before it is allowed. */

@@ -15,6 +15,7 @@ import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
 import { errorCode, listenErrorText, ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import { type ContextHost, ProxyContext } from './proxy-context.js';
+import { requireOnread } from './read-buffer.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import { removeStaleSocket } from './unix-socket.js';
@@ -68,6 +69,8 @@ export class Listener implements ContextHost {
       weightOf: targetWeight,
     });
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
+    // The relay reads through Node's onread internals: a Node without them stops here.
+    requireOnread();
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
     this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
     // Always listen for 'error': an accept error must never crash the process.

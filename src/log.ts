@@ -107,10 +107,20 @@ export const PIPE_BUF = 4096;
 export const FLUSH_AFTER_MS = 25;
 
 const stderrLines = new LineGatherer((text) => process.stderr.write(text));
-process.on('exit', () => stderrLines.flush());
+let flushOnExit = false;
+
+// The 'exit' handler that writes what still waits is added the first time it can be
+// needed (a stderr Logger is created, or a line is written), not when this module
+// loads: a library user who imports the package and logs nothing gets no handler.
+function flushStderrOnExit(): void {
+  if (flushOnExit) return;
+  flushOnExit = true;
+  process.on('exit', () => stderrLines.flush());
+}
 
 /** writeStderr is the default `write` of a Logger: one line, gathered (LineGatherer). */
 export function writeStderr(line: string): void {
+  flushStderrOnExit();
   stderrLines.add(line);
 }
 
@@ -126,6 +136,7 @@ export class Logger {
     this.format = options.format ?? 'text';
     this.#threshold = severity[this.level];
     this.#write = options.write ?? writeStderr;
+    if (this.#write === writeStderr) flushStderrOnExit();
   }
 
   /** enabled tells whether a record at `level` would be written. */

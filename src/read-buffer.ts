@@ -25,8 +25,11 @@
  *
  * Accepted sockets cannot be given `onread` through the public API (net.Server has no
  * such option), so the symbols Node uses for it are borrowed from a socket that is
- * created with the option. If a Node version lacks them, loading this module throws,
- * so the proxy refuses to start rather than fail on its first connection.
+ * created with the option. They are looked up once, the first time they are needed
+ * (requireOnread, called when a listener is created), not when this module loads: a
+ * library user who imports the package and never starts a proxy gets no probe socket.
+ * If a Node version lacks them, requireOnread throws, so the proxy refuses to start
+ * rather than fail on its first connection.
  */
 import { Socket } from 'node:net';
 
@@ -88,8 +91,22 @@ function borrowOnreadSymbols(): OnreadSymbols {
   );
 }
 
-// Found once, when the module loads: a Node without them refuses to start.
-const symbols = borrowOnreadSymbols();
+// Found once, the first time they are needed (requireOnread).
+let found: OnreadSymbols | null = null;
+
+function onreadSymbols(): OnreadSymbols {
+  found ??= borrowOnreadSymbols();
+  return found;
+}
+
+/**
+ * requireOnread looks up the onread internals now if not done yet, and throws if this
+ * Node lacks them. A listener calls it when it is created, so a Node without them
+ * refuses to start instead of failing on the first connection.
+ */
+export function requireOnread(): void {
+  onreadSymbols();
+}
 
 /** ReadCallback is called with the bytes read into `buffer`; false stops reading. */
 export type ReadCallback = (bytes: number, buffer: Uint8Array) => boolean;
@@ -107,6 +124,7 @@ interface UserBufferHandle {
 export function readsIntoOwnBuffer(socket: Socket, first: Buffer, callback: ReadCallback): void {
   const handle = (socket as unknown as { _handle: UserBufferHandle | null })._handle;
   if (handle === null) throw new Error('readsIntoOwnBuffer: the socket has no handle');
+  const symbols = onreadSymbols();
   const target = socket as unknown as Record<symbol, unknown>;
   target[symbols.kBuffer] = first;
   target[symbols.kBufferCb] = callback;
@@ -121,10 +139,10 @@ export function readsIntoOwnBuffer(socket: Socket, first: Buffer, callback: Read
  * buffer and the endpoint wants a large one from then on.
  */
 export function chooseBuffersWith(socket: Socket, next: (() => Buffer) | null): void {
-  (socket as unknown as Record<symbol, unknown>)[symbols.kBufferGen] = next;
+  (socket as unknown as Record<symbol, unknown>)[onreadSymbols().kBufferGen] = next;
 }
 
 /** setReadCallback makes later reads of a socket set up by readsIntoOwnBuffer call `callback`. */
 export function setReadCallback(socket: Socket, callback: ReadCallback): void {
-  (socket as unknown as Record<symbol, unknown>)[symbols.kBufferCb] = callback;
+  (socket as unknown as Record<symbol, unknown>)[onreadSymbols().kBufferCb] = callback;
 }

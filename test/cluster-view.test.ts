@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import type { WorkerAnswers, WorkerRequest } from '../src/cluster.js';
+import type { WorkerAnswers, WorkerRequest } from '../src/cluster-protocol.js';
 import { ClusterView, mergeListeners, type WorkerPool } from '../src/cluster-view.js';
 import { ProxyError } from '../src/errors.js';
 import type { ConnectionInfo, ListenerInfo, StatsSnapshot } from '../src/index.js';

@@ -19,7 +19,8 @@ import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import type * as PromClient from 'prom-client';
 import type { Registry } from 'prom-client';
-import type { ConnectionInfo, ListenerInfo, ProxyEvents } from '../index.js';
+import type { ConnectionInfo } from '../connection-info.js';
+import type { ListenerInfo, ProxyEvents } from '../supervisor.js';
 import type { HistogramSource, ProxyView } from './view.js';
 
 const CONNECT_BUCKETS_S = [

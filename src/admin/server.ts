@@ -32,8 +32,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { type Address, formatParsed, isLoopbackHost } from '../config/address.js';
 import { connectionRecord } from '../connection-info.js';
+import type { TcpProxy } from '../create-proxy.js';
 import { errorCode, listenErrorText, ProxyError } from '../errors.js';
-import type { ListenerInfo, ReloadResult, TcpProxy } from '../index.js';
+import type { ListenerInfo, ReloadResult } from '../supervisor.js';
 import {
   removeStaleSocket,
   type SocketFile,

@@ -6,7 +6,8 @@
  * so each method may return a promise.
  */
 import type { Registry } from 'prom-client';
-import type { ConnectionInfo, ListenerInfo, TargetInfo } from '../index.js';
+import type { ConnectionInfo } from '../connection-info.js';
+import type { ListenerInfo, TargetInfo } from '../supervisor.js';
 
 /** Awaitable is a value now, or later. */
 export type Awaitable<T> = T | Promise<T>;

@@ -11,6 +11,20 @@ export type Address =
   | { readonly host: string | undefined; readonly port: number; readonly path?: undefined }
   | { readonly path: string; readonly host?: undefined; readonly port?: undefined };
 
+/**
+ * Target is one upstream (of a listener's `targets`), resolved from `HOST:PORT` (then `path` is undefined) or
+ * `unix:/path` (then `host` and `port` are undefined).
+ */
+export type Target = {
+  /** address is the target as logs and metrics print it: `host:port`, `[::1]:80`, `unix:/path`. */
+  readonly address: string;
+  /** weight is the target's relative share of new connections (default 1). */
+  readonly weight: number;
+} & (
+  | { readonly host: string; readonly port: number; readonly path?: undefined }
+  | { readonly path: string; readonly host?: undefined; readonly port?: undefined }
+);
+
 /** UNIX_PREFIX marks a Unix domain socket address: `unix:/run/app.sock`. */
 const UNIX_PREFIX = 'unix:';
 

@@ -6,7 +6,7 @@
 import { ProxyError } from '../errors.js';
 import { type ConnectionHooks, hooksOf } from '../handshake.js';
 import type { LoggerOptions } from '../log.js';
-import { type Address, AddressError, formatParsed, parseAddress } from './address.js';
+import { type Address, AddressError, formatParsed, parseAddress, type Target } from './address.js';
 
 /** The defaults, in milliseconds. `0` for a timeout means "never". */
 export const DEFAULTS = Object.freeze({
@@ -17,19 +17,7 @@ export const DEFAULTS = Object.freeze({
   maxConnections: Number.POSITIVE_INFINITY,
 });
 
-/**
- * Target is one upstream, resolved from `HOST:PORT` (then `path` is undefined) or
- * `unix:/path` (then `host` and `port` are undefined).
- */
-export type Target = {
-  /** address is the target as logs and metrics print it: `host:port`, `[::1]:80`, `unix:/path`. */
-  readonly address: string;
-  /** weight is the target's relative share of new connections (default 1). */
-  readonly weight: number;
-} & (
-  | { readonly host: string; readonly port: number; readonly path?: undefined }
-  | { readonly path: string; readonly host?: undefined; readonly port?: undefined }
-);
+export type { Target } from './address.js';
 
 /** TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight }`. */
 export type TargetOption = string | { readonly address: string; readonly weight?: number };
