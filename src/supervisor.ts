@@ -214,6 +214,11 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   }
 
   /** connections describes every open connection of every listener (removed ones still draining too). */
+  /** Symbol.asyncDispose closes at once (not gracefully): `await using` in a test. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close({ graceful: false });
+  }
+
   connections(): ConnectionInfo[] {
     return this.#all().flatMap((l) => l.connections());
   }
