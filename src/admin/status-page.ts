@@ -65,7 +65,7 @@ const STYLE = `
   tbody tr:last-child td { border-bottom: none; }
   .state-active, .state-relaying { color: var(--ok); }
   .state-drained, .state-half_closed, .state-connecting { color: var(--warn); }
-  .state-closing { color: var(--bad); }
+  .state-closing, .state-removing { color: var(--bad); }
   button {
     font: inherit; font-size: 12px; padding: 0.15rem 0.6rem; border-radius: 5px; cursor: pointer;
     border: 1px solid var(--line); background: var(--panel); color: var(--text);
@@ -271,6 +271,7 @@ function createListener(l) {
   var card = el('section', { className: 'panel', dataset: { testid: 'listener', name: l.name } },
     el('div', { className: 'panel-head' },
       el('h3', {}, field('name')),
+      field('listener-state'),
       el('span', { className: 'mono' }, field('address')),
       el('span', { className: 'muted' }, 'listen ', field('listen', 'mono'))),
     el('dl', {},
@@ -284,13 +285,18 @@ function createListener(l) {
     el('table', {},
       el('thead', {}, el('tr', {},
         el('th', {}, 'Target'), el('th', { className: 'num' }, 'Weight'), el('th', {}, 'State'),
-        el('th', { className: 'num' }, 'Connects'), el('th', {}, 'Failures'), el('th', {}, ''))),
+        el('th', { className: 'num' }, 'Open'), el('th', { className: 'num' }, 'Connects'),
+        el('th', {}, 'Failures'), el('th', {}, ''))),
       el('tbody', { dataset: { testid: 'targets' } })));
   return card;
 }
 
 function updateListener(card, l) {
   setField(card, 'name', l.name);
+  // A listener a reload removed shows until its last connection ends.
+  card.dataset.state = l.state;
+  setField(card, 'listener-state', l.state === 'removing' ? 'removing' : '');
+  card.querySelector('[data-field="listener-state"]').className = 'state-' + l.state;
   setField(card, 'address', l.address);
   setField(card, 'listen', l.listen);
   setField(card, 'idle', formatTimeout(l.idle_timeout_ms));
@@ -315,6 +321,7 @@ function createTarget(listenerName, t) {
     el('td', {}, field('address')),
     el('td', { className: 'num' }, field('weight')),
     el('td', {}, field('state')),
+    el('td', { className: 'num' }, field('connections')),
     el('td', { className: 'num' }, field('connects')),
     el('td', {}, field('failures')),
     el('td', {}, el('button', { dataset: { testid: 'toggle-drain' } })));
@@ -335,6 +342,7 @@ function updateTarget(row, t) {
   setField(row, 'weight', String(t.weight));
   setField(row, 'state', t.state);
   row.querySelector('[data-field="state"]').className = 'state-' + t.state;
+  setField(row, 'connections', String(t.connections));
   setField(row, 'connects', String(t.connects));
   setField(row, 'failures', formatCounts(t.failures));
   var button = row.querySelector('button');
