@@ -119,6 +119,8 @@ export function buildClientHello(spec: HelloSpec): Buffer {
 
 /** CertificateFiles: a self-signed certificate and its key, as PEM text and as files. */
 export interface CertificateFiles {
+  /** cn is the subject's common name. */
+  cn: string;
   cert: string;
   key: string;
   certPath: string;
@@ -150,7 +152,7 @@ export async function makeCertificate(
     args.push('-addext', `subjectAltName=${dnsNames.map((n) => `DNS:${n}`).join(',')}`);
   await execFileAsync('openssl', args, { timeout: deadline(10_000) });
   const [cert, key] = await Promise.all([readFile(certPath, 'utf8'), readFile(keyPath, 'utf8')]);
-  return { cert, key, certPath, keyPath };
+  return { cn, cert, key, certPath, keyPath };
 }
 
 /**
