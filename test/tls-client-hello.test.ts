@@ -206,6 +206,24 @@ describe('parseClientHello errors name what is wrong', () => {
     );
   });
 
+  test('bad lengths in the body: session id, cipher suites, compression, bytes after the extensions', () => {
+    const body = helloBody({ serverName: 'a.example.com' });
+    const withTrailer = Buffer.concat([body, Buffer.from([0, 0, 0])]);
+    for (const [bytes, want] of [
+      [withTrailer, /^ClientHello: 3 bytes after the extensions$/],
+      [helloBody({ sessionId: new Uint8Array(33) }), /session id of 33 bytes \(at most 32\)/],
+      [
+        Buffer.concat([body.subarray(0, 35 + 32), Buffer.from([0, 3, 1, 2, 3])]),
+        /cipher suites of 3 bytes/,
+      ],
+      [body.subarray(0, 20), /truncated in its random/],
+      [Buffer.concat([body.subarray(0, 35 + 32 + 8), Buffer.from([0])]), /no compression methods/],
+      [Buffer.concat([body.subarray(0, 35 + 32 + 10), Buffer.from([0])]), /truncated extensions/],
+    ] as const) {
+      assert.match(errorOf(records(handshakeMessage(bytes))), want);
+    }
+  });
+
   test('a bad server name, two server names, a duplicate extension', () => {
     assert.match(
       errorOf(buildClientHello({ serverName: 'a b.example.com' })),
