@@ -295,3 +295,37 @@ describe('SNI routing refuses clients without a valid ClientHello', () => {
     );
   });
 });
+
+describe('routePools', () => {
+  const target = (port: number): Target => ({
+    address: `127.0.0.1:${port}`,
+    host: '127.0.0.1',
+    port,
+    weight: 1,
+  });
+
+  test('refuses a bad routes list with the one-line message of checkRoutes', () => {
+    assert.throws(
+      () => routePools([{ targets: [target(1)] }, { sni: 'a.*.com', targets: [target(2)] }]),
+      {
+        name: 'RangeError',
+        message: /^routes\[0\]: a route without sni is the default and must come last/,
+      },
+    );
+  });
+
+  test('gives each route its own pool, the same one for every connection', () => {
+    const pools = routePools([
+      { sni: '*.example.com', targets: [target(1), target(2)] },
+      { targets: [target(3)] },
+    ]);
+    const pool = pools.route('a.example.com');
+    assert.equal(pools.route('B.example.com'), pool);
+    assert.deepEqual(
+      [pool.plan(undefined), pool.plan(undefined)].map((p) => p.targets[0]?.address),
+      ['127.0.0.1:1', '127.0.0.1:2'],
+      'round-robin goes on across connections',
+    );
+    assert.equal(pools.route(null).entries[0]?.address, '127.0.0.1:3');
+  });
+});
