@@ -6,15 +6,20 @@
  */
 import assert from 'node:assert/strict';
 import type { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
+import { createServer as createTlsServer, connect as tlsConnect } from 'node:tls';
 import fc from 'fast-check';
 import {
   CertificateChooser,
   certificateNames,
+  sniCallback,
   subjectAltDnsNames,
 } from '../src/tls/certificates.js';
 import { checkNamePattern, NameTable } from '../src/tls/names.js';
 import { checkRoutes, type SniRoute, SniRouter } from '../src/tls/routes.js';
+import { withTimeout } from './helpers/cli.js';
 import { makeCertificate, tempDir } from './helpers/tls.js';
 
 describe('NameTable and checkNamePattern', () => {
@@ -231,5 +236,43 @@ describe('CertificateChooser', () => {
       { cert: a.cert, key: b.key, certPath: a.certPath, keyPath: b.keyPath },
     ]);
     assert.equal(mixed, `${b.keyPath}: the key does not belong to the certificate ${a.certPath}`);
+  });
+});
+
+describe('sniCallback', () => {
+  test('a terminating TLS server presents the certificate the chooser picks for the client SNI', async (t) => {
+    const dir = await tempDir(t);
+    const pairs = await Promise.all([
+      makeCertificate(dir, 'default', 'default.test'),
+      makeCertificate(dir, 'wild', 'wild.example.com', ['*.example.com']),
+    ]);
+    const chooser = CertificateChooser.load(pairs);
+    if (typeof chooser === 'string') throw new Error(chooser);
+    const server = createTlsServer({
+      cert: chooser.defaultCertificate.pair.cert,
+      key: chooser.defaultCertificate.pair.key,
+      SNICallback: sniCallback(chooser),
+    });
+    server.on('secureConnection', (socket) => socket.end('hi'));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => server.close());
+    const { port } = server.address() as AddressInfo;
+    for (const [servername, cn] of [
+      ['a.example.com', 'wild.example.com'],
+      ['a.b.example.com', 'default.test'],
+      [undefined, 'default.test'],
+    ] as const) {
+      const socket = tlsConnect({
+        port,
+        host: '127.0.0.1',
+        rejectUnauthorized: false,
+        ...(servername === undefined ? {} : { servername }),
+      });
+      socket.on('error', () => {});
+      await withTimeout(once(socket, 'secureConnect'), 5000, 'the TLS handshake');
+      assert.equal(socket.getPeerCertificate().subject.CN, cn, String(servername));
+      socket.destroy();
+    }
   });
 });

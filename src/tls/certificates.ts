@@ -8,6 +8,7 @@
  * broken file before anything changes (all or nothing).
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { checkNamePattern, NameTable } from './names.js';
 
 /** CertificatePair is one certificate (PEM, the chain after it) and its private key (PEM). */
@@ -163,4 +164,30 @@ export class CertificateChooser<C extends CertificatePair> {
       return this.defaultCertificate;
     return this.#table.lookup(serverName) ?? this.defaultCertificate;
   }
+}
+
+/** SniCallback is the `SNICallback` option of `tls.createServer`. */
+export type SniCallback = (
+  serverName: string,
+  callback: (err: Error | null, context?: SecureContext) => void,
+) => void;
+
+/**
+ * sniCallback makes a `tls.createServer` SNICallback that presents the certificate
+ * `chooser` picks. One SecureContext per certificate, made now (with `options`
+ * added: ciphers, client CA, ...), so no handshake pays for one. The server's own
+ * `cert`/`key` options should be the default certificate's, for clients without SNI.
+ */
+export function sniCallback<C extends CertificatePair>(
+  chooser: CertificateChooser<C>,
+  options: SecureContextOptions = {},
+): SniCallback {
+  const contexts = new Map<LoadedCertificate<C>, SecureContext>();
+  for (const loaded of chooser.certificates) {
+    contexts.set(
+      loaded,
+      createSecureContext({ ...options, cert: loaded.pair.cert, key: loaded.pair.key }),
+    );
+  }
+  return (serverName, callback) => callback(null, contexts.get(chooser.choose(serverName)));
 }
