@@ -1,0 +1,190 @@
+/**
+ * The kinds of value an option can hold, each with everything that depends only on
+ * the kind: how a flag's text is parsed, how a config file's value and a library
+ * caller's value are checked, its JSON Schema, its placeholder in `--help`, and how
+ * it is shown (`l4proxy check`, `/api/listeners`, the status page).
+ *
+ * config/options.ts declares each option once with one of these kinds; the parsers,
+ * the schema and the displays walk that table. A kind's messages say what was
+ * expected and what was given, never where: the caller adds the flag (`--idle-timeout:
+ * ...`), the field path or the file position, so every message keeps its shape.
+ *
+ * Kinds for the options to come fit the same shape: a CIDR list (repeatable, a
+ * `parseFlag` per value), a rate `N/DUR`, an enum like `--send-proxy v1|v2` (`choice`),
+ * and config-only structured values (`tls.certs`, `routes`, `health`, `toxics`), whose
+ * kind carries its own schema and has no `parseFlag`.
+ */
+import { DurationError, formatDuration, parseDuration } from './duration.js';
+
+/** JsonSchema is a JSON Schema (draft-07) fragment, as plain data. */
+export type JsonSchema = { readonly [keyword: string]: unknown };
+
+/** OptionValueError says why a value is wrong; the caller adds where it came from. */
+export class OptionValueError extends Error {}
+
+/**
+ * PageFormat names how the status page writes a value of `/api/listeners`: `timeout`
+ * (milliseconds; 0 is `off`), `limit` (a number; null is `no limit`) or `text`.
+ */
+export type PageFormat = 'timeout' | 'limit' | 'text';
+
+/** Kind describes the values of one type of option, as written and as held. */
+export interface Kind {
+  /** metavar is the placeholder `--help` prints after the flag (`DUR`, `N`); '' for a switch. */
+  readonly metavar: string;
+  /** flagType is how parseArgs reads the flag: with a value (`string`) or without (`boolean`). */
+  readonly flagType: 'string' | 'boolean';
+  /** schema is the JSON Schema of a value in the config file (a `$ref` for a shared definition). */
+  readonly schema: JsonSchema;
+  /** patternMessage is what a value failing the schema's `pattern` was expected to be. */
+  readonly patternMessage?: string;
+}
+
+/**
+ * SettingKind is a Kind whose values a listener holds (`T` in a ListenerConfig, `J` in
+ * `/api/listeners`): it parses them from every source and shows them.
+ */
+export interface SettingKind<T, J = T> extends Kind {
+  readonly flagType: 'string';
+  /** parseFlag reads a command-line value; throws OptionValueError. */
+  parseFlag(text: string): T;
+  /** fromFile reads a config file value the schema accepted; throws OptionValueError. */
+  fromFile(value: unknown): T;
+  /** check validates a library caller's value (undefined: `fallback`); throws OptionValueError. */
+  check(value: unknown, fallback: T): T;
+  /** toJson is the value as `/api/listeners` and `ListenerInfo` give it. */
+  toJson(value: T): J;
+  /** show writes the value as `l4proxy check` prints it. */
+  show(value: T): string;
+  /** page is how the status page writes the JSON value. */
+  readonly page: PageFormat;
+}
+
+/** DURATION_SCHEMA is the shared `duration` definition of the config file's schema. */
+export const DURATION_SCHEMA: JsonSchema = {
+  description:
+    'A whole number with an optional unit ms, s, m or h (1500ms, 30s, 5m); a bare number is milliseconds.',
+  type: ['integer', 'string'],
+  minimum: 0,
+  pattern: '^[0-9]+(ms|s|m|h)?$',
+};
+
+function durationText(text: string): number {
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    if (err instanceof DurationError) throw new OptionValueError(err.message);
+    throw err;
+  }
+}
+
+/** duration: `DUR` on the command line and in the file (a bare number is ms); ms inside. */
+export const duration: SettingKind<number> = {
+  metavar: 'DUR',
+  flagType: 'string',
+  schema: { $ref: '#/definitions/duration' },
+  patternMessage: 'expected a duration like 30s, 1500ms or 0',
+  parseFlag: durationText,
+  fromFile: (value) => (typeof value === 'number' ? value : durationText(String(value))),
+  check(value, fallback) {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      throw new OptionValueError(
+        `expected a whole number of milliseconds >= 0, got ${String(value)}`,
+      );
+    }
+    return value;
+  },
+  toJson: (value) => value,
+  show: formatDuration,
+  page: 'timeout',
+};
+
+/**
+ * limit: a whole number >= 1, or no limit (`Infinity` inside, `null` in JSON, absent
+ * on the command line and in the file).
+ */
+export const limit: SettingKind<number, number | null> = {
+  metavar: 'N',
+  flagType: 'string',
+  schema: { type: 'integer', minimum: 1 },
+  parseFlag(text) {
+    const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw new OptionValueError(`expected a whole number >= 1, got ${JSON.stringify(text)}`);
+    }
+    return n;
+  },
+  fromFile: (value) => value as number,
+  check(value, fallback) {
+    if (value === undefined || value === Number.POSITIVE_INFINITY) return fallback;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+      throw new OptionValueError(`expected a whole number >= 1, got ${String(value)}`);
+    }
+    return value;
+  },
+  toJson: (value) => (Number.isFinite(value) ? value : null),
+  show: (value) => (Number.isFinite(value) ? String(value) : 'none'),
+  page: 'limit',
+};
+
+/** choice: one of a few words (`--log-level`, and to come `--balance`, `--send-proxy`). */
+export function choice<const T extends string>(
+  values: readonly T[],
+  metavar: string,
+): SettingKind<T> & { readonly values: readonly T[] } {
+  const expected = (got: string) =>
+    new OptionValueError(`expected one of ${values.join(', ')}, got ${got}`);
+  const find = (value: unknown) => values.find((v) => v === value);
+  return {
+    metavar,
+    flagType: 'string',
+    values,
+    schema: { enum: values },
+    parseFlag: (text) => find(text) ?? throwError(expected(JSON.stringify(text))),
+    fromFile: (value) => value as T,
+    check: (value, fallback) =>
+      value === undefined ? fallback : (find(value) ?? throwError(expected(String(value)))),
+    toJson: (value) => value,
+    show: (value) => value,
+    page: 'text',
+  };
+}
+
+function throwError(err: Error): never {
+  throw err;
+}
+
+/** switchKind: a flag without a value (`--watch-config`, `--help`). */
+export const switchKind: Kind = { metavar: '', flagType: 'boolean', schema: { type: 'boolean' } };
+
+/** text: a string read as it is (a file name, a listener name, a host name). */
+export function text(metavar: string): Kind {
+  return { metavar, flagType: 'string', schema: { type: 'string', minLength: 1 } };
+}
+
+/** address: `[HOST:]PORT`, `[IPv6]:PORT` or `unix:/path` (config/address.ts parses it). */
+export function address(metavar: string): Kind {
+  return {
+    metavar,
+    flagType: 'string',
+    schema: { type: ['string', 'integer'], minLength: 1, minimum: 0, maximum: 65535 },
+  };
+}
+
+/** target: `HOST:PORT` on the command line; in the file also `{ address, weight }`. */
+export const target: Kind = {
+  metavar: 'HOST:PORT',
+  flagType: 'string',
+  schema: { $ref: '#/definitions/target' },
+};
+
+/** workerCount: a whole number 1 to `max`, or `auto` (one per CPU core). */
+export function workerCount(max: number): Kind {
+  return {
+    metavar: 'N',
+    flagType: 'string',
+    schema: { type: ['integer', 'string'], minimum: 1, maximum: max, pattern: '^auto$' },
+    patternMessage: `expected a whole number 1 to ${max} or auto`,
+  };
+}
