@@ -38,6 +38,8 @@ export interface Kind {
   readonly schema: JsonSchema;
   /** patternMessage is what a value failing the schema's `pattern` was expected to be. */
   readonly patternMessage?: string;
+  /** definitions are the schema definitions its `$ref`s name, by name. */
+  readonly definitions?: { readonly [name: string]: JsonSchema };
 }
 
 /**
@@ -60,8 +62,7 @@ export interface SettingKind<T, J = T> extends Kind {
   readonly page: PageFormat;
 }
 
-/** DURATION_SCHEMA is the shared `duration` definition of the config file's schema. */
-export const DURATION_SCHEMA: JsonSchema = {
+const DURATION_SCHEMA: JsonSchema = {
   description:
     'A whole number with an optional unit ms, s, m or h (1500ms, 30s, 5m); a bare number is milliseconds.',
   type: ['integer', 'string'],
@@ -83,6 +84,7 @@ export const duration: SettingKind<number> = {
   metavar: 'DUR',
   flagType: 'string',
   schema: { $ref: '#/definitions/duration' },
+  definitions: { duration: DURATION_SCHEMA },
   patternMessage: 'expected a duration like 30s, 1500ms or 0',
   parseFlag: durationText,
   fromFile: (value) => (typeof value === 'number' ? value : durationText(String(value))),
@@ -177,6 +179,34 @@ export const target: Kind = {
   metavar: 'HOST:PORT',
   flagType: 'string',
   schema: { $ref: '#/definitions/target' },
+  definitions: {
+    address: {
+      description: 'HOST:PORT, [IPv6]:PORT, or unix:/path/to.sock.',
+      type: 'string',
+      minLength: 1,
+    },
+    target: {
+      description: 'HOST:PORT (or unix:/path), or an object with address and weight.',
+      type: ['string', 'object'],
+      if: { type: 'string' },
+      // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, never awaited.
+      then: { $ref: '#/definitions/address' },
+      else: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['address'],
+        properties: {
+          address: { $ref: '#/definitions/address' },
+          weight: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 1000,
+            description: 'Relative share of new connections. Default 1.',
+          },
+        },
+      },
+    },
+  },
 };
 
 /** workerCount: a whole number 1 to `max`, or `auto` (one per CPU core). */

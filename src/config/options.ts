@@ -87,6 +87,7 @@ export const MAX_WORKERS = 64;
 /** OPTIONS is the option table, in the order of `--help` and of the schema's keys. */
 export const OPTIONS = {
   name: {
+    key: 'name',
     places: ['listener'],
     kind: text('NAME'),
     description: 'Unique name for logs and stats. Default: the listen string.',
