@@ -121,6 +121,11 @@ describe('the option table', () => {
         keys.map(([, spec]) => configKey(spec)),
         `the keys of ${place}, in table order`,
       );
+      for (const [name, spec] of keys) {
+        const { description } = properties[configKey(spec)] as { description?: string };
+        const says = description?.endsWith('A reload does not change it.') === true;
+        assert.equal(says, !spec.reload, `${name}'s description says whether a reload changes it`);
+      }
     }
   });
 });

@@ -43,6 +43,9 @@ export function buildSchema(): JsonSchema {
   };
 }
 
+/** NO_RELOAD ends the description of an option that a reload does not change. */
+const NO_RELOAD = 'A reload does not change it.';
+
 /** section is the schema of a mapping holding the options of `place`. */
 function section(place: Place, description?: string): JsonSchema {
   const required = optionsIn(place)
@@ -63,9 +66,13 @@ function properties(place: Place): Record<string, JsonSchema> {
   );
 }
 
-/** optionSchema is the schema of one option's value: its kind's, a list of them if repeatable. */
+/**
+ * optionSchema is the schema of one option's value: its kind's, a list of them if
+ * repeatable. Its description says so when a reload leaves the option as it was.
+ */
 function optionSchema(name: string, spec: OptionSpec): JsonSchema {
-  const description = spec.description === undefined ? {} : { description: spec.description };
+  const text = spec.reload ? spec.description : `${spec.description ?? ''} ${NO_RELOAD}`.trim();
+  const description = text === undefined ? {} : { description: text };
   if (spec.repeatable !== true) return { ...description, ...spec.kind.schema };
   if (spec.kind.flagType !== 'string') throw new Error(`${name}: a repeatable switch`);
   return {

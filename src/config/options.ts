@@ -247,7 +247,7 @@ export const OPTIONS = {
     kind: workerCount(MAX_WORKERS),
     default: 1,
     help: `run N processes sharing the listeners (1 to ${MAX_WORKERS}, or auto: one per core; default 1)`,
-    description: `How many processes share the listeners (node:cluster): a whole number 1 to ${MAX_WORKERS}, or auto for one per CPU core. Default 1 (one process). The --workers flag overrides it; a reload does not change it.`,
+    description: `How many processes share the listeners (node:cluster): a whole number 1 to ${MAX_WORKERS}, or auto for one per CPU core. Default 1 (one process). The --workers flag overrides it.`,
     reload: false,
   },
   help: {
