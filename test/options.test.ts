@@ -16,7 +16,7 @@ import { parseArgv, USAGE } from '../src/config/args.js';
 import { DEFAULTS, resolveConfig } from '../src/config/config.js';
 import { parseConfigText } from '../src/config/file.js';
 import { buildSchema } from '../src/config/json-schema.js';
-import { duration, limit } from '../src/config/option-kinds.js';
+import { duration, limit, list, OptionValueError } from '../src/config/option-kinds.js';
 import {
   configKey,
   jsonKey,
@@ -84,6 +84,7 @@ describe('the option table', () => {
       assert.ok(spec.places.includes('defaults') && spec.places.includes('listener'), name);
       assert.ok(spec.label !== '' && spec.brief !== '', `${name} has a label and a brief`);
       assert.ok('default' in spec, `${name} has a default`);
+      if (spec.flag !== undefined) assert.ok(spec.kind.parseFlag, `--${spec.flag} can be read`);
     }
   });
 
@@ -202,5 +203,26 @@ describe('each listener setting', () => {
       assert.deepEqual(listener?.[jsonKey(name)], json, `/api/listeners ${jsonKey(name)}`);
       assert.deepEqual(info?.[name], json, `listenerInfo() ${name}`);
     }
+  });
+});
+
+describe('kinds for the options to come', () => {
+  test('list(kind): each flag value read into a list, the file a list, the library checked item by item', () => {
+    const kind = list(duration);
+    assert.equal(kind.repeatable, true);
+    assert.deepEqual(kind.parseFlag?.('30s'), [30_000]);
+    assert.throws(() => kind.parseFlag?.('30x'), OptionValueError);
+    assert.deepEqual(kind.fromFile(['1s', 5]), [1000, 5]);
+    assert.deepEqual(kind.check([1, 2], []), [1, 2]);
+    assert.deepEqual(kind.check(undefined, []), []);
+    assert.throws(() => kind.check([1, -1], []), /milliseconds >= 0, got -1/);
+    assert.equal(kind.show([1000, 60_000]), '1s 1m');
+    assert.equal(kind.show([]), 'none');
+    assert.deepEqual(kind.schema, { type: 'array', items: duration.schema });
+    assert.deepEqual(list(duration, 1).schema, {
+      type: 'array',
+      minItems: 1,
+      items: duration.schema,
+    });
   });
 });

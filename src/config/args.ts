@@ -80,7 +80,7 @@ const PARSE_OPTIONS = Object.fromEntries(
             {
               type: spec.kind.flagType,
               ...(spec.short === undefined ? {} : { short: spec.short }),
-              ...(spec.repeatable === true ? { multiple: true } : {}),
+              ...(spec.kind.repeatable === true ? { multiple: true } : {}),
             },
           ],
         ],
@@ -201,20 +201,23 @@ function listFlag(values: FlagValues, flag: FlagName): string[] {
 
 /**
  * settingFlags reads every listener setting that has a flag, in table order (so the
- * first bad one is the one reported); a setting not given is there as undefined.
+ * first bad one is the one reported); a setting not given is there as undefined. A
+ * repeatable setting's values are each read into a list, and the lists joined.
  */
 function settingFlags(values: FlagValues): SettingsInput {
   const settings: Record<string, unknown> = {};
   for (const name of SETTING_NAMES) {
-    const spec = setting(name);
-    if (spec.flag === undefined) continue;
-    settings[name] = parseFlagValue(
-      spec.flag,
-      spec.kind,
-      stringFlag(values, spec.flag as FlagName),
-    );
+    const { flag, kind } = setting(name);
+    if (flag === undefined) continue;
+    settings[name] = kind.repeatable
+      ? joinLists(listFlag(values, flag as FlagName).map((t) => parseFlagValue(flag, kind, t)))
+      : parseFlagValue(flag, kind, stringFlag(values, flag as FlagName));
   }
   return settings as SettingsInput;
+}
+
+function joinLists(lists: unknown[]): unknown[] | undefined {
+  return lists.length === 0 ? undefined : lists.flatMap((l) => l as unknown[]);
 }
 
 function parseFlagValue<T>(
@@ -223,6 +226,7 @@ function parseFlagValue<T>(
   text: string | undefined,
 ): T | undefined {
   if (text === undefined) return undefined;
+  if (kind.parseFlag === undefined) throw new Error(`--${flag}: its kind reads no flag`);
   try {
     return kind.parseFlag(text);
   } catch (err) {

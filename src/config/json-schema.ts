@@ -62,25 +62,14 @@ function section(place: Place, description?: string): JsonSchema {
 
 function properties(place: Place): Record<string, JsonSchema> {
   return Object.fromEntries(
-    optionsIn(place).map(([name, spec]) => [configKey(spec), optionSchema(name, spec)]),
+    optionsIn(place).map(([, spec]) => [configKey(spec), optionSchema(spec)]),
   );
 }
 
-/**
- * optionSchema is the schema of one option's value: its kind's, a list of them if
- * repeatable. Its description says so when a reload leaves the option as it was.
- */
-function optionSchema(name: string, spec: OptionSpec): JsonSchema {
+/** optionSchema is its kind's schema, with its description (saying if a reload leaves it). */
+function optionSchema(spec: OptionSpec): JsonSchema {
   const text = spec.reload ? spec.description : `${spec.description ?? ''} ${NO_RELOAD}`.trim();
-  const description = text === undefined ? {} : { description: text };
-  if (spec.repeatable !== true) return { ...description, ...spec.kind.schema };
-  if (spec.kind.flagType !== 'string') throw new Error(`${name}: a repeatable switch`);
-  return {
-    ...description,
-    type: 'array',
-    ...(spec.required === true ? { minItems: 1 } : {}),
-    items: spec.kind.schema,
-  };
+  return { ...(text === undefined ? {} : { description: text }), ...spec.kind.schema };
 }
 
 /** definitions gathers the shared definitions the kinds in the table refer to. */

@@ -9,10 +9,11 @@
  * expected and what was given, never where: the caller adds the flag (`--idle-timeout:
  * ...`), the field path or the file position, so every message keeps its shape.
  *
- * Kinds for the options to come fit the same shape: a CIDR list (repeatable, a
- * `parseFlag` per value), a rate `N/DUR`, an enum like `--send-proxy v1|v2` (`choice`),
- * and config-only structured values (`tls.certs`, `routes`, `health`, `toxics`), whose
- * kind carries its own schema and has no `parseFlag`.
+ * Kinds for the options to come fit the same shape: a list of CIDRs (`list(cidr)`:
+ * the flag repeats, the file holds a list), a rate `N/DUR`, a word like `--send-proxy
+ * v1|v2` (`choice`), and config-only structured values (`tls.certs`, `routes`,
+ * `health`, `toxics`), whose kind brings its own schema and definitions and has no
+ * `parseFlag`.
  */
 import { DurationError, formatDuration, parseDuration } from './duration.js';
 
@@ -40,6 +41,8 @@ export interface Kind {
   readonly patternMessage?: string;
   /** definitions are the schema definitions its `$ref`s name, by name. */
   readonly definitions?: { readonly [name: string]: JsonSchema };
+  /** repeatable: the flag may be given several times, and the file holds a list (`list`). */
+  readonly repeatable?: boolean;
 }
 
 /**
@@ -48,8 +51,11 @@ export interface Kind {
  */
 export interface SettingKind<T, J = T> extends Kind {
   readonly flagType: 'string';
-  /** parseFlag reads a command-line value; throws OptionValueError. */
-  parseFlag(text: string): T;
+  /**
+   * parseFlag reads a command-line value; throws OptionValueError. A repeatable kind
+   * reads each value into a list, and the lists are joined. None for a config-only kind.
+   */
+  parseFlag?(text: string): T;
   /** fromFile reads a config file value the schema accepted; throws OptionValueError. */
   fromFile(value: unknown): T;
   /** check validates a library caller's value (undefined: `fallback`); throws OptionValueError. */
@@ -157,6 +163,34 @@ function throwError(err: Error): never {
   throw err;
 }
 
+/**
+ * list: a repeatable option, each value of kind `item`: the flag may be given several
+ * times, the file holds a list (at least `minItems`), and the setting is the list.
+ */
+export function list<T, J>(item: SettingKind<T, J>, minItems?: number): SettingKind<T[], J[]>;
+export function list(item: Kind, minItems?: number): Kind;
+export function list<T, J>(item: Kind | SettingKind<T, J>, minItems = 0): Kind {
+  const schema = { type: 'array', ...(minItems === 0 ? {} : { minItems }), items: item.schema };
+  const { metavar, definitions } = item;
+  const base = { metavar, flagType: item.flagType, schema, definitions, repeatable: true };
+  if (!('fromFile' in item)) return base;
+  const many = (value: unknown) => (Array.isArray(value) ? value : [value]);
+  const kind: SettingKind<T[], J[]> = {
+    ...base,
+    flagType: 'string',
+    fromFile: (values) => many(values).map((v) => item.fromFile(v)),
+    check: (value, fallback) =>
+      value === undefined ? fallback : many(value).map((v) => item.check(v, v as T)),
+    toJson: (values) => values.map((v) => item.toJson(v)),
+    show: (values) => (values.length === 0 ? 'none' : values.map((v) => item.show(v)).join(' ')),
+    page: 'text',
+  };
+  const parseFlag = item.parseFlag;
+  if (parseFlag === undefined) return kind;
+  const withFlag: SettingKind<T[], J[]> = { ...kind, parseFlag: (text) => [parseFlag(text)] };
+  return withFlag;
+}
+
 /** switchKind: a flag without a value (`--watch-config`, `--help`). */
 export const switchKind: Kind = { metavar: '', flagType: 'boolean', schema: { type: 'boolean' } };
 
@@ -174,7 +208,7 @@ export function address(metavar: string): Kind {
   };
 }
 
-/** target: `HOST:PORT` on the command line; in the file also `{ address, weight }`. */
+/** target: `HOST:PORT` on the command line; in the file also `{ address, weight }` (a `list`). */
 export const target: Kind = {
   metavar: 'HOST:PORT',
   flagType: 'string',

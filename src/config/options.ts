@@ -27,6 +27,7 @@ import {
   duration,
   type Kind,
   limit,
+  list,
   type SettingKind,
   switchKind,
   target,
@@ -52,8 +53,6 @@ export interface OptionSpec {
   readonly key?: string;
   readonly places: readonly Place[];
   readonly kind: Kind;
-  /** repeatable: the flag may be given several times; the file holds a list. */
-  readonly repeatable?: boolean;
   /** required: a listener (or the admin section) must have it. */
   readonly required?: boolean;
   /** default is the value when the option is not given anywhere. */
@@ -108,8 +107,7 @@ export const OPTIONS = {
     short: 't',
     key: 'targets',
     places: ['cli', 'listener'],
-    kind: target,
-    repeatable: true,
+    kind: list(target, 1),
     required: true,
     help: 'an upstream; repeat for round-robin with failover',
     reload: true,
@@ -232,8 +230,7 @@ export const OPTIONS = {
     flag: 'admin-host',
     key: 'hosts',
     places: ['cli', 'admin'],
-    kind: text('NAME'),
-    repeatable: true,
+    kind: list(text('NAME')),
     help:
       'also answer admin requests for this Host name (repeatable; default:\n' +
       "only the admin's own address, localhost, 127.0.0.1 and [::1])",
@@ -283,7 +280,7 @@ export type FlagName = {
   [K in OptionName]: Table[K] extends { flag: infer F } ? F : never;
 }[OptionName];
 
-type ValueOf<K extends SettingName> = Table[K]['kind'] extends { parseFlag(text: string): infer T }
+type ValueOf<K extends SettingName> = Table[K]['kind'] extends { fromFile(value: unknown): infer T }
   ? T
   : never;
 type JsonOf<K extends SettingName> = Table[K]['kind'] extends { toJson(value: never): infer J }
