@@ -263,7 +263,7 @@ export const OPTIONS = {
     help: 'show the version',
     reload: false,
   },
-} as const satisfies Record<string, OptionSpec | SettingSpec<number> | SettingSpec<string>>;
+} as const satisfies Record<string, OptionSpec | SettingSpec>;
 
 type Table = typeof OPTIONS;
 
