@@ -21,7 +21,14 @@ import {
   type TargetOption,
 } from './config.js';
 import { OptionValueError } from './option-kinds.js';
-import { configKey, OPTIONS, type OptionSpec, SETTING_NAMES, setting } from './options.js';
+import {
+  configKey,
+  OPTIONS,
+  type OptionSpec,
+  type Place,
+  SETTING_NAMES,
+  setting,
+} from './options.js';
 import { type SchemaError, validateSchema } from './schema-validator.js';
 
 /** FileSettings is what a config file holds, as options for createProxy. */
@@ -155,10 +162,18 @@ function describeSchemaError(error: SchemaError, fail: Fail): never {
   }
 }
 
-/** patternMessage is what the option at `path` expects, from its kind in the option table. */
+/**
+ * patternMessage is what the option at `path` expects, from its kind in the option
+ * table (the key is the last name in the path: `allow` in `listeners[0].allow[2]`).
+ */
 function patternMessage(path: Path): string {
-  const key = path.at(-1);
-  const place = path.length === 1 ? 'top' : path[0] === 'defaults' ? 'defaults' : 'listener';
+  const key = path.findLast((part) => typeof part === 'string');
+  const sections: Record<string, Place> = {
+    defaults: 'defaults',
+    listeners: 'listener',
+    admin: 'admin',
+  };
+  const place = (path.length > 1 && sections[String(path[0])]) || 'top';
   const spec = (Object.values(OPTIONS) as OptionSpec[]).find(
     (o) => o.places.includes(place) && o.kind.patternMessage !== undefined && configKey(o) === key,
   );

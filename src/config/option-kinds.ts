@@ -171,8 +171,15 @@ export function list<T, J>(item: SettingKind<T, J>, minItems?: number): SettingK
 export function list(item: Kind, minItems?: number): Kind;
 export function list<T, J>(item: Kind | SettingKind<T, J>, minItems = 0): Kind {
   const schema = { type: 'array', ...(minItems === 0 ? {} : { minItems }), items: item.schema };
-  const { metavar, definitions } = item;
-  const base = { metavar, flagType: item.flagType, schema, definitions, repeatable: true };
+  const { metavar, definitions, patternMessage } = item;
+  const base = {
+    metavar,
+    flagType: item.flagType,
+    schema,
+    definitions,
+    patternMessage,
+    repeatable: true,
+  };
   if (!('fromFile' in item)) return base;
   const many = (value: unknown) => (Array.isArray(value) ? value : [value]);
   const kind: SettingKind<T[], J[]> = {
