@@ -29,6 +29,7 @@ import {
 } from './config/args.js';
 import { type Config, type DefaultOverrides, resolveConfig } from './config/config.js';
 import type { FileSettings } from './config/file.js';
+import { OPTIONS } from './config/options.js';
 import { connectionRecord } from './connection-info.js';
 import { errorCode, ProxyError } from './errors.js';
 import type { ReloadResult } from './index.js';
@@ -95,8 +96,8 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     case 'config': {
       const settings = await loadOrExit(command.configFile, command.overrides);
-      const level = command.logLevel ?? settings.logLevel ?? 'info';
-      const format = command.logFormat ?? settings.logFormat ?? 'text';
+      const level = command.logLevel ?? settings.logLevel ?? OPTIONS.logLevel.default;
+      const format = command.logFormat ?? settings.logFormat ?? OPTIONS.logFormat.default;
       // A token file named in the config file is relative to that file.
       // `--admin-host` without `--admin` adds to the file's names.
       const fileAdmin = settings.admin && {
