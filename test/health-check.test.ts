@@ -11,8 +11,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { describe, type TestContext, test } from 'node:test';
 import { TimerSet } from '../src/timer-set.js';
 import {
-  type HealthCheckOptions,
   HealthChecker,
+  type HealthCheckOptions,
   type ProbeResult,
 } from '../src/upstream/health-check.js';
 import { type HealthChange, TargetHealth } from '../src/upstream/target-health.js';
