@@ -19,6 +19,7 @@ import { requireOnread } from './read-buffer.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import { removeStaleSocket } from './unix-socket.js';
+import { PoolHealth, type PoolHealthOptions } from './upstream/pool-health.js';
 import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
 
 /** ListenerEvents are how a listener reports connections to whoever owns it. */
@@ -50,6 +51,7 @@ export class Listener implements ContextHost {
   #drainWaiters: (() => void)[] = [];
   #lastShortageMs = Number.NEGATIVE_INFINITY;
   #shortagesInBurst = 0;
+  #health: PoolHealth<Target> | null = null;
 
   /** A listener that replaces another (its address changed) may carry on the other's `stats`. */
   constructor(
@@ -67,6 +69,7 @@ export class Listener implements ContextHost {
     this.pool = new TargetPool(config.targets, {
       addressOf: targetAddress,
       weightOf: targetWeight,
+      now: () => timers.now(),
     });
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
     // The relay reads through Node's onread internals: a Node without them stops here.
@@ -263,6 +266,19 @@ export class Listener implements ContextHost {
     return true;
   }
 
+  /**
+   * useHealth starts the health of this listener's targets (checks, passive marking,
+   * `target down` / `target up` logs; upstream/pool-health.ts), replacing any
+   * running one, or stops it (null). Off until called.
+   */
+  useHealth(options: PoolHealthOptions | null): void {
+    this.#health?.stop();
+    this.#health =
+      options === null
+        ? null
+        : new PoolHealth(this.pool, this.timers, this.log, this.config.name, options);
+  }
+
   /** findContext returns the open connection with this id, if it is this listener's. */
   findContext(id: string): ProxyContext | undefined {
     for (const context of this.contexts) if (context.id === id) return context;
@@ -315,12 +331,16 @@ export class Listener implements ContextHost {
    * connections. Open connections keep the options and targets they started with.
    */
   update(config: ListenerConfig): void {
-    if (!sameTargets(this.config.targets, config.targets)) this.pool.update(config.targets);
+    if (!sameTargets(this.config.targets, config.targets)) {
+      this.pool.update(config.targets);
+      this.#health?.sync();
+    }
     this.config = config;
   }
 
   /** stopAccepting closes the server socket; open connections are not touched. */
   stopAccepting(): void {
+    this.useHealth(null); // no new clients: no checks; no timer or socket left behind
     if (this.#server.listening) this.#server.close();
   }
 
