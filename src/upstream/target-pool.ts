@@ -150,6 +150,10 @@ export class TargetPool<T> {
   #strategy: Strategy<T>;
   #primaries: Rotation<T> = new Rotation<T>([]);
   #backups: Rotation<T> = new Rotation<T>([]);
+  /** #active is the rotation strategies choose from: #primaries, or #backups while no primary is up. */
+  #active: Rotation<T> = this.#primaries;
+  /** #plain: nothing is down and the primaries serve, so a plan needs no adjusting. */
+  #plain = true;
   #primariesUp = 0;
   #backupsUp = 0;
   #downCount = 0;
@@ -179,12 +183,12 @@ export class TargetPool<T> {
    * primaries while one of them is up (or there are no backups), else the backups.
    */
   get candidates(): readonly PoolTarget<T>[] {
-    return this.usingBackups ? this.#backups.entries : this.#primaries.entries;
+    return this.#active.entries;
   }
 
   /** usingBackups: no primary target is up and there are backups, so they take the connections. */
   get usingBackups(): boolean {
-    return this.#primariesUp === 0 && this.#backups.entries.length > 0;
+    return this.#active === this.#backups;
   }
 
   /** upCount is the number of targets that are up (primaries and backups). */
@@ -237,13 +241,13 @@ export class TargetPool<T> {
   /** plan returns the targets one new connection tries, in order (see Strategy). */
   plan(client: string | undefined): Plan<T> {
     const plan = this.#strategy(this, client);
-    if (this.#downCount === 0 && !this.usingBackups) return plan;
+    if (this.#plain) return plan;
     return this.#adjust(plan);
   }
 
   /** nextStart returns where the next round-robin connection begins in `candidates`, and advances. */
   nextStart(): number {
-    return (this.usingBackups ? this.#backups : this.#primaries).nextStart();
+    return this.#active.nextStart();
   }
 
   /** setDrained takes a target out of rotation or puts it back; false if there is none. */
@@ -306,6 +310,9 @@ export class TargetPool<T> {
     this.#primariesUp = primariesUp;
     this.#backupsUp = backupsUp;
     this.#downCount = down;
+    const backups = primariesUp === 0 && this.#backups.entries.length > 0;
+    this.#active = backups ? this.#backups : this.#primaries;
+    this.#plain = down === 0 && !backups;
   }
 
   // The rare paths: primaries listed as skipped while backups serve, and a down
