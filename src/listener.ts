@@ -11,6 +11,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import { formatAddress, formatParsed } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
 import { type ConnectionInfo, formatConnectFailures } from './connection-info.js';
+import { ConnectionQueue } from './connection-queue.js';
 import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
 import { errorCode, listenErrorText, ProxyError } from './errors.js';
 import type { Logger } from './log.js';
@@ -28,6 +29,10 @@ export interface ListenerEvents {
   connectionOpen(context: ProxyContext): void;
   connectionConnect(context: ProxyContext): void;
   connectionClose(info: ConnectionInfo): void;
+}
+
+function onQueueTimeout(context: ProxyContext): void {
+  context.close('max_connections');
 }
 
 function onDrainTimer(listener: Listener): void {
@@ -52,6 +57,12 @@ export class Listener implements ContextHost {
   #lastShortageMs = Number.NEGATIVE_INFINITY;
   #shortagesInBurst = 0;
   #health: PoolHealth<Target> | null = null;
+  /**
+   * queue holds clients waiting for a slot under maxConnections; its `timeoutMs`
+   * (`--queue-timeout`, 0 by default: no queue) is set by the owner. Waiting clients
+   * are in `contexts` too, and count in `stats.active`.
+   */
+  readonly queue: ConnectionQueue<ProxyContext>;
 
   /** A listener that replaces another (its address changed) may carry on the other's `stats`. */
   constructor(
@@ -72,6 +83,7 @@ export class Listener implements ContextHost {
       now: () => timers.now(),
     });
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
+    this.queue = new ConnectionQueue(timers, onQueueTimeout);
     // The relay reads through Node's onread internals: a Node without them stops here.
     requireOnread();
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
@@ -199,8 +211,9 @@ export class Listener implements ContextHost {
       context.traceEvent('client', `accepted ${context.clientAddress} on ${this.config.name}`);
     }
     this.#events.connectionOpen(context);
-    if (this.contexts.size > this.config.maxConnections) {
-      context.close('max_connections');
+    if (this.contexts.size - this.queue.size > this.config.maxConnections) {
+      if (this.queue.timeoutMs > 0) this.queue.add(context);
+      else context.close('max_connections');
       return;
     }
     context.connect();
@@ -297,7 +310,17 @@ export class Listener implements ContextHost {
     this.stats.countClosed(info.cause ?? 'shutdown', info.bytesToUpstream, info.bytesToClient);
     this.#logClosed(info);
     this.#events.connectionClose(info);
+    // A slot is free when a connection that had one closed: the next waiting client takes it.
+    if (!this.queue.delete(context) && this.queue.size > 0) this.#admitWaiting();
     if (this.contexts.size === 0 && this.#drainWaiters.length > 0) this.#drained();
+  }
+
+  #admitWaiting(): void {
+    while (this.contexts.size - this.queue.size < this.config.maxConnections) {
+      const next = this.queue.shift();
+      if (next === undefined) return;
+      next.connect();
+    }
   }
 
   #logClosed(info: ConnectionInfo): void {
@@ -342,6 +365,8 @@ export class Listener implements ContextHost {
   stopAccepting(): void {
     this.useHealth(null); // no new clients: no checks; no timer or socket left behind
     if (this.#server.listening) this.#server.close();
+    // Clients still waiting for a slot would only be dialled during the drain: close them.
+    for (const context of this.queue.clear()) context.close('shutdown');
   }
 
   /**
