@@ -20,7 +20,7 @@ import { requireOnread } from './read-buffer.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import { removeStaleSocket } from './unix-socket.js';
-import { PoolHealth, type PoolHealthOptions } from './upstream/pool-health.js';
+import { PoolHealth, type PoolHealthOptions, sameHealthOptions } from './upstream/pool-health.js';
 import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
 
 /** ListenerEvents are how a listener reports connections to whoever owns it. */
@@ -281,11 +281,14 @@ export class Listener implements ContextHost {
 
   /**
    * useHealth starts the health of this listener's targets (checks, passive marking,
-   * `target down` / `target up` logs; upstream/pool-health.ts), replacing any
-   * running one, or stops it (null). Off until called.
+   * `target down` / `target up` logs; upstream/pool-health.ts), or stops it (null).
+   * Off until called. Called again (a reload) with the same options it keeps running;
+   * with other options it starts afresh, and the targets keep their states.
    */
   useHealth(options: PoolHealthOptions | null): void {
-    this.#health?.stop();
+    const running = this.#health;
+    if (running !== null && options !== null && sameHealthOptions(running.options, options)) return;
+    running?.stop(options !== null);
     this.#health =
       options === null
         ? null

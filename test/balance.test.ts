@@ -356,6 +356,20 @@ describe('passive retry of a down target', () => {
     assert.deepEqual(names(p.plan(undefined)), ['A', 'B']);
   });
 
+  test('a down backup is not tried while a primary serves; a down primary is, while backups serve', () => {
+    let now = 0;
+    const p = pool(['A', 'B', { name: 'X', backup: true }], 'round-robin', { now: () => now });
+    p.retryAfterMs = 10_000;
+    p.setDown('X', true);
+    now += 10_000;
+    assert.deepEqual(names(p.plan(undefined)), ['A', 'B']);
+    p.setDown('X', false);
+    p.setDown('A', true);
+    p.setDown('B', true);
+    now += 10_000;
+    assert.deepEqual(names(p.plan(undefined)), ['A', 'X'], 'the primary A tried first');
+  });
+
   test('with retryAfterMs 0 (health checks on) a down target gets no connection', () => {
     let now = 0;
     const p = pool(['A', 'B'], 'round-robin', { now: () => now });

@@ -180,3 +180,23 @@ test('stopping the listener stops the checks: no timer is left', async (t) => {
   assert.equal(setup.timers.size, 0);
   await waitFor(() => a.sockets.every((s) => s.destroyed), 3000, 'probe sockets closed');
 });
+
+test('useHealth again: the same options keep it running, others keep the states, null puts targets back up', async (t) => {
+  const a = await startUpstream(t, echo);
+  const b = await startUpstream(t, echo);
+  const setup = await startListener(t, [a.address, b.address]);
+  const options = { intervalMs: 20, timeoutMs: 200, rise: 1, fall: 1 };
+  setup.listener.useHealth(options);
+  b.server.close();
+  await waitFor(() => logged(setup, 'target down').length === 1, 3000, 'target down');
+  const entry = setup.listener.pool.get(b.address);
+  assert.ok(entry);
+  setup.listener.useHealth({ ...options });
+  setup.listener.useHealth({ ...options, intervalMs: 25 });
+  assert.equal(stateOf(entry), 'down', 'new options: the state stays');
+  await waitFor(() => a.sockets.length >= 4, 3000, 'A probed on');
+  assert.equal(logged(setup, 'target down').length, 1, 'not reported again');
+  setup.listener.useHealth(null);
+  assert.equal(stateOf(entry), 'up', 'health off: nothing would bring it back, so it is up');
+  assert.equal(setup.timers.size, 0);
+});

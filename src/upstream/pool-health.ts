@@ -29,6 +29,18 @@ export interface PoolHealthOptions {
   readonly expect?: string;
 }
 
+/** sameHealthOptions: `a` and `b` ask for the same health (a reload that changed nothing). */
+export function sameHealthOptions(a: PoolHealthOptions, b: PoolHealthOptions): boolean {
+  return (
+    a.intervalMs === b.intervalMs &&
+    a.timeoutMs === b.timeoutMs &&
+    a.rise === b.rise &&
+    a.fall === b.fall &&
+    a.send === b.send &&
+    a.expect === b.expect
+  );
+}
+
 /** PoolHealth runs the health of `pool` for the listener named `listener`; `stop` ends it. */
 export class PoolHealth<T extends DialAddress> {
   readonly options: PoolHealthOptions;
@@ -78,16 +90,18 @@ export class PoolHealth<T extends DialAddress> {
 
   /**
    * stop ends the checks (no timer, no socket left) and stops counting the clients'
-   * connects. Targets that are down are put back up: nothing would bring them back.
+   * connects. With `keepStates` (another PoolHealth takes over: new options on a
+   * reload) the targets stay as they are; without, targets that are down are put back
+   * up, since nothing would bring them back.
    */
-  stop(): void {
+  stop(keepStates = false): void {
     this.#checker?.stop();
     this.#health.close();
     this.#pool.retryAfterMs = 0;
     for (const entry of this.#pool.entries) {
       entry.fails = 0;
       entry.passes = 0;
-      if (entry.down) this.#pool.setDown(entry.address, false);
+      if (entry.down && !keepStates) this.#pool.setDown(entry.address, false);
     }
   }
 

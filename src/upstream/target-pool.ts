@@ -323,7 +323,11 @@ export class TargetPool<T> {
     let skipped = this.usingBackups ? [...this.#primaries.entries, ...plan.skipped] : plan.skipped;
     if (this.#downCount > 0 && this.retryAfterMs > 0) {
       const now = this.#now();
-      const trial = this.#entries.find((e) => e.down && !e.drained && e.retryAtMs <= now);
+      // A backup is tried only while backups serve; a primary always (to bring it back).
+      const backups = this.usingBackups;
+      const trial = this.#entries.find(
+        (e) => e.down && !e.drained && e.retryAtMs <= now && (!e.backup || backups),
+      );
       if (trial !== undefined) {
         trial.retryAtMs = now + this.retryAfterMs;
         targets = [trial, ...targets];
