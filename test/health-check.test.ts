@@ -18,7 +18,7 @@ import {
 import { type HealthChange, TargetHealth } from '../src/upstream/target-health.js';
 import { stateOf, TargetPool } from '../src/upstream/target-pool.js';
 import { withTimeout } from './helpers/cli.js';
-import { waitFor } from './helpers/net.js';
+import { blackholeAddress, waitFor } from './helpers/net.js';
 
 interface TestTarget {
   readonly address: string;
@@ -215,6 +215,15 @@ describe('HealthChecker', () => {
     assert.ok((failed?.ms ?? 0) >= 49, `took ${failed?.ms} ms`);
     // The timed-out probe's socket was closed: the server does not keep collecting them.
     await waitFor(() => silent.sockets.size <= 1, 2000, 'timed-out probe sockets closed');
+  });
+
+  test('a target whose connect never completes (SYNs dropped) fails by timeout', async (t) => {
+    const [host, port] = (await blackholeAddress(t)).split(':');
+    const target = { address: `${host}:${port}`, host: host ?? '', port: Number(port) };
+    const { recorder } = checker(t, [target], { timeoutMs: 50 }, { rise: 1, fall: 1 });
+    await recorder.next(isChange('down'), 'down by connect timeout');
+    const failed = recorder.probes(target.address).find((p) => !p.ok);
+    assert.equal(failed?.reason, 'connect: no answer within 50 ms');
   });
 
   test('stop in the middle of a probe leaves no timer and no socket', async (t) => {

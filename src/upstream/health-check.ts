@@ -155,8 +155,11 @@ export class HealthChecker<T extends DialAddress> {
 
   /** onTimer: a probe's timer fired: time for the next probe, or its deadline passed. */
   onTimer(probe: Probe<T>): void {
+    const timeoutMs = this.options.timeoutMs;
     if (probe.phase === 'waiting') this.#begin(probe);
-    else this.#finish(probe, false, `no answer within ${this.options.timeoutMs} ms`);
+    else if (probe.phase === 'connecting')
+      this.#finish(probe, false, `connect: no answer within ${timeoutMs} ms`);
+    else this.#finish(probe, false, `no answer within ${timeoutMs} ms`);
   }
 
   #begin(probe: Probe<T>): void {
