@@ -29,8 +29,8 @@ import {
 } from './config/args.js';
 import { type Config, type DefaultOverrides, resolveConfig } from './config/config.js';
 import type { FileSettings } from './config/file.js';
+import { OPTIONS } from './config/options.js';
 import { connectionRecord } from './connection-info.js';
-import type { TcpProxy } from './create-proxy.js';
 import { errorCode, ProxyError } from './errors.js';
 import type { ReloadResult } from './index.js';
 import { type LogFormat, Logger, type LoggerOptions, type LogLevel } from './log.js';
@@ -40,6 +40,7 @@ import {
   takeWorkerFds,
   WORKER_FDS_ENV,
 } from './socket-activation.js';
+import type { Supervisor } from './supervisor.js';
 import { NAME, VERSION } from './version.js';
 
 // Modules are loaded where they are used (`await import`), so that a command loads
@@ -95,8 +96,8 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     case 'config': {
       const settings = await loadOrExit(command.configFile, command.overrides);
-      const level = command.logLevel ?? settings.logLevel ?? 'info';
-      const format = command.logFormat ?? settings.logFormat ?? 'text';
+      const level = command.logLevel ?? settings.logLevel ?? OPTIONS.logLevel.default;
+      const format = command.logFormat ?? settings.logFormat ?? OPTIONS.logFormat.default;
       // A token file named in the config file is relative to that file.
       // `--admin-host` without `--admin` adds to the file's names.
       const fileAdmin = settings.admin && {
@@ -175,10 +176,10 @@ async function start(plan: Plan): Promise<void> {
   return runSingle(plan);
 }
 
-async function createOrExit(plan: Plan, log: LoggerOptions): Promise<TcpProxy> {
-  const { createProxy } = await import('./create-proxy.js');
+async function createOrExit(plan: Plan, log: LoggerOptions): Promise<Supervisor> {
+  const { createSupervisor } = await import('./create-proxy.js');
   try {
-    return createProxy({ listeners: plan.settings.listeners, log });
+    return createSupervisor({ listeners: plan.settings.listeners, log });
   } catch (err) {
     const file = plan.reloadFrom?.file;
     fail(2, file === undefined ? messageOf(err) : `${file}: ${messageOf(err)}`);
@@ -189,7 +190,10 @@ async function createOrExit(plan: Plan, log: LoggerOptions): Promise<TcpProxy> {
  * listenOrExit binds every listener (each logs "listening"), or exits 1 naming the
  * address (2 for an inherited socket it cannot listen on). `fds`: socket activation.
  */
-async function listenOrExit(proxy: TcpProxy, fds: Map<string, number> | undefined): Promise<void> {
+async function listenOrExit(
+  proxy: Supervisor,
+  fds: Map<string, number> | undefined,
+): Promise<void> {
   try {
     await proxy.listen({ fds });
   } catch (err) {
@@ -317,7 +321,7 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
 }
 
 /** activatedFds: the sockets systemd passed, matched to `proxy`'s listeners; exits 2 on a mismatch. */
-function activatedFds(proxy: TcpProxy, log: Logger): Map<string, number> | undefined {
+function activatedFds(proxy: Supervisor, log: Logger): Map<string, number> | undefined {
   const names = proxy.listenerInfo().map((l) => l.name);
   try {
     return listenFdsFromEnv(process.env, process.pid, names, (reason) =>
@@ -383,7 +387,7 @@ function logAdminListening(admin: AdminServer, log: Logger): void {
 }
 
 // SIGUSR1 writes what is going on to the log: the counters, then every live connection.
-function logSnapshot(proxy: TcpProxy): void {
+function logSnapshot(proxy: Supervisor): void {
   const stats = proxy.stats();
   proxy.log.info('snapshot', {
     connections_active: stats.active,
@@ -401,7 +405,7 @@ function logSnapshot(proxy: TcpProxy): void {
  * everything and exits. Draining stops accepting at once, lets open connections
  * finish within their shutdown timeout, then exits 0.
  */
-function shutdownControl(proxy: TcpProxy): {
+function shutdownControl(proxy: Supervisor): {
   signal: (signal: NodeJS.Signals) => void;
   drain: (signal: string | undefined) => void;
   now: (signal: string | undefined) => void;
@@ -462,7 +466,7 @@ async function reloadOnSighup(
  * reloadConfig re-reads the config file and applies it. A file with errors is
  * refused (logged here); reload() logs "config reloaded" or its own refusal.
  */
-async function reloadConfig(proxy: TcpProxy, from: ReloadSource): Promise<ReloadResult> {
+async function reloadConfig(proxy: Supervisor, from: ReloadSource): Promise<ReloadResult> {
   const { readConfigFile } = await import('./config/file.js');
   let settings: FileSettings;
   try {

@@ -16,6 +16,7 @@ import {
   type ProxyOptions,
   resolveOptions,
 } from './config/config.js';
+import { type SettingsJson, settingsJson } from './config/options.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { ProxyError } from './errors.js';
 import { Listener, type ListenerEvents } from './listener.js';
@@ -68,18 +69,16 @@ export interface TargetInfo {
  */
 export type ListenerState = 'serving' | 'removing';
 
-/** ListenerInfo describes one listener: its options, its targets and its counters. */
-export interface ListenerInfo {
+/**
+ * ListenerInfo describes one listener: its settings (every listener setting of the
+ * option table, config/options.ts: `idleTimeoutMs`, ..., `maxConnections`, which is
+ * null when there is no limit), its targets and its counters.
+ */
+export interface ListenerInfo extends SettingsJson {
   name: string;
   state: ListenerState;
   listen: string;
   address: string;
-  idleTimeoutMs: number;
-  halfCloseTimeoutMs: number;
-  connectTimeoutMs: number;
-  shutdownTimeoutMs: number;
-  /** maxConnections is null when there is no limit. */
-  maxConnections: number | null;
   targets: TargetInfo[];
   stats: StatsSnapshot;
 }
@@ -214,6 +213,11 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   }
 
   /** connections describes every open connection of every listener (removed ones still draining too). */
+  /** Symbol.asyncDispose closes at once (not gracefully): `await using` in a test. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close({ graceful: false });
+  }
+
   connections(): ConnectionInfo[] {
     return this.#all().flatMap((l) => l.connections());
   }
@@ -427,11 +431,7 @@ function describeListener(
     state,
     listen: listener.listenAddress,
     address: listener.boundAddress(),
-    idleTimeoutMs: config.idleTimeoutMs,
-    halfCloseTimeoutMs: config.halfCloseTimeoutMs,
-    connectTimeoutMs: config.connectTimeoutMs,
-    shutdownTimeoutMs: config.shutdownTimeoutMs,
-    maxConnections: Number.isFinite(config.maxConnections) ? config.maxConnections : null,
+    ...settingsJson(config),
     targets: config.targets.map((t) => {
       const entry = listener.targetEntry(t.address);
       return {

@@ -5,12 +5,14 @@
  * it holds afterwards. Needs `npm run build` (it imports dist/index.js).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { promisify } from 'node:util';
 
 const INDEX = new URL('../dist/index.js', import.meta.url).href;
-const run = promisify(execFile);
 
 /** Held is what a fresh process holds once dist/index.js is imported. */
 interface Held {
@@ -26,9 +28,11 @@ interface Held {
 // replaced by a counting subclass, and the ESM bindings synced, before the import. A
 // socket without a handle (the onread probe) shows in no list of active resources.
 // Only dynamic imports and no top-level await: while the -e module is still being
-// evaluated, Node holds an 'exit' listener of its own. Node's own stdio streams are
-// net.Sockets too when stdio is a pipe (a warning printed to stderr makes one): they
-// are not the package's, so they are left out of the count.
+// evaluated, Node holds an 'exit' listener of its own. The child's stdout and stderr are
+// files, not pipes: Node itself may open its stderr stream during an import (Node 24
+// does, when `node:http` is imported as a module), and a stream on a file is neither a
+// net.Socket nor a pipe handle. Sockets made for stdio are left out of the count all
+// the same (a terminal, say).
 const CHILD = `
 Promise.all([import('node:net'), import('node:module')]).then(([net, mod]) => {
   let sockets = 0;
@@ -60,11 +64,20 @@ Promise.all([import('node:net'), import('node:module')]).then(([net, mod]) => {
 /** afterImport is what a fresh process holds after the import (and a proxy's start). */
 async function afterImport(start = false): Promise<Held> {
   const args = ['--input-type=module', '-e', CHILD, INDEX, start ? 'start' : 'import'];
-  const { stdout, stderr } = await run(process.execPath, args, {
-    timeout: 20_000,
-  });
-  if (stderr !== '') process.stderr.write(`the importing process printed to stderr:\n${stderr}`);
-  return JSON.parse(stdout) as Held;
+  const dir = mkdtempSync(join(tmpdir(), 'l4proxy-import-'));
+  try {
+    const [out, err] = [join(dir, 'out'), join(dir, 'err')];
+    const fds = [openSync(out, 'w'), openSync(err, 'w')] as const;
+    const child = spawn(process.execPath, args, { stdio: ['ignore', ...fds], timeout: 20_000 });
+    for (const fd of fds) closeSync(fd);
+    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+    const stderr = readFileSync(err, 'utf8');
+    if (stderr !== '') process.stderr.write(`the importing process printed to stderr:\n${stderr}`);
+    assert.equal(code, 0, `the importing process exited with ${code ?? signal}`);
+    return JSON.parse(readFileSync(out, 'utf8')) as Held;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 test('importing the package adds no exit handler and makes no socket', async () => {

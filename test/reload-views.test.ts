@@ -98,3 +98,66 @@ test('a removed listener counts its draining connections in every view until the
     assert.equal(await metric('a'), 0);
   });
 });
+
+test('a listener re-added while its old self drains serves anew; its name counts both', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const listener = (name: string) => ({
+    name,
+    listen: '127.0.0.1:0',
+    targets: [upstream.address],
+    shutdownTimeoutMs: 30_000,
+  });
+  // a stays throughout: a proxy keeps at least one listener.
+  const proxy = createProxy({ listeners: [listener('a'), listener('b')] });
+  await proxy.listen();
+  t.after(() => proxy.close({ graceful: false }));
+  const admin = new AdminServer(proxy, { listen: { host: '127.0.0.1', port: 0 } });
+  await admin.listen();
+  t.after(() => admin.close());
+  const base = `http://127.0.0.1:${admin.address()?.port}`;
+  const listeners = async () =>
+    ((await (await fetch(`${base}/api/listeners`)).json()) as ListenerJson[])
+      .filter((l) => l.name === 'b')
+      .map((l) => [l.name, l.state, l.connections_active]);
+  const oldPort = proxy.addresses()['b']?.port;
+  assert.ok(oldPort !== undefined);
+
+  const old = connectClient(oldPort);
+  t.after(() => old.socket.destroy());
+  old.socket.write('old');
+  await waitFor(() => old.received().toString() === 'old', 5000, 'the echo through the old b');
+
+  await proxy.reload({ listeners: [listener('a')] });
+  assert.deepEqual(await listeners(), [['b', 'removing', 1]]);
+  // Back again while the old b still drains: a new listener on a new port.
+  const result = await proxy.reload({ listeners: [listener('a'), listener('b')] });
+  assert.deepEqual(result.added, ['b']);
+  const newPort = proxy.addresses()['b']?.port;
+  assert.ok(newPort !== undefined && newPort !== oldPort);
+  assert.deepEqual(await listeners(), [['b', 'serving', 1]]);
+
+  const fresh = connectClient(newPort);
+  t.after(() => fresh.socket.destroy());
+  fresh.socket.write('new');
+  await waitFor(() => fresh.received().toString() === 'new', 5000, 'the echo through the new b');
+  assert.equal(proxy.connections().length, 2);
+  assert.equal(proxy.stats().listeners['b']?.active, 2);
+  assert.deepEqual(await listeners(), [['b', 'serving', 2]]);
+
+  // The old connection ends: only the new listener's remains, under the same name.
+  old.socket.end();
+  await old.closed;
+  await eventually(async () => {
+    assert.equal(proxy.stats().listeners['b']?.active, 1);
+    assert.deepEqual(await listeners(), [['b', 'serving', 1]]);
+  });
+  // The old port no longer accepts; the new one does.
+  await assert.rejects(
+    new Promise((resolve, reject) => {
+      const probe = connectClient(oldPort).socket;
+      probe.once('connect', () => resolve(probe.destroy()));
+      probe.once('error', reject);
+    }),
+    { code: 'ECONNREFUSED' },
+  );
+});

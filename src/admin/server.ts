@@ -31,6 +31,7 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Address, formatParsed, isLoopbackHost } from '../config/address.js';
+import { jsonKey, SETTING_NAMES } from '../config/options.js';
 import { connectionRecord } from '../connection-info.js';
 import type { TcpProxy } from '../create-proxy.js';
 import { errorCode, listenErrorText, ProxyError } from '../errors.js';
@@ -505,11 +506,8 @@ function listenerJson(l: ListenerInfo) {
     state: l.state,
     listen: l.listen,
     address: l.address,
-    idle_timeout_ms: l.idleTimeoutMs,
-    half_close_timeout_ms: l.halfCloseTimeoutMs,
-    connect_timeout_ms: l.connectTimeoutMs,
-    shutdown_timeout_ms: l.shutdownTimeoutMs,
-    max_connections: l.maxConnections,
+    // Every listener setting of the option table, by its snake_case name (idle_timeout_ms).
+    ...Object.fromEntries(SETTING_NAMES.map((name) => [jsonKey(name), l[name]])),
     targets: l.targets,
     connections_accepted: l.stats.accepted,
     connections_active: l.stats.active,

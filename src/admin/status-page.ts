@@ -17,7 +17,18 @@
  *
  * The script is plain JavaScript inside a template literal, so it must not use
  * backticks or `${`: it builds strings with `+`.
+ *
+ * A listener's settings (timeouts, limits, ...) are shown as the option table
+ * (config/options.ts) lists them: `SETTINGS` below gives the script each one's key in
+ * `/api/listeners`, its label and how to write its value.
  */
+import { jsonKey, SETTING_NAMES, setting } from '../config/options.js';
+
+/** SETTINGS: each listener setting's JSON key, label and format, for the script. */
+const SETTINGS = SETTING_NAMES.map((name) => {
+  const spec = setting(name);
+  return { key: jsonKey(name), label: spec.label, format: spec.kind.page };
+});
 
 const STYLE = `
   :root {
@@ -65,7 +76,7 @@ const STYLE = `
   tbody tr:last-child td { border-bottom: none; }
   .state-active, .state-relaying { color: var(--ok); }
   .state-drained, .state-half_closed, .state-connecting { color: var(--warn); }
-  .state-closing { color: var(--bad); }
+  .state-closing, .state-removing { color: var(--bad); }
   button {
     font: inherit; font-size: 12px; padding: 0.15rem 0.6rem; border-radius: 5px; cursor: pointer;
     border: 1px solid var(--line); background: var(--panel); color: var(--text);
@@ -86,6 +97,8 @@ const SCRIPT = `
 
 var REFRESH_MS = 1500;
 var TOKEN_KEY = 'proxy-admin-token';
+// Each listener setting: its key in /api/listeners, its label, how to write it (formatSetting).
+var SETTINGS = ${JSON.stringify(SETTINGS)};
 
 var timer = null;         // the pending refresh
 var latestRequest = 0;    // only the newest refresh may draw (answers can arrive out of order)
@@ -159,6 +172,13 @@ function formatDuration(ms) {
 // A timeout of 0 means the timeout is off.
 function formatTimeout(ms) {
   return ms === 0 ? 'off' : formatDuration(ms);
+}
+
+// formatSetting writes a listener setting's value as its format says (option-kinds.ts PageFormat).
+function formatSetting(format, value) {
+  if (format === 'timeout') return formatTimeout(value);
+  if (format === 'limit') return value === null ? 'no limit' : String(value);
+  return String(value);
 }
 
 function formatCounts(counts) {
@@ -271,12 +291,10 @@ function createListener(l) {
   var card = el('section', { className: 'panel', dataset: { testid: 'listener', name: l.name } },
     el('div', { className: 'panel-head' },
       el('h3', {}, field('name')),
+      field('listener-state'),
       el('span', { className: 'mono' }, field('address')),
       el('span', { className: 'muted' }, 'listen ', field('listen', 'mono'))),
-    el('dl', {},
-      term('idle timeout', 'idle'), term('half-close timeout', 'half-close'),
-      term('connect timeout', 'connect'), term('shutdown timeout', 'shutdown'),
-      term('max connections', 'max')),
+    el.apply(null, ['dl', {}].concat(SETTINGS.map(function (s) { return term(s.label, s.key); }))),
     el('dl', {},
       term('accepted', 'accepted'), term('active', 'active'), term('closed', 'closed'),
       term('bytes to upstream', 'to-upstream'), term('bytes to client', 'to-client'),
@@ -284,20 +302,21 @@ function createListener(l) {
     el('table', {},
       el('thead', {}, el('tr', {},
         el('th', {}, 'Target'), el('th', { className: 'num' }, 'Weight'), el('th', {}, 'State'),
-        el('th', { className: 'num' }, 'Connects'), el('th', {}, 'Failures'), el('th', {}, ''))),
+        el('th', { className: 'num' }, 'Open'), el('th', { className: 'num' }, 'Connects'),
+        el('th', {}, 'Failures'), el('th', {}, ''))),
       el('tbody', { dataset: { testid: 'targets' } })));
   return card;
 }
 
 function updateListener(card, l) {
   setField(card, 'name', l.name);
+  // A listener a reload removed shows until its last connection ends.
+  card.dataset.state = l.state;
+  setField(card, 'listener-state', l.state === 'removing' ? 'removing' : '');
+  card.querySelector('[data-field="listener-state"]').className = 'state-' + l.state;
   setField(card, 'address', l.address);
   setField(card, 'listen', l.listen);
-  setField(card, 'idle', formatTimeout(l.idle_timeout_ms));
-  setField(card, 'half-close', formatTimeout(l.half_close_timeout_ms));
-  setField(card, 'connect', formatTimeout(l.connect_timeout_ms));
-  setField(card, 'shutdown', formatTimeout(l.shutdown_timeout_ms));
-  setField(card, 'max', l.max_connections === null ? 'no limit' : String(l.max_connections));
+  SETTINGS.forEach(function (s) { setField(card, s.key, formatSetting(s.format, l[s.key])); });
   setField(card, 'accepted', String(l.connections_accepted));
   setField(card, 'active', String(l.connections_active));
   var closed = l.connections_closed;
@@ -315,6 +334,7 @@ function createTarget(listenerName, t) {
     el('td', {}, field('address')),
     el('td', { className: 'num' }, field('weight')),
     el('td', {}, field('state')),
+    el('td', { className: 'num' }, field('connections')),
     el('td', { className: 'num' }, field('connects')),
     el('td', {}, field('failures')),
     el('td', {}, el('button', { dataset: { testid: 'toggle-drain' } })));
@@ -335,6 +355,7 @@ function updateTarget(row, t) {
   setField(row, 'weight', String(t.weight));
   setField(row, 'state', t.state);
   row.querySelector('[data-field="state"]').className = 'state-' + t.state;
+  setField(row, 'connections', String(t.connections));
   setField(row, 'connects', String(t.connects));
   setField(row, 'failures', formatCounts(t.failures));
   var button = row.querySelector('button');

@@ -5,7 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ProxyError } from '../errors.js';
-import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
+import type { LogFormat, LogLevel } from '../log.js';
 import {
   AddressError,
   checkHostName,
@@ -14,7 +14,16 @@ import {
   parseAddress,
 } from './address.js';
 import { type DefaultOverrides, type ListenerOptions, stripUndefined } from './config.js';
-import { DurationError, parseDuration } from './duration.js';
+import { OptionValueError, type SettingKind } from './option-kinds.js';
+import {
+  type FlagName,
+  MAX_WORKERS,
+  OPTIONS,
+  type OptionSpec,
+  SETTING_NAMES,
+  type SettingsInput,
+  setting,
+} from './options.js';
 
 /** AdminFlags are `--admin ADDR`, `--admin-token-file FILE` and every `--admin-host NAME`, checked. */
 export interface AdminFlags {
@@ -27,8 +36,7 @@ export interface AdminFlags {
 /** WorkerCount is `--workers`: a number of processes (1 to MAX_WORKERS), or `auto` (one per CPU core). */
 export type WorkerCount = number | 'auto';
 
-/** MAX_WORKERS is the largest `--workers` (and config file `workers`) accepted. */
-export const MAX_WORKERS = 64;
+export { MAX_WORKERS } from './options.js';
 
 /** CliCommand is what the command line asks for. */
 export type CliCommand =
@@ -61,57 +69,53 @@ export type CliCommand =
       readonly watchConfig: boolean;
     };
 
-const OPTIONS = {
-  listen: { type: 'string', short: 'l' },
-  target: { type: 'string', short: 't', multiple: true },
-  'idle-timeout': { type: 'string' },
-  'half-close-timeout': { type: 'string' },
-  'connect-timeout': { type: 'string' },
-  'shutdown-timeout': { type: 'string' },
-  'max-connections': { type: 'string' },
-  'log-level': { type: 'string' },
-  'log-format': { type: 'string' },
-  config: { type: 'string', short: 'c' },
-  'watch-config': { type: 'boolean' },
-  admin: { type: 'string' },
-  'admin-token-file': { type: 'string' },
-  'admin-host': { type: 'string', multiple: true },
-  workers: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'V' },
-} as const;
+/** PARSE_OPTIONS is the parseArgs table: every flag of the option table. */
+const PARSE_OPTIONS = Object.fromEntries(
+  Object.values(OPTIONS as Record<string, OptionSpec>).flatMap((spec) =>
+    spec.flag === undefined
+      ? []
+      : [
+          [
+            spec.flag,
+            {
+              type: spec.kind.flagType,
+              ...(spec.short === undefined ? {} : { short: spec.short }),
+              ...(spec.kind.repeatable === true ? { multiple: true } : {}),
+            },
+          ],
+        ],
+  ),
+) as Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
 
-/** USAGE is the text `--help` prints. */
-export const USAGE = `Usage:
-  l4proxy --listen [HOST:]PORT --target HOST:PORT [--target HOST:PORT ...] [options]
-  l4proxy --config FILE [options]
-  l4proxy check --config FILE       validate FILE, print what would run, start nothing
+/** HELP_COLUMN is where the help of each flag starts in `--help`. */
+const HELP_COLUMN = 31;
 
-Options:
-  -l, --listen [HOST:]PORT     where to accept; PORT alone means all interfaces; IPv6 as [::1]:8080
-  -t, --target HOST:PORT       an upstream; repeat for round-robin with failover
-      --idle-timeout DUR       close a connection idle for DUR (default 0: never)
-      --half-close-timeout DUR close a half-closed connection idle for DUR (default 0: idle timeout applies)
-      --connect-timeout DUR    give up on a target after DUR (default 10s)
-      --shutdown-timeout DUR   on SIGTERM/SIGINT, let connections finish for DUR (default 30s)
-      --max-connections N      at most N proxied connections at once (default: no limit)
-      --log-level LEVEL        error, warn, info, debug or trace (default info)
-      --log-format FORMAT      text or json (default text)
-  -c, --config FILE            listeners and targets from a YAML or JSON file; SIGHUP reloads it
-      --watch-config           also reload the --config file whenever its content changes (an edit,
-                               a rename over it, a Kubernetes ConfigMap update)
-      --admin [HOST:]PORT      serve the admin API, metrics and status page (loopback unless a token is set)
-      --admin-token-file FILE  require this token (Authorization: Bearer) on every admin request
-      --admin-host NAME        also answer admin requests for this Host name (repeatable; default:
-                               only the admin's own address, localhost, 127.0.0.1 and [::1])
-      --workers N              run N processes sharing the listeners (1 to 64, or auto: one per core; default 1)
-  -h, --help                   show this help
-  -V, --version                show the version
+/** USAGE is the text `--help` prints; the lines of the options come from the option table. */
+export const USAGE = [
+  'Usage:',
+  '  l4proxy --listen [HOST:]PORT --target HOST:PORT [--target HOST:PORT ...] [options]',
+  '  l4proxy --config FILE [options]',
+  '  l4proxy check --config FILE       validate FILE, print what would run, start nothing',
+  '',
+  'Options:',
+  ...Object.values(OPTIONS as Record<string, OptionSpec>).flatMap(usageLines),
+  '',
+  'DUR is a whole number with an optional unit ms, s, m or h (1500ms, 30s, 5m); a bare number is ms.',
+  'Addresses may also be Unix domain sockets: unix:/path/to.sock.',
+  'The admin server answers GET /healthz and /readyz without a token (for probes).',
+  "With --config, the connection flags above override the file's defaults (not a listener's own values).",
+].join('\n');
 
-DUR is a whole number with an optional unit ms, s, m or h (1500ms, 30s, 5m); a bare number is ms.
-Addresses may also be Unix domain sockets: unix:/path/to.sock.
-The admin server answers GET /healthz and /readyz without a token (for probes).
-With --config, the connection flags above override the file's defaults (not a listener's own values).`;
+/** usageLines is a flag's line in `--help` (more than one if its help has a `\n`). */
+function usageLines(spec: OptionSpec): string[] {
+  if (spec.flag === undefined || spec.help === undefined) return [];
+  const metavar = spec.metavar ?? spec.kind.metavar;
+  const names = `${spec.short === undefined ? '    ' : `-${spec.short}, `}--${spec.flag}`;
+  const [first = '', ...more] = spec.help.split('\n');
+  const flag = `  ${names}${metavar === '' ? '' : ` ${metavar}`}`;
+  const column = ' '.repeat(HELP_COLUMN);
+  return [`${flag.padEnd(HELP_COLUMN - 1)} ${first}`, ...more.map((line) => `${column}${line}`)];
+}
 
 function usageError(message: string): ProxyError {
   return new ProxyError('PROXY_ERR_INVALID_CONFIG', message);
@@ -119,18 +123,19 @@ function usageError(message: string): ProxyError {
 
 /** parseArgv turns `process.argv.slice(2)` into a CliCommand, or throws a one-line ProxyError. */
 export function parseArgv(argv: readonly string[]): CliCommand {
-  let values: ReturnType<typeof parseArgsStrict>['values'];
+  let values: FlagValues;
   let positionals: string[];
   try {
     ({ values, positionals } = parseArgsStrict(argv));
   } catch (err) {
     throw usageError(describeParseError(err, argv));
   }
-  if (values.help) return { kind: 'help' };
-  if (values.version) return { kind: 'version' };
-  const adminHosts = hostFlags(values['admin-host'] ?? []);
-  const admin = adminFlags(values.admin, values['admin-token-file'], adminHosts);
-  const workers = workersFlag(values.workers);
+  const text = (flag: FlagName) => stringFlag(values, flag);
+  if (values['help'] === true) return { kind: 'help' };
+  if (values['version'] === true) return { kind: 'version' };
+  const adminHosts = hostFlags(listFlag(values, 'admin-host'));
+  const admin = adminFlags(text('admin'), text('admin-token-file'), adminHosts);
+  const workers = workersFlag(text('workers'));
   const optional = {
     ...(admin === undefined ? {} : { admin }),
     ...(workers === undefined ? {} : { workers }),
@@ -140,57 +145,105 @@ export function parseArgv(argv: readonly string[]): CliCommand {
   if (extra !== undefined)
     throw usageError(`unexpected argument ${JSON.stringify(extra)} (see --help)`);
 
-  if (values.config !== undefined || isCheck) {
-    if (values.config === undefined) throw usageError('check needs --config FILE');
-    if (values.config === '') throw usageError('--config needs a file name');
-    if (values.listen !== undefined || values.target !== undefined) {
+  const config = text('config');
+  const watchConfig = values['watch-config'] === true;
+  if (config !== undefined || isCheck) {
+    if (config === undefined) throw usageError('check needs --config FILE');
+    if (config === '') throw usageError('--config needs a file name');
+    if (text('listen') !== undefined || values['target'] !== undefined) {
       throw usageError('--listen and --target cannot be used with --config (put them in the file)');
     }
     return {
       kind: isCheck ? 'check' : 'config',
-      configFile: values.config,
-      overrides: stripUndefined({
-        idleTimeoutMs: durationFlag('--idle-timeout', values['idle-timeout']),
-        halfCloseTimeoutMs: durationFlag('--half-close-timeout', values['half-close-timeout']),
-        connectTimeoutMs: durationFlag('--connect-timeout', values['connect-timeout']),
-        shutdownTimeoutMs: durationFlag('--shutdown-timeout', values['shutdown-timeout']),
-        maxConnections: countFlag('--max-connections', values['max-connections']),
-      }),
-      logLevel: optionalChoice('--log-level', values['log-level'], LOG_LEVELS.slice(1)),
-      logFormat: optionalChoice('--log-format', values['log-format'], ['text', 'json'] as const),
+      configFile: config,
+      overrides: stripUndefined(settingFlags(values)),
+      logLevel: choiceFlag(values, 'logLevel'),
+      logFormat: choiceFlag(values, 'logFormat'),
       adminHosts,
-      watchConfig: values['watch-config'] === true,
+      watchConfig,
       ...optional,
     };
   }
-  if (values['watch-config'] === true)
+  if (watchConfig)
     throw usageError('--watch-config needs --config FILE (there is no file to watch)');
   if (admin === undefined && adminHosts.length > 0)
     throw usageError('--admin-host needs --admin ADDR');
 
-  if (values.listen === undefined)
-    throw usageError('--listen is required (like --listen 127.0.0.1:8080)');
-  checkAddress('--listen', values.listen, true);
-  const targets = values.target ?? [];
+  const listen = text('listen');
+  if (listen === undefined) throw usageError('--listen is required (like --listen 127.0.0.1:8080)');
+  checkAddress('--listen', listen, true);
+  const targets = listFlag(values, 'target');
   if (targets.length === 0) throw usageError('--target is required (like --target 127.0.0.1:9000)');
   checkTargets(targets);
 
-  const listener: ListenerOptions = {
-    listen: values.listen,
-    targets,
-    idleTimeoutMs: durationFlag('--idle-timeout', values['idle-timeout']),
-    halfCloseTimeoutMs: durationFlag('--half-close-timeout', values['half-close-timeout']),
-    connectTimeoutMs: durationFlag('--connect-timeout', values['connect-timeout']),
-    shutdownTimeoutMs: durationFlag('--shutdown-timeout', values['shutdown-timeout']),
-    maxConnections: countFlag('--max-connections', values['max-connections']),
-  };
+  const listener: ListenerOptions = { listen, targets, ...settingFlags(values) };
   return {
     kind: 'run',
     listener,
-    logLevel: choiceFlag('--log-level', values['log-level'], LOG_LEVELS.slice(1), 'info'),
-    logFormat: choiceFlag('--log-format', values['log-format'], ['text', 'json'] as const, 'text'),
+    logLevel: choiceFlag(values, 'logLevel') ?? OPTIONS.logLevel.default,
+    logFormat: choiceFlag(values, 'logFormat') ?? OPTIONS.logFormat.default,
     ...optional,
   };
+}
+
+/** FlagValues are parseArgs' values: a string, a switch, or the list of a repeatable flag. */
+type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+function stringFlag(values: FlagValues, flag: FlagName): string | undefined {
+  const value = values[flag];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function listFlag(values: FlagValues, flag: FlagName): string[] {
+  const value = values[flag];
+  return Array.isArray(value) ? value.filter((v) => typeof v === 'string') : [];
+}
+
+/**
+ * settingFlags reads every listener setting that has a flag, in table order (so the
+ * first bad one is the one reported); a setting not given is there as undefined. A
+ * repeatable setting's values are each read into a list, and the lists joined.
+ */
+function settingFlags(values: FlagValues): SettingsInput {
+  const settings: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) {
+    const { flag, kind } = setting(name);
+    if (flag === undefined) continue;
+    settings[name] = kind.repeatable
+      ? joinLists(listFlag(values, flag as FlagName).map((t) => parseFlagValue(flag, kind, t)))
+      : parseFlagValue(flag, kind, stringFlag(values, flag as FlagName));
+  }
+  return settings as SettingsInput;
+}
+
+function joinLists(lists: unknown[]): unknown[] | undefined {
+  return lists.length === 0 ? undefined : lists.flatMap((l) => l as unknown[]);
+}
+
+function parseFlagValue<T>(
+  flag: string,
+  kind: SettingKind<T, unknown>,
+  text: string | undefined,
+): T | undefined {
+  if (text === undefined) return undefined;
+  if (kind.parseFlag === undefined) throw new Error(`--${flag}: its kind reads no flag`);
+  try {
+    return kind.parseFlag(text);
+  } catch (err) {
+    if (err instanceof OptionValueError) throw usageError(`--${flag}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** choiceFlag reads `--log-level` or `--log-format`; undefined when not given. */
+function choiceFlag<N extends 'logLevel' | 'logFormat'>(
+  values: FlagValues,
+  name: N,
+): (typeof OPTIONS)[N]['default'] | undefined {
+  const spec = OPTIONS[name];
+  return parseFlagValue(spec.flag, spec.kind, stringFlag(values, spec.flag)) as
+    | (typeof OPTIONS)[N]['default']
+    | undefined;
 }
 
 function adminFlags(
@@ -225,14 +278,19 @@ function workersFlag(text: string | undefined): WorkerCount | undefined {
   const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < 1 || n > MAX_WORKERS) {
     throw usageError(
-      `--workers: expected a whole number 1 to ${MAX_WORKERS} or auto, got ${JSON.stringify(text)}`,
+      `--workers: ${OPTIONS.workers.kind.patternMessage}, got ${JSON.stringify(text)}`,
     );
   }
   return n;
 }
 
-function parseArgsStrict(argv: readonly string[]) {
-  return parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: true });
+function parseArgsStrict(argv: readonly string[]): { values: FlagValues; positionals: string[] } {
+  return parseArgs({
+    args: [...argv],
+    options: PARSE_OPTIONS,
+    strict: true,
+    allowPositionals: true,
+  });
 }
 
 // parseArgs' own messages are long and quote the argument raw; say it in one line.
@@ -259,7 +317,7 @@ function describeParseError(err: unknown, argv: readonly string[]): string {
 
 function findUnknownOption(argv: readonly string[]): string | undefined {
   const known = new Set<string>();
-  for (const [name, option] of Object.entries(OPTIONS)) {
+  for (const [name, option] of Object.entries(PARSE_OPTIONS)) {
     known.add(`--${name}`);
     if ('short' in option) known.add(`-${option.short}`);
   }
@@ -278,7 +336,7 @@ function findPositional(argv: readonly string[]): string | undefined {
     if (arg === '--') return argv[i + 1];
     if (!arg.startsWith('-')) return arg;
     const name = arg.startsWith('--') ? arg.slice(2) : arg.slice(1);
-    const option = Object.entries(OPTIONS).find(
+    const option = Object.entries(PARSE_OPTIONS).find(
       ([long, o]) => long === name || ('short' in o && o.short === name),
     );
     if (option !== undefined && option[1].type === 'string') i += 1; // skip its value
@@ -309,45 +367,4 @@ function checkTargets(targets: readonly string[]): void {
     if (seen.has(address)) throw usageError(`--target: duplicate target ${address} (given twice)`);
     seen.add(address);
   }
-}
-
-function durationFlag(flag: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  try {
-    return parseDuration(text);
-  } catch (err) {
-    if (err instanceof DurationError) throw usageError(`${flag}: ${err.message}`);
-    throw err;
-  }
-}
-
-function countFlag(flag: string, text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(n) || n < 1) {
-    throw usageError(`${flag}: expected a whole number >= 1, got ${JSON.stringify(text)}`);
-  }
-  return n;
-}
-
-function optionalChoice<T extends string>(
-  flag: string,
-  text: string | undefined,
-  choices: readonly T[],
-): T | undefined {
-  return text === undefined ? undefined : choiceFlag(flag, text, choices, choices[0] as T);
-}
-
-function choiceFlag<T extends string>(
-  flag: string,
-  text: string | undefined,
-  choices: readonly T[],
-  fallback: T,
-): T {
-  if (text === undefined) return fallback;
-  const choice = choices.find((c) => c === text);
-  if (choice === undefined) {
-    throw usageError(`${flag}: expected one of ${choices.join(', ')}, got ${JSON.stringify(text)}`);
-  }
-  return choice;
 }

@@ -7,33 +7,36 @@ import { ProxyError } from '../errors.js';
 import { type ConnectionHooks, hooksOf } from '../handshake.js';
 import type { LoggerOptions } from '../log.js';
 import { type Address, AddressError, formatParsed, parseAddress, type Target } from './address.js';
+import { OptionValueError } from './option-kinds.js';
+import {
+  type ListenerSettings,
+  SETTING_NAMES,
+  type SettingsInput,
+  setting,
+  settingDefaults,
+} from './options.js';
 
-/** The defaults, in milliseconds. `0` for a timeout means "never". */
-export const DEFAULTS = Object.freeze({
-  idleTimeoutMs: 0,
-  halfCloseTimeoutMs: 0,
-  connectTimeoutMs: 10_000,
-  shutdownTimeoutMs: 30_000,
-  maxConnections: Number.POSITIVE_INFINITY,
-});
+/**
+ * DEFAULTS are the listener settings' defaults (from the option table, config/options.ts):
+ * durations in milliseconds, `0` for a timeout means "never", `Infinity` no limit.
+ */
+export const DEFAULTS: ListenerSettings = Object.freeze(settingDefaults());
 
 export type { Target } from './address.js';
 
 /** TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight }`. */
 export type TargetOption = string | { readonly address: string; readonly weight?: number };
 
-/** ListenerConfig is one listener with its targets and connection options, all validated. */
-export interface ListenerConfig {
+/**
+ * ListenerConfig is one listener with its targets and settings, all validated. The
+ * settings (`idleTimeoutMs`, `maxConnections`, ...) are those of the option table;
+ * `maxConnections` is `Infinity` when there is no limit.
+ */
+export interface ListenerConfig extends ListenerSettings {
   /** name identifies the listener in logs; defaults to the listen string as given. */
   readonly name: string;
   readonly listen: Address;
   readonly targets: readonly Target[];
-  readonly idleTimeoutMs: number;
-  readonly halfCloseTimeoutMs: number;
-  readonly connectTimeoutMs: number;
-  readonly shutdownTimeoutMs: number;
-  /** maxConnections is `Infinity` when there is no limit. */
-  readonly maxConnections: number;
   /** hooks: the listener's handshake and preface (internal, experimental: handshake.ts). */
   readonly hooks?: ConnectionHooks;
 }
@@ -44,39 +47,22 @@ export interface Config {
 }
 
 /**
- * ListenerOptions describe one listener as a library caller writes it.
- * Durations are milliseconds; `0` means never.
+ * ListenerOptions describe one listener as a library caller writes it, with any of the
+ * settings of the option table (config/options.ts: `idleTimeoutMs`, `halfCloseTimeoutMs`,
+ * `connectTimeoutMs`, `shutdownTimeoutMs`, `maxConnections`, ...), each defaulting to
+ * `DEFAULTS`. Durations are milliseconds; `0` means never.
  */
-export interface ListenerOptions {
+export interface ListenerOptions extends SettingsInput {
   /** name for logs and stats. Default: the `listen` value as a string. */
   name?: string;
   /** listen: `'HOST:PORT'`, `'[::1]:PORT'`, `'PORT'` or a port number (all interfaces). Port 0 picks a free port. */
   listen: string | number;
   /** targets: one or more `'HOST:PORT'` (or `{ address, weight }`), tried in round-robin order with failover. */
   targets: readonly TargetOption[];
-  /** idleTimeoutMs: close a connection with no bytes either way for this long. Default 0 (never). */
-  idleTimeoutMs?: number;
-  /** halfCloseTimeoutMs: after one side's FIN, close if no bytes flow for this long. Default 0 (idle timeout applies). */
-  halfCloseTimeoutMs?: number;
-  /** connectTimeoutMs: give up on a target after this long and try the next. Default 10000. */
-  connectTimeoutMs?: number;
-  /** shutdownTimeoutMs: how long a graceful close lets connections finish. Default 30000. */
-  shutdownTimeoutMs?: number;
-  /** maxConnections: at most this many proxied connections at once. Default: no limit. */
-  maxConnections?: number;
 }
 
-/** DefaultOverrides are the command-line flags that override a config file's `defaults`. */
-export type DefaultOverrides = Partial<
-  Pick<
-    ListenerOptions,
-    | 'idleTimeoutMs'
-    | 'halfCloseTimeoutMs'
-    | 'connectTimeoutMs'
-    | 'shutdownTimeoutMs'
-    | 'maxConnections'
-  >
->;
+/** DefaultOverrides are the settings given as flags, which override a config file's `defaults`. */
+export type DefaultOverrides = SettingsInput;
 
 /** stripUndefined drops the keys whose value is undefined (an option not given). */
 export function stripUndefined<T extends object>(value: T): Partial<T> {
@@ -88,16 +74,7 @@ function invalid(where: string, what: string): ProxyError {
 }
 
 /** The keys a ListenerOptions may have; anything else is a typo to report, not to ignore. */
-const LISTENER_KEYS: readonly (keyof ListenerOptions)[] = [
-  'name',
-  'listen',
-  'targets',
-  'idleTimeoutMs',
-  'halfCloseTimeoutMs',
-  'connectTimeoutMs',
-  'shutdownTimeoutMs',
-  'maxConnections',
-];
+const LISTENER_KEYS: readonly string[] = ['name', 'listen', 'targets', ...SETTING_NAMES];
 
 /**
  * checkKeys refuses a key of `options` that is not in `known`. TypeScript catches
@@ -144,20 +121,19 @@ function editDistance(a: string, b: string): number {
   return previous[b.length] ?? 0;
 }
 
-function durationOption(value: unknown, where: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw invalid(where, `expected a whole number of milliseconds >= 0, got ${String(value)}`);
+/** resolveSettings checks each setting a library caller gave; the others get their default. */
+function resolveSettings(options: SettingsInput, where: string): ListenerSettings {
+  const settings: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) {
+    const spec = setting(name);
+    try {
+      settings[name] = spec.kind.check(options[name], spec.default);
+    } catch (err) {
+      if (err instanceof OptionValueError) throw invalid(`${where}${name}`, err.message);
+      throw err;
+    }
   }
-  return value;
-}
-
-function maxConnectionsOption(value: unknown, where: string): number {
-  if (value === undefined || value === Number.POSITIVE_INFINITY) return DEFAULTS.maxConnections;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw invalid(where, `expected a whole number >= 1, got ${String(value)}`);
-  }
-  return value;
+  return settings as ListenerSettings;
 }
 
 function listenOption(value: unknown, where: string): Address {
@@ -210,27 +186,7 @@ export function resolveListener(options: ListenerOptions, where: string): Listen
     name,
     listen: Object.freeze(listen),
     targets: Object.freeze(targets),
-    idleTimeoutMs: durationOption(
-      options.idleTimeoutMs,
-      `${where}idleTimeoutMs`,
-      DEFAULTS.idleTimeoutMs,
-    ),
-    halfCloseTimeoutMs: durationOption(
-      options.halfCloseTimeoutMs,
-      `${where}halfCloseTimeoutMs`,
-      DEFAULTS.halfCloseTimeoutMs,
-    ),
-    connectTimeoutMs: durationOption(
-      options.connectTimeoutMs,
-      `${where}connectTimeoutMs`,
-      DEFAULTS.connectTimeoutMs,
-    ),
-    shutdownTimeoutMs: durationOption(
-      options.shutdownTimeoutMs,
-      `${where}shutdownTimeoutMs`,
-      DEFAULTS.shutdownTimeoutMs,
-    ),
-    maxConnections: maxConnectionsOption(options.maxConnections, `${where}maxConnections`),
+    ...resolveSettings(options, where),
     ...withHooks(hooksOf(options)),
   });
 }

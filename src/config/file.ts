@@ -20,7 +20,15 @@ import {
   stripUndefined,
   type TargetOption,
 } from './config.js';
-import { DurationError, parseDuration } from './duration.js';
+import { OptionValueError } from './option-kinds.js';
+import {
+  configKey,
+  OPTIONS,
+  type OptionSpec,
+  type Place,
+  SETTING_NAMES,
+  setting,
+} from './options.js';
 import { type SchemaError, validateSchema } from './schema-validator.js';
 
 /** FileSettings is what a config file holds, as options for createProxy. */
@@ -35,13 +43,6 @@ export interface FileSettings {
 }
 
 type Path = readonly (string | number)[];
-
-const DURATION_KEYS = [
-  ['idle_timeout', 'idleTimeoutMs'],
-  ['half_close_timeout', 'halfCloseTimeoutMs'],
-  ['connect_timeout', 'connectTimeoutMs'],
-  ['shutdown_timeout', 'shutdownTimeoutMs'],
-] as const;
 
 /** readConfigFile reads and checks `file`; errors are PROXY_ERR_INVALID_CONFIG with a position. */
 export function readConfigFile(file: string, overrides: DefaultOverrides = {}): FileSettings {
@@ -145,9 +146,7 @@ function describeSchemaError(error: SchemaError, fail: Fail): never {
         `expected one of ${(params['allowedValues'] as unknown[]).join(', ')}, got ${describeValue(got)}`,
       );
     case 'pattern':
-      if (path.length === 1 && path[0] === 'workers')
-        return fail(path, `expected a whole number 1 to 64 or auto, got ${describeValue(got)}`);
-      return fail(path, `expected a duration like 30s, 1500ms or 0, got ${describeValue(got)}`);
+      return fail(path, `${patternMessage(path)}, got ${describeValue(got)}`);
     case 'minItems':
       return fail(path, 'expected at least one entry');
     case 'minLength':
@@ -161,6 +160,24 @@ function describeSchemaError(error: SchemaError, fail: Fail): never {
     default:
       return fail(path, error.message ?? 'invalid value');
   }
+}
+
+/**
+ * patternMessage is what the option at `path` expects, from its kind in the option
+ * table (the key is the last name in the path: `allow` in `listeners[0].allow[2]`).
+ */
+function patternMessage(path: Path): string {
+  const key = path.findLast((part) => typeof part === 'string');
+  const sections: Record<string, Place> = {
+    defaults: 'defaults',
+    listeners: 'listener',
+    admin: 'admin',
+  };
+  const place = (path.length > 1 && sections[String(path[0])]) || 'top';
+  const spec = (Object.values(OPTIONS) as OptionSpec[]).find(
+    (o) => o.places.includes(place) && o.kind.patternMessage !== undefined && configKey(o) === key,
+  );
+  return spec?.kind.patternMessage ?? 'expected a different value';
 }
 
 function describeTypes(types: unknown): string {
@@ -187,14 +204,8 @@ interface RawTarget {
   address: string;
   weight?: number;
 }
-type RawDuration = number | string;
-interface RawOptions {
-  idle_timeout?: RawDuration;
-  half_close_timeout?: RawDuration;
-  connect_timeout?: RawDuration;
-  shutdown_timeout?: RawDuration;
-  max_connections?: number;
-}
+/** RawOptions: the settings as written in `defaults` or a listener, by config key. */
+type RawOptions = { readonly [key: string]: unknown };
 interface RawListener extends RawOptions {
   name?: string;
   listen: string | number;
@@ -268,20 +279,22 @@ function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): F
   };
 }
 
+/** readOptions reads the listener settings written in `raw` (`defaults` or a listener), in table order. */
 function readOptions(raw: RawOptions, path: Path, fail: Fail): DefaultOverrides {
-  const options: DefaultOverrides = {};
-  for (const [key, option] of DURATION_KEYS) {
+  const options: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) {
+    const spec = setting(name);
+    const key = configKey(spec);
     const value = raw[key];
-    if (value === undefined) continue;
+    if (value === undefined) continue; // (the schema refused a key not allowed here)
     try {
-      options[option] = typeof value === 'number' ? value : parseDuration(value);
+      options[name] = spec.kind.fromFile(value);
     } catch (err) {
-      if (err instanceof DurationError) fail([...path, key], err.message);
+      if (err instanceof OptionValueError) fail([...path, key], err.message);
       throw err;
     }
   }
-  if (raw.max_connections !== undefined) options.maxConnections = raw.max_connections;
-  return options;
+  return options as DefaultOverrides;
 }
 
 function checkAddress(text: string, isListen: boolean, path: Path, fail: Fail): void {

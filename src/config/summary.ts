@@ -1,10 +1,11 @@
 /**
  * What `l4proxy check --config FILE` prints for a valid file, like `nginx -t`: one
- * line for the file, then each listener with its targets and its limits.
+ * line for the file, then each listener with its targets and its settings (every
+ * listener setting of the option table, by its `brief` name, in table order).
  */
 import { formatParsed } from './address.js';
-import type { Config } from './config.js';
-import { formatDuration } from './duration.js';
+import type { Config, ListenerConfig } from './config.js';
+import { SETTING_NAMES, setting } from './options.js';
 
 /** summarizeConfig describes `config`, read from `file`, in lines ending with a newline. */
 export function summarizeConfig(file: string, config: Config): string {
@@ -13,15 +14,17 @@ export function summarizeConfig(file: string, config: Config): string {
     const targets = l.targets
       .map((t) => (t.weight === 1 ? t.address : `${t.address} (weight ${t.weight})`))
       .join(', ');
-    const limit = Number.isFinite(l.maxConnections) ? String(l.maxConnections) : 'none';
-    lines.push(
-      `  ${l.name}: ${formatListen(l.listen)} -> ${targets}`,
-      `    idle ${formatDuration(l.idleTimeoutMs)}, half-close ${formatDuration(l.halfCloseTimeoutMs)}, ` +
-        `connect ${formatDuration(l.connectTimeoutMs)}, shutdown ${formatDuration(l.shutdownTimeoutMs)}, ` +
-        `max connections ${limit}`,
-    );
+    lines.push(`  ${l.name}: ${formatListen(l.listen)} -> ${targets}`, `    ${showSettings(l)}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** showSettings writes a listener's settings: `idle 5m, half-close 0, ..., max connections none`. */
+function showSettings(l: ListenerConfig): string {
+  return SETTING_NAMES.map((name) => {
+    const spec = setting(name);
+    return `${spec.brief} ${spec.kind.show(l[name])}`;
+  }).join(', ');
 }
 
 function formatListen(listen: Config['listeners'][number]['listen']): string {

@@ -9,7 +9,7 @@
  * `docs/status-page.png`. Build first (`npm run build`).
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, type TestContext, test } from 'node:test';
@@ -61,6 +61,8 @@ async function newPage(t: TestContext): Promise<Page> {
 interface AdminCli extends CliChild {
   adminUrl: string;
   ports: Map<string, number>;
+  /** file is the config file the CLI was started with. */
+  file: string;
 }
 
 /**
@@ -101,7 +103,7 @@ async function startAdminCli(
     ports.set(name, Number(/:(\d+)$/.exec(record.address ?? '')?.[1]));
   }
   const admin = await cli.waitForRecord((r) => r.msg === 'admin listening', 10_000, 'the admin');
-  return Object.assign(cli, { adminUrl: `http://${admin.address}`, ports });
+  return Object.assign(cli, { adminUrl: `http://${admin.address}`, ports, file });
 }
 
 /** echoing opens a client through the proxy, sends `bytes` and waits for them to come back. */
@@ -172,6 +174,15 @@ describe('status page', { skip: SKIP }, () => {
     });
     assert.equal(drained.status, 200);
 
+    // Each target shows its open connections: web's two clients went one to a, one to b,
+    // db's to c (after its first target refused).
+    const open = (address: string) =>
+      page.locator(`[data-testid="target"][data-address="${address}"] [data-field="connections"]`);
+    for (const address of [a.address, b.address, c.address]) {
+      await open(address).filter({ hasText: /^1$/ }).waitFor({ timeout: UI_TIMEOUT_MS });
+    }
+    assert.equal(await open(db.targets[0] ?? '').textContent(), '0');
+
     const row = page.locator('[data-testid="connection"]', { hasText: clientAddress(client) });
     await row.waitFor({ timeout: UI_TIMEOUT_MS });
     const id = await row.getAttribute('data-id');
@@ -201,6 +212,39 @@ describe('status page', { skip: SKIP }, () => {
     assert.equal(record.cause, 'admin_kill');
     await row.waitFor({ state: 'detached', timeout: UI_TIMEOUT_MS });
     assert.equal(await page.getByTestId('connection').count(), 2, 'the other two stay');
+  });
+
+  test('a listener a reload removed shows as removing until its last connection ends', async (t) => {
+    const upstream = await startUpstream(t, echo);
+    const cli = await startAdminCli(t, {
+      web: { targets: [upstream.address] },
+      db: { targets: [upstream.address], extra: 'shutdown_timeout: 5m' },
+    });
+    const page = await newPage(t);
+    await page.goto(`${cli.adminUrl}/`);
+    const card = (name: string) => page.locator(`[data-testid="listener"][data-name="${name}"]`);
+    await card('db').waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await card('db').locator('[data-field="listener-state"]').textContent(), '');
+    const client = await echoing(cli.ports.get('db') ?? 0, Buffer.from('held'));
+    t.after(() => client.socket.destroy());
+
+    // db leaves the file; its connection stays open and keeps it on the page.
+    const text = readFileSync(cli.file, 'utf8');
+    writeFileSync(cli.file, text.slice(0, text.indexOf('  - name: db')));
+    const reload = await fetch(`${cli.adminUrl}/api/reload`, { method: 'POST' });
+    assert.equal(reload.status, 200);
+    const state = card('db').locator('[data-field="listener-state"]');
+    await state.filter({ hasText: 'removing' }).waitFor({ timeout: UI_TIMEOUT_MS });
+    const open = card('db').locator(
+      `[data-testid="target"][data-address="${upstream.address}"] [data-field="connections"]`,
+    );
+    assert.equal(await open.textContent(), '1');
+    assert.equal(await card('web').locator('[data-field="listener-state"]').textContent(), '');
+
+    client.socket.end();
+    await withTimeout(client.closed, 10_000, 'the client to close');
+    await card('db').waitFor({ state: 'detached', timeout: UI_TIMEOUT_MS });
+    assert.equal(await card('web').count(), 1);
   });
 
   test('drains and undrains a target from the page', async (t) => {

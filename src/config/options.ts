@@ -1,0 +1,340 @@
+/**
+ * The option table: every option of the command, the config file and the library,
+ * declared once. An entry gives the flag, the config key (the flag in snake_case
+ * unless `key` says otherwise), where the option may be written, its kind of value
+ * (option-kinds.ts: parser, schema, display), its default, its one line of `--help`,
+ * the description the JSON Schema carries, and whether a reload may change it.
+ *
+ * Derived from it: the `--help` text and the `parseArgs` table (args.ts), the types
+ * `ListenerOptions`, `ListenerConfig`, `DefaultOverrides` and `ListenerInfo`, `DEFAULTS`
+ * and the checks of a library caller's values (config.ts), the reading of a config
+ * file's values and the messages of its schema errors (file.ts), the shipped JSON
+ * Schema (json-schema.ts, at build time), `l4proxy check`'s lines (summary.ts), and the
+ * per-listener options of `/api/listeners` and the status page (admin/).
+ *
+ * A listener setting (an entry with a `label`) is a per-connection option that the
+ * command line, `defaults` and a listener may all set, a listener's own value winning:
+ * adding one is one entry here plus the code that uses `config.<name>`. test/options.test.ts
+ * walks the table and fails on any place that forgot one.
+ *
+ * Pure data and a few small functions: `--help` and `--version` load this module, so
+ * it imports nothing heavy.
+ */
+import { LOG_LEVELS } from '../log.js';
+import {
+  address,
+  choice,
+  duration,
+  type Kind,
+  limit,
+  list,
+  type SettingKind,
+  switchKind,
+  target,
+  text,
+  workerCount,
+} from './option-kinds.js';
+
+/**
+ * Place: where an option may be written. `cli`: the command line; `defaults`: the
+ * config file's `defaults`; `listener`: a listener in the config file (and the
+ * library's listener options); `top`: the top level of the config file; `admin`: the
+ * config file's `admin` section.
+ */
+export type Place = 'cli' | 'defaults' | 'listener' | 'top' | 'admin';
+
+/** OptionSpec is one entry of the option table. */
+export interface OptionSpec {
+  /** flag is the long flag without `--`; none for a config-only key. */
+  readonly flag?: string;
+  /** short is the one-letter flag without `-`. */
+  readonly short?: string;
+  /** key is the config file key, when it is not the flag in snake_case. */
+  readonly key?: string;
+  readonly places: readonly Place[];
+  readonly kind: Kind;
+  /** required: a listener (or the admin section) must have it. */
+  readonly required?: boolean;
+  /** default is the value when the option is not given anywhere. */
+  readonly default?: unknown;
+  /** metavar replaces the kind's placeholder in `--help`. */
+  readonly metavar?: string;
+  /** help is the flag's line in `--help`; a `\n` continues it on the next line. */
+  readonly help?: string;
+  /** description is what the JSON Schema says of the config key (editors show it). */
+  readonly description?: string;
+  /** reload: a reload of the config file (SIGHUP) applies a new value. */
+  readonly reload: boolean;
+}
+
+/** SettingSpec is a listener setting: the command line, `defaults` and a listener may set it. */
+export interface SettingSpec<T = unknown, J = unknown> extends OptionSpec {
+  readonly kind: SettingKind<T, J>;
+  readonly default: T;
+  /** label names it on the status page (`idle timeout`). */
+  readonly label: string;
+  /** brief names it in `l4proxy check`'s lines (`idle`). */
+  readonly brief: string;
+}
+
+/** SETTING_PLACES: a listener setting's places; a config-only one leaves out `cli`. */
+const SETTING_PLACES = ['cli', 'defaults', 'listener'] as const;
+
+/** MAX_WORKERS is the largest `--workers` (and config file `workers`) accepted. */
+export const MAX_WORKERS = 64;
+
+/** OPTIONS is the option table, in the order of `--help` and of the schema's keys. */
+export const OPTIONS = {
+  name: {
+    key: 'name',
+    places: ['listener'],
+    kind: text('NAME'),
+    description: 'Unique name for logs and stats. Default: the listen string.',
+    reload: true,
+  },
+  listen: {
+    flag: 'listen',
+    short: 'l',
+    places: ['cli', 'listener'],
+    kind: address('[HOST:]PORT'),
+    required: true,
+    help: 'where to accept; PORT alone means all interfaces; IPv6 as [::1]:8080',
+    description: '[HOST:]PORT (PORT alone: all interfaces), [IPv6]:PORT, or unix:/path/to.sock.',
+    reload: true,
+  },
+  targets: {
+    flag: 'target',
+    short: 't',
+    key: 'targets',
+    places: ['cli', 'listener'],
+    kind: list(target, 1),
+    required: true,
+    help: 'an upstream; repeat for round-robin with failover',
+    reload: true,
+  },
+  idleTimeoutMs: {
+    flag: 'idle-timeout',
+    places: SETTING_PLACES,
+    kind: duration,
+    default: 0,
+    help: 'close a connection idle for DUR (default 0: never)',
+    description:
+      'Close a connection with no bytes either way for this long. 0 (default) means never.',
+    label: 'idle timeout',
+    brief: 'idle',
+    reload: true,
+  },
+  halfCloseTimeoutMs: {
+    flag: 'half-close-timeout',
+    places: SETTING_PLACES,
+    kind: duration,
+    default: 0,
+    help: 'close a half-closed connection idle for DUR (default 0: idle timeout applies)',
+    description:
+      'Once one side sent FIN, close after this long without bytes. 0 (default): the idle timeout applies.',
+    label: 'half-close timeout',
+    brief: 'half-close',
+    reload: true,
+  },
+  connectTimeoutMs: {
+    flag: 'connect-timeout',
+    places: SETTING_PLACES,
+    kind: duration,
+    default: 10_000,
+    help: 'give up on a target after DUR (default 10s)',
+    description: 'Give up on a target after this long and try the next. Default 10s.',
+    label: 'connect timeout',
+    brief: 'connect',
+    reload: true,
+  },
+  shutdownTimeoutMs: {
+    flag: 'shutdown-timeout',
+    places: SETTING_PLACES,
+    kind: duration,
+    default: 30_000,
+    help: 'on SIGTERM/SIGINT, let connections finish for DUR (default 30s)',
+    description:
+      'On shutdown (or when a listener is removed), let connections finish for this long. Default 30s.',
+    label: 'shutdown timeout',
+    brief: 'shutdown',
+    reload: true,
+  },
+  maxConnections: {
+    flag: 'max-connections',
+    places: SETTING_PLACES,
+    kind: limit,
+    default: Number.POSITIVE_INFINITY,
+    help: 'at most N proxied connections at once (default: no limit)',
+    description:
+      'At most this many proxied connections at once; further clients are accepted and closed at once. Default: no limit.',
+    label: 'max connections',
+    brief: 'max connections',
+    reload: true,
+  },
+  logLevel: {
+    flag: 'log-level',
+    places: ['cli', 'defaults'],
+    kind: choice(LOG_LEVELS.slice(1), 'LEVEL'),
+    default: 'info',
+    help: 'error, warn, info, debug or trace (default info)',
+    description: 'Default info.',
+    reload: false,
+  },
+  logFormat: {
+    flag: 'log-format',
+    places: ['cli', 'defaults'],
+    kind: choice(['text', 'json'], 'FORMAT'),
+    default: 'text',
+    help: 'text or json (default text)',
+    description: 'Default text.',
+    reload: false,
+  },
+  config: {
+    flag: 'config',
+    short: 'c',
+    places: ['cli'],
+    kind: text('FILE'),
+    help: 'listeners and targets from a YAML or JSON file; SIGHUP reloads it',
+    reload: false,
+  },
+  watchConfig: {
+    flag: 'watch-config',
+    places: ['cli'],
+    kind: switchKind,
+    help:
+      'also reload the --config file whenever its content changes (an edit,\n' +
+      'a rename over it, a Kubernetes ConfigMap update)',
+    reload: false,
+  },
+  admin: {
+    flag: 'admin',
+    key: 'listen',
+    places: ['cli', 'admin'],
+    kind: address('[HOST:]PORT'),
+    required: true,
+    help: 'serve the admin API, metrics and status page (loopback unless a token is set)',
+    description: '[HOST:]PORT or unix:/path. Must be a loopback address unless token_file is set.',
+    reload: false,
+  },
+  adminTokenFile: {
+    flag: 'admin-token-file',
+    key: 'token_file',
+    places: ['cli', 'admin'],
+    kind: text('FILE'),
+    help: 'require this token (Authorization: Bearer) on every admin request',
+    description:
+      'A file holding the token that every request must send as Authorization: Bearer TOKEN. A relative path is relative to this config file.',
+    reload: false,
+  },
+  adminHosts: {
+    flag: 'admin-host',
+    key: 'hosts',
+    places: ['cli', 'admin'],
+    kind: list(text('NAME')),
+    help:
+      'also answer admin requests for this Host name (repeatable; default:\n' +
+      "only the admin's own address, localhost, 127.0.0.1 and [::1])",
+    description:
+      "Host names (no port) that admin requests may carry in the Host header, besides the admin's own address, localhost, 127.0.0.1 and [::1]; requests for any other name get 403. The --admin-host flags add to these.",
+    reload: false,
+  },
+  workers: {
+    flag: 'workers',
+    places: ['cli', 'top'],
+    kind: workerCount(MAX_WORKERS),
+    default: 1,
+    help: `run N processes sharing the listeners (1 to ${MAX_WORKERS}, or auto: one per core; default 1)`,
+    description: `How many processes share the listeners (node:cluster): a whole number 1 to ${MAX_WORKERS}, or auto for one per CPU core. Default 1 (one process). The --workers flag overrides it.`,
+    reload: false,
+  },
+  help: {
+    flag: 'help',
+    short: 'h',
+    places: ['cli'],
+    kind: switchKind,
+    help: 'show this help',
+    reload: false,
+  },
+  version: {
+    flag: 'version',
+    short: 'V',
+    places: ['cli'],
+    kind: switchKind,
+    help: 'show the version',
+    reload: false,
+  },
+} as const satisfies Record<string, OptionSpec | SettingSpec>;
+
+type Table = typeof OPTIONS;
+
+/** OptionName is the name of an option: its property in the library's options. */
+export type OptionName = keyof Table;
+
+/** SettingName is the name of a listener setting (`idleTimeoutMs`, `maxConnections`, ...). */
+export type SettingName = {
+  [K in OptionName]: Table[K] extends { readonly label: string } ? K : never;
+}[OptionName];
+
+/** FlagName is a long flag of the table, without `--`. */
+export type FlagName = {
+  [K in OptionName]: Table[K] extends { flag: infer F } ? F : never;
+}[OptionName];
+
+type ValueOf<K extends SettingName> = Table[K]['kind'] extends { fromFile(value: unknown): infer T }
+  ? T
+  : never;
+type JsonOf<K extends SettingName> = Table[K]['kind'] extends { toJson(value: never): infer J }
+  ? J
+  : never;
+
+/** ListenerSettings are a listener's settings, validated (durations in ms, no limit is Infinity). */
+export type ListenerSettings = { readonly [K in SettingName]: ValueOf<K> };
+
+/** SettingsInput are the settings a library caller may give a listener; each may be left out. */
+export type SettingsInput = { [K in SettingName]?: ValueOf<K> };
+
+/** SettingsJson are a listener's settings as `ListenerInfo` gives them (no limit is null). */
+export type SettingsJson = { [K in SettingName]: JsonOf<K> };
+
+/** SETTING_NAMES lists the listener settings in table order. */
+export const SETTING_NAMES = Object.keys(OPTIONS).filter(
+  (name) => 'label' in OPTIONS[name as OptionName],
+) as SettingName[];
+
+/** setting is the table entry of a listener setting, with its kind's types. */
+export function setting(name: SettingName): SettingSpec {
+  return OPTIONS[name] as SettingSpec;
+}
+
+/** configKey is an option's key in the config file: `key`, or the flag in snake_case. */
+export function configKey(spec: OptionSpec): string {
+  if (spec.key !== undefined) return spec.key;
+  if (spec.flag === undefined) throw new Error('an option without a flag needs a key');
+  return spec.flag.replace(/-/g, '_');
+}
+
+/** optionsIn lists the options that may be written at `place`, with their names, in table order. */
+export function optionsIn(place: Place): [OptionName, OptionSpec][] {
+  return (Object.entries(OPTIONS) as [OptionName, OptionSpec][]).filter(([, spec]) =>
+    spec.places.includes(place),
+  );
+}
+
+/** jsonKey is a setting's key in `/api/listeners`: the name in snake_case (`idle_timeout_ms`). */
+export function jsonKey(name: SettingName): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** settingDefaults are the settings' defaults (exported as `DEFAULTS`). */
+export function settingDefaults(): ListenerSettings {
+  return Object.fromEntries(
+    SETTING_NAMES.map((name) => [name, setting(name).default]),
+  ) as ListenerSettings;
+}
+
+/** settingsJson gives each setting of `settings` as `/api/listeners` shows it. */
+export function settingsJson(settings: ListenerSettings): SettingsJson {
+  return Object.fromEntries(
+    SETTING_NAMES.map((name) => [name, setting(name).kind.toJson(settings[name])]),
+  ) as SettingsJson;
+}
