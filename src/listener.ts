@@ -314,7 +314,7 @@ export class Listener implements ContextHost {
     this.#logClosed(info);
     this.#events.connectionClose(info);
     // A slot is free when a connection that had one closed: the next waiting client takes it.
-    if (!this.queue.delete(context) && this.queue.size > 0) this.#admitWaiting();
+    if (this.queue.size > 0 && !this.queue.delete(context)) this.#admitWaiting();
     if (this.contexts.size === 0 && this.#drainWaiters.length > 0) this.#drained();
   }
 
@@ -362,6 +362,7 @@ export class Listener implements ContextHost {
       this.#health?.sync();
     }
     this.config = config;
+    if (this.queue.size > 0) this.#admitWaiting(); // the limit may have grown
   }
 
   /** stopAccepting closes the server socket; open connections are not touched. */

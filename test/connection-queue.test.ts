@@ -190,3 +190,18 @@ test('stopping the listener closes the waiting clients at once', async (t) => {
   assert.equal(closed[0]?.cause, 'shutdown');
   assert.equal(upstream.sockets.length, 1);
 });
+
+test('a reload that raises the limit lets waiting clients in at once', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const { listener, port } = await startListener(t, upstream.address, 10_000);
+  const first = connectClient(port);
+  await upstream.accepted(0);
+  const second = connectClient(port);
+  await waitFor(() => listener.queue.size === 1, 2000, 'a client waiting');
+  listener.update({ ...listener.config, maxConnections: 2 });
+  second.socket.write('in');
+  await waitFor(() => second.received().toString() === 'in', 2000, 'the waiting client echoed');
+  assert.equal(listener.queue.size, 0);
+  first.socket.destroy();
+  second.socket.destroy();
+});
