@@ -17,6 +17,7 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { balance } from './balance.js';
 import { bulk } from './bulk.js';
 import { churn } from './churn.js';
 import { idle } from './idle.js';
@@ -26,7 +27,7 @@ import { requestResponse } from './request-response.js';
 import { busyPercent, type Machine, machine } from './system.js';
 import { timerSet } from './timer-set.js';
 
-const SCENARIOS: readonly Scenario[] = [bulk, requestResponse, churn, idle, timerSet];
+const SCENARIOS: readonly Scenario[] = [bulk, requestResponse, churn, idle, timerSet, balance];
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
 
 const PRESETS: Record<

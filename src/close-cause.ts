@@ -31,6 +31,8 @@ export const CLOSE_CAUSES = [
   'connect_error',
   /** There was no target to try: every target was drained (taken out of rotation). */
   'no_target',
+  /** There was no target to try: every target was down by health checks (or drained). */
+  'no_healthy_target',
   /** The listener was at --max-connections: the client was accepted and closed at once. */
   'max_connections',
   /** The proxy shut down (or the listener was removed) before the connection finished. */

@@ -11,6 +11,7 @@ import { type AddressInfo, createServer, type Server, type Socket } from 'node:n
 import { formatAddress, formatParsed } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
 import { type ConnectionInfo, formatConnectFailures } from './connection-info.js';
+import { ConnectionQueue } from './connection-queue.js';
 import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
 import { errorCode, listenErrorText, ProxyError } from './errors.js';
 import type { Logger } from './log.js';
@@ -19,6 +20,7 @@ import { requireOnread } from './read-buffer.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import { removeStaleSocket } from './unix-socket.js';
+import { PoolHealth, type PoolHealthOptions, sameHealthOptions } from './upstream/pool-health.js';
 import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
 
 /** ListenerEvents are how a listener reports connections to whoever owns it. */
@@ -27,6 +29,10 @@ export interface ListenerEvents {
   connectionOpen(context: ProxyContext): void;
   connectionConnect(context: ProxyContext): void;
   connectionClose(info: ConnectionInfo): void;
+}
+
+function onQueueTimeout(context: ProxyContext): void {
+  context.close('max_connections');
 }
 
 function onDrainTimer(listener: Listener): void {
@@ -50,6 +56,13 @@ export class Listener implements ContextHost {
   #drainWaiters: (() => void)[] = [];
   #lastShortageMs = Number.NEGATIVE_INFINITY;
   #shortagesInBurst = 0;
+  #health: PoolHealth<Target> | null = null;
+  /**
+   * queue holds clients waiting for a slot under maxConnections; its `timeoutMs`
+   * (`--queue-timeout`, 0 by default: no queue) is set by the owner. Waiting clients
+   * are in `contexts` too, and count in `stats.active`.
+   */
+  readonly queue: ConnectionQueue<ProxyContext>;
 
   /** A listener that replaces another (its address changed) may carry on the other's `stats`. */
   constructor(
@@ -67,8 +80,10 @@ export class Listener implements ContextHost {
     this.pool = new TargetPool(config.targets, {
       addressOf: targetAddress,
       weightOf: targetWeight,
+      now: () => timers.now(),
     });
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
+    this.queue = new ConnectionQueue(timers, onQueueTimeout);
     // The relay reads through Node's onread internals: a Node without them stops here.
     requireOnread();
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
@@ -196,8 +211,9 @@ export class Listener implements ContextHost {
       context.traceEvent('client', `accepted ${context.clientAddress} on ${this.config.name}`);
     }
     this.#events.connectionOpen(context);
-    if (this.contexts.size > this.config.maxConnections) {
-      context.close('max_connections');
+    if (this.contexts.size - this.queue.size > this.config.maxConnections) {
+      if (this.queue.timeoutMs > 0) this.queue.add(context);
+      else context.close('max_connections');
       return;
     }
     context.connect();
@@ -263,6 +279,22 @@ export class Listener implements ContextHost {
     return true;
   }
 
+  /**
+   * useHealth starts the health of this listener's targets (checks, passive marking,
+   * `target down` / `target up` logs; upstream/pool-health.ts), or stops it (null).
+   * Off until called. Called again (a reload) with the same options it keeps running;
+   * with other options it starts afresh, and the targets keep their states.
+   */
+  useHealth(options: PoolHealthOptions | null): void {
+    const running = this.#health;
+    if (running !== null && options !== null && sameHealthOptions(running.options, options)) return;
+    running?.stop(options !== null);
+    this.#health =
+      options === null
+        ? null
+        : new PoolHealth(this.pool, this.timers, this.log, this.config.name, options);
+  }
+
   /** findContext returns the open connection with this id, if it is this listener's. */
   findContext(id: string): ProxyContext | undefined {
     for (const context of this.contexts) if (context.id === id) return context;
@@ -281,7 +313,17 @@ export class Listener implements ContextHost {
     this.stats.countClosed(info.cause ?? 'shutdown', info.bytesToUpstream, info.bytesToClient);
     this.#logClosed(info);
     this.#events.connectionClose(info);
+    // A slot is free when a connection that had one closed: the next waiting client takes it.
+    if (this.queue.size > 0 && !this.queue.delete(context)) this.#admitWaiting();
     if (this.contexts.size === 0 && this.#drainWaiters.length > 0) this.#drained();
+  }
+
+  #admitWaiting(): void {
+    while (this.contexts.size - this.queue.size < this.config.maxConnections) {
+      const next = this.queue.shift();
+      if (next === undefined) return;
+      next.connect();
+    }
   }
 
   #logClosed(info: ConnectionInfo): void {
@@ -315,13 +357,20 @@ export class Listener implements ContextHost {
    * connections. Open connections keep the options and targets they started with.
    */
   update(config: ListenerConfig): void {
-    if (!sameTargets(this.config.targets, config.targets)) this.pool.update(config.targets);
+    if (!sameTargets(this.config.targets, config.targets)) {
+      this.pool.update(config.targets);
+      this.#health?.sync();
+    }
     this.config = config;
+    if (this.queue.size > 0) this.#admitWaiting(); // the limit may have grown
   }
 
   /** stopAccepting closes the server socket; open connections are not touched. */
   stopAccepting(): void {
+    this.useHealth(null); // no new clients: no checks; no timer or socket left behind
     if (this.#server.listening) this.#server.close();
+    // Clients still waiting for a slot would only be dialled during the drain: close them.
+    for (const context of this.queue.clear()) context.close('shutdown');
   }
 
   /**

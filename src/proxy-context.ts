@@ -331,6 +331,8 @@ export class ProxyContext {
     const address = this.target?.address ?? '?';
     this.host.stats.countConnectFailure(code, address);
     this.#dialFailures.push({ upstream: address, code });
+    // Passive health: the pool tells its TargetHealth, if it has one.
+    if (this.poolTarget !== null) (this.#routePool ?? this.host.pool).failed(this.poolTarget, code);
     this.errorCode = code;
     if (code === 'EMFILE' || code === 'ENFILE') this.host.onDescriptorShortage(code, 'connect');
     if (this.trace) this.traceEvent('upstream', `connect to ${address} failed: ${code}`);
@@ -350,8 +352,13 @@ export class ProxyContext {
       this.close('connect_error');
       return;
     }
-    // Every target drained is an operator's doing, not a failure of the targets: say so.
     const failures = this.#dialFailures;
+    // Every target down (none tried): the target health said so once, not per client.
+    if (failures.length === 0 && this.#plan?.skipped.some((e) => e.down && !e.drained)) {
+      this.close('no_healthy_target');
+      return;
+    }
+    // Every target drained is an operator's doing, not a failure of the targets: say so.
     this.host.log.warn(
       failures.length === 0
         ? 'no target reachable: every target is drained'
