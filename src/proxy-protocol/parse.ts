@@ -22,11 +22,15 @@ export function parseProxyHeader(bytes: Buffer): ProxyHeaderResult {
   const v1 = bytes[0] === V1_PREFIX[0];
   const signature = v1 ? V1_PREFIX : V2_SIGNATURE;
   const known = Math.min(bytes.length, signature.length);
-  if (bytes.compare(signature, 0, known, 0, known) !== 0) {
-    return failed(
-      'PROXY header',
-      `expected "PROXY " (v1) or the v2 signature, got ${quote(bytes.subarray(0, 16))}`,
-    );
+  for (let i = 0; i < known; i++) {
+    if (bytes[i] !== signature[i]) {
+      // Quote up to the differing byte only: the message must not depend on how much
+      // more happened to arrive in the same read.
+      return failed(
+        'PROXY header',
+        `expected "PROXY " (v1) or the v2 signature, got ${quote(bytes.subarray(0, i + 1))}`,
+      );
+    }
   }
   if (bytes.length < signature.length) return more(bytes.length + 1);
   return v1 ? parseV1(bytes) : parseV2(bytes);
