@@ -5,12 +5,17 @@
  * DUR/N.
  *
  * Memory stays bounded however many addresses connect. A bucket left alone for DUR
- * is full again, the same as no bucket at all, so it is forgotten. Buckets sit in a
- * Map in the order they were last used (each use moves its bucket to the end), so
- * the forgettable ones are at the front: each `take` drops those, an amortised O(1).
- * A spray of addresses faster than that (more than `maxEntries` within one DUR) drops
- * the least recently used buckets early; an address whose bucket was dropped starts
- * again with a full one, which errs on the side of letting a client in.
+ * is full again, the same as no bucket at all, so it can be forgotten. Buckets live in
+ * two generations: `#current` gets every bucket used since the last turn, `#previous`
+ * those of the turn before. Every DUR the generations turn: `#previous` is dropped
+ * whole and `#current` becomes it. A dropped bucket was unused for more than DUR, so
+ * full; a bucket used again is moved back to `#current`. Each `take` is a couple of
+ * Map operations, with no sweep (walking a Map from the front, where deleted entries
+ * pile up, costs more the more addresses churn). So a bucket is forgotten between DUR
+ * and 2·DUR after its last use. A spray of addresses faster than that (more than
+ * `maxEntries` within the time) turns the generations early, dropping idle buckets
+ * sooner; an address whose bucket was dropped starts again with a full one, which
+ * errs on the side of letting a client in.
  *
  * The level is kept in units of 1/N token·DUR (a token is `periodMs` units and the
  * bucket gains `count` units per millisecond), so with whole milliseconds it is exact.
@@ -80,56 +85,65 @@ export const DEFAULT_MAX_ENTRIES = 100_000;
 export class RateLimiter {
   readonly rate: Rate;
   readonly #now: () => number;
-  readonly #maxEntries: number;
+  /** #generationLimit: the size at which #current turns early (half of maxEntries). */
+  readonly #generationLimit: number;
   readonly #full: number;
-  readonly #buckets = new Map<string, Bucket>();
+  #current = new Map<string, Bucket>();
+  #previous = new Map<string, Bucket>();
+  /** #turnedAtMs: when the generations last turned (undefined: never used yet). */
+  #turnedAtMs: number | undefined;
 
   constructor(rate: Rate, options: RateLimiterOptions = {}) {
     this.rate = rate;
     this.#now = options.now ?? (() => performance.now());
-    this.#maxEntries = Math.max(1, options.maxEntries ?? DEFAULT_MAX_ENTRIES);
+    this.#generationLimit = Math.max(
+      1,
+      Math.floor((options.maxEntries ?? DEFAULT_MAX_ENTRIES) / 2),
+    );
     this.#full = rate.count * rate.periodMs;
   }
 
   /** take takes a token for a new connection of `key`: true if there was one, false if the rate is exceeded. */
   take(key: string): boolean {
     const now = this.#now();
-    this.#forgetIdle(now);
+    this.#turn(now);
     const { count, periodMs } = this.rate;
-    const bucket = this.#buckets.get(key);
+    let bucket = this.#current.get(key);
     if (bucket === undefined) {
-      if (this.#buckets.size >= this.#maxEntries) this.#forgetOldest();
-      this.#buckets.set(key, { level: this.#full - periodMs, atMs: now });
-      return true;
+      bucket = this.#previous.get(key);
+      if (bucket !== undefined) this.#previous.delete(key);
+      else bucket = { level: this.#full, atMs: now };
+      if (this.#current.size >= this.#generationLimit) this.#turnNow(now);
+      this.#current.set(key, bucket);
     }
     const elapsed = Math.max(0, now - bucket.atMs);
     bucket.level = Math.min(this.#full, bucket.level + elapsed * count);
     bucket.atMs = now;
-    // Move it to the end: the Map stays ordered by last use.
-    this.#buckets.delete(key);
-    this.#buckets.set(key, bucket);
     if (bucket.level < periodMs) return false;
     bucket.level -= periodMs;
     return true;
   }
 
-  /** size is the number of buckets kept (addresses seen within the last period, at most maxEntries). */
+  /** size is the number of buckets kept: addresses seen within the last DUR to 2·DUR, at most maxEntries. */
   get size(): number {
-    return this.#buckets.size;
+    return this.#current.size + this.#previous.size;
   }
 
-  // A bucket untouched for a whole period is full again: as good as none.
-  #forgetIdle(now: number): void {
-    for (const [key, bucket] of this.#buckets) {
-      if (now - bucket.atMs < this.rate.periodMs) return;
-      this.#buckets.delete(key);
-    }
-  }
-
-  #forgetOldest(): void {
-    for (const key of this.#buckets.keys()) {
-      this.#buckets.delete(key);
+  // Every DUR: the previous generation was unused for over DUR (full buckets), drop it.
+  #turn(now: number): void {
+    if (this.#turnedAtMs === undefined) {
+      this.#turnedAtMs = now;
       return;
     }
+    const since = now - this.#turnedAtMs;
+    if (since < this.rate.periodMs) return;
+    if (since >= 2 * this.rate.periodMs) this.#current = new Map(); // both are idle
+    this.#turnNow(now);
+  }
+
+  #turnNow(now: number): void {
+    this.#previous = this.#current;
+    this.#current = new Map();
+    this.#turnedAtMs = now;
   }
 }
