@@ -41,6 +41,8 @@ export const CLOSE_CAUSES = [
   'admin_kill',
   /** A handshake refused the client (access control); no upstream was dialled. */
   'denied',
+  /** A per-address limit refused the client (open connections or new connections per period); no upstream was dialled. */
+  'rate_limited',
   /** The client's PROXY protocol header was malformed or missing. */
   'bad_proxy_header',
   /** No complete PROXY protocol header arrived in time. */

@@ -1,0 +1,251 @@
+/**
+ * The PROXY protocol against real peers, started by the tests: haproxy sending
+ * `send-proxy` and `send-proxy-v2` to our accepting proxy, haproxy (`accept-proxy`)
+ * and nginx (`listen ... proxy_protocol`) receiving what our preface writes. The hooks
+ * are given through `kConnectionHooks` until the flags exist.
+ *
+ * Each test is skipped, with a message saying how to install the peer, when the peer
+ * is not on the PATH (`apt-get install -y haproxy nginx`).
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { type AdmissionOptions, admissionHooks } from '../src/admission.js';
+import { kConnectionHooks } from '../src/handshake.js';
+import type { ConnectionInfo, TcpProxy } from '../src/index.js';
+import { parseProxyHeader } from '../src/proxy-protocol/parse.js';
+import { startProxy, startUpstream } from './helpers/net.js';
+import { deadline } from './helpers/time.js';
+
+function installed(command: string): boolean {
+  return spawnSync(command, ['-v'], { stdio: 'ignore' }).error === undefined;
+}
+const HAPROXY = installed('haproxy');
+const NGINX = installed('nginx');
+// In CI (.ci/run installs both) a missing peer is a failure, never a silent skip.
+const IN_CI = process.env['CI'] === 'true';
+const SKIP_HAPROXY =
+  HAPROXY || IN_CI ? false : 'haproxy is not installed (apt-get install -y haproxy)';
+// Debian's nginx has its stream module as a separate, dynamic one.
+const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+const SKIP_NGINX = IN_CI
+  ? false
+  : !NGINX
+    ? 'nginx is not installed (apt-get install -y nginx libnginx-mod-stream)'
+    : !existsSync(STREAM_MODULE)
+      ? `nginx's stream module is not at ${STREAM_MODULE} (apt-get install -y libnginx-mod-stream)`
+      : false;
+
+/** freePort: a port nothing listens on just now (peers cannot be told to pick port 0 and say which). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  await once(server, 'close');
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** canConnect: something accepts on 127.0.0.1:port now. */
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** startPeer runs a peer in the foreground, ended by its PID after the test; resolves once `readyPort` accepts. */
+async function startPeer(
+  t: TestContext,
+  command: string,
+  args: string[],
+  readyPort: number,
+): Promise<ChildProcess> {
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+  });
+  const endMs = Date.now() + deadline(10_000);
+  while (!(await canConnect(readyPort))) {
+    if (child.exitCode !== null) throw new Error(`${command} exited ${child.exitCode}: ${stderr}`);
+    if (Date.now() > endMs) throw new Error(`${command} did not listen on ${readyPort}: ${stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return child;
+}
+
+/** haproxyConfig: a TCP frontend on `front` to one server, plus a `ready` frontend that only says it listens. */
+function haproxyConfig(dir: string, ready: number, front: string, server: string): string {
+  const path = join(dir, 'haproxy.cfg');
+  writeFileSync(
+    path,
+    [
+      'global',
+      '  maxconn 64',
+      'defaults',
+      '  mode tcp',
+      '  timeout connect 5s',
+      '  timeout client 30s',
+      '  timeout server 30s',
+      'frontend ready',
+      `  bind 127.0.0.1:${ready}`,
+      '  tcp-request connection reject',
+      'frontend fe',
+      `  bind ${front}`,
+      '  default_backend be',
+      'backend be',
+      `  server s1 ${server}`,
+      '',
+    ].join('\n'),
+  );
+  return path;
+}
+
+function tempDir(t: TestContext): string {
+  const dir = mkdtempSync(join(tmpdir(), 'l4proxy-peers-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function withHooks(admission: AdmissionOptions): object {
+  return { [kConnectionHooks]: admissionHooks(admission) };
+}
+
+/** An upstream that collects each connection's bytes until FIN, then ends its side too. */
+async function collectingUpstream(t: TestContext) {
+  const got: Promise<Buffer>[] = [];
+  const upstream = await startUpstream(t, (socket) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    got.push(once(socket, 'end').then(() => Buffer.concat(chunks)));
+    socket.on('end', () => socket.end());
+  });
+  return { upstream, got };
+}
+
+async function clientFrom(port: number, from: string): Promise<Socket> {
+  const socket = connect({ port, host: '127.0.0.1', localAddress: from, allowHalfOpen: true });
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  return socket;
+}
+
+function nextClose(proxy: TcpProxy): Promise<ConnectionInfo> {
+  return new Promise((resolve) => proxy.once('connectionClose', resolve));
+}
+
+for (const send of ['send-proxy', 'send-proxy-v2'] as const) {
+  test(`haproxy with ${send} in front: our proxy reads its header, the client is the one haproxy saw, the data passes unchanged`, {
+    skip: SKIP_HAPROXY,
+  }, async (t) => {
+    const { upstream, got } = await collectingUpstream(t);
+    const { proxy, port } = await startProxy(t, {
+      targets: [upstream.address],
+      ...withHooks({ acceptProxy: true }),
+    });
+    const [ready, front] = [await freePort(), await freePort()];
+    const config = haproxyConfig(
+      tempDir(t),
+      ready,
+      `127.0.0.1:${front}`,
+      `127.0.0.1:${port} ${send}`,
+    );
+    await startPeer(t, 'haproxy', ['-db', '-f', config], ready);
+    const closed = nextClose(proxy);
+    const client = await clientFrom(front, '127.0.0.9');
+    client.end('through haproxy');
+    await upstream.accepted();
+    assert.equal((await (got[0] as Promise<Buffer>)).toString(), 'through haproxy');
+    const info = await closed;
+    assert.equal(info.client, `127.0.0.9:${client.localPort}`);
+  });
+}
+
+for (const version of ['v1', 'v2'] as const) {
+  test(`our ${version} preface is accepted by haproxy with accept-proxy, which passes our client's address on`, {
+    skip: SKIP_HAPROXY,
+  }, async (t) => {
+    // client → our proxy (send-proxy) → haproxy (accept-proxy, send-proxy-v2) → upstream
+    const { upstream, got } = await collectingUpstream(t);
+    const [ready, front] = [await freePort(), await freePort()];
+    const config = haproxyConfig(
+      tempDir(t),
+      ready,
+      `127.0.0.1:${front} accept-proxy`,
+      `${upstream.address} send-proxy-v2`,
+    );
+    await startPeer(t, 'haproxy', ['-db', '-f', config], ready);
+    const { port } = await startProxy(t, {
+      targets: [`127.0.0.1:${front}`],
+      ...withHooks({ sendProxy: version }),
+    });
+    const client = await clientFrom(port, '127.0.0.10');
+    client.end('through us and haproxy');
+    await upstream.accepted();
+    const result = parseProxyHeader(await (got[0] as Promise<Buffer>));
+    assert.equal(result.status, 'done', JSON.stringify(result));
+    if (result.status !== 'done') return;
+    assert.deepEqual(result.header.source, { address: '127.0.0.10', port: client.localPort });
+    assert.deepEqual(result.header.destination, { address: '127.0.0.1', port });
+    assert.equal(result.rest.toString(), 'through us and haproxy');
+  });
+}
+
+test("our v1 and v2 prefaces are read by nginx's stream module (listen ... proxy_protocol)", {
+  skip: SKIP_NGINX,
+}, async (t) => {
+  const dir = tempDir(t);
+  const [ready, front] = [await freePort(), await freePort()];
+  const config = join(dir, 'nginx.conf');
+  writeFileSync(
+    config,
+    [
+      'load_module /usr/lib/nginx/modules/ngx_stream_module.so;',
+      'daemon off;',
+      'master_process off;',
+      `pid ${join(dir, 'nginx.pid')};`,
+      'error_log stderr error;',
+      'events { worker_connections 64; }',
+      'stream {',
+      `  server { listen 127.0.0.1:${ready}; return "ready"; }`,
+      `  server { listen 127.0.0.1:${front} proxy_protocol; return "$proxy_protocol_addr:$proxy_protocol_port>$proxy_protocol_server_addr:$proxy_protocol_server_port"; }`,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  await startPeer(t, 'nginx', ['-p', dir, '-c', config, '-e', 'stderr'], ready);
+  for (const version of ['v1', 'v2'] as const) {
+    const { port } = await startProxy(t, {
+      targets: [`127.0.0.1:${front}`],
+      ...withHooks({ sendProxy: version }),
+    });
+    const client = await clientFrom(port, '127.0.0.11');
+    const chunks: Buffer[] = [];
+    client.on('data', (c: Buffer) => chunks.push(c));
+    await once(client, 'end');
+    assert.equal(
+      Buffer.concat(chunks).toString(),
+      `127.0.0.11:${client.localPort}>127.0.0.1:${port}`,
+      version,
+    );
+    client.destroy();
+  }
+});
