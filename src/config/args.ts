@@ -44,6 +44,14 @@ export type CliCommand =
       readonly workers?: WorkerCount;
     }
   | {
+      /** admin-only: `--admin` alone, no listener until one is added over the API (toxiproxy-server). */
+      readonly kind: 'admin-only';
+      readonly logLevel: LogLevel;
+      readonly logFormat: LogFormat;
+      readonly admin: AdminFlags;
+      readonly workers?: WorkerCount;
+    }
+  | {
       /** config: run from a config file; check: only validate it (`l4proxy check --config FILE`). */
       readonly kind: 'config' | 'check';
       readonly configFile: string;
@@ -168,6 +176,21 @@ export function parseArgv(argv: readonly string[]): CliCommand {
   if (admin === undefined && adminHosts.length > 0)
     throw usageError('--admin-host needs --admin ADDR');
 
+  // `--admin` alone starts no listener, to be driven through the admin API (toxiproxy-server).
+  if (admin !== undefined && values.listen === undefined && values.target === undefined) {
+    return {
+      kind: 'admin-only',
+      admin,
+      logLevel: choiceFlag('--log-level', values['log-level'], LOG_LEVELS.slice(1), 'info'),
+      logFormat: choiceFlag(
+        '--log-format',
+        values['log-format'],
+        ['text', 'json'] as const,
+        'text',
+      ),
+      ...optional,
+    };
+  }
   if (values.listen === undefined)
     throw usageError('--listen is required (like --listen 127.0.0.1:8080)');
   checkAddress('--listen', values.listen, true);
