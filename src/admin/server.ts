@@ -42,6 +42,7 @@ import {
   socketFile,
   unlinkSocketFile,
 } from '../unix-socket.js';
+import { toxicJson } from '../toxic-store.js';
 import { VERSION } from '../version.js';
 import { RequestGuard } from './guard.js';
 import { ConnectionHistograms, ProxyMetrics } from './metrics.js';
@@ -571,5 +572,7 @@ function listenerJson(l: ListenerInfo) {
     bytes_to_upstream: l.stats.bytesToUpstream,
     bytes_to_client: l.stats.bytesToClient,
     connect_failures: l.stats.connectFailures,
+    // Toxiproxy's JSON for each toxic, only on a listener that has any.
+    ...(l.toxics === undefined ? {} : { toxics: l.toxics.map(toxicJson) }),
   };
 }
