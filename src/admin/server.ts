@@ -36,13 +36,13 @@ import { connectionRecord } from '../connection-info.js';
 import type { TcpProxy } from '../create-proxy.js';
 import { errorCode, listenErrorText, ProxyError } from '../errors.js';
 import type { ListenerInfo, ReloadResult } from '../supervisor.js';
+import { toxicJson } from '../toxic-store.js';
 import {
   removeStaleSocket,
   type SocketFile,
   socketFile,
   unlinkSocketFile,
 } from '../unix-socket.js';
-import { toxicJson } from '../toxic-store.js';
 import { VERSION } from '../version.js';
 import { RequestGuard } from './guard.js';
 import { ConnectionHistograms, ProxyMetrics } from './metrics.js';
