@@ -133,8 +133,6 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   #reloading: Promise<unknown> = Promise.resolve();
   /** #runtime: names of listeners added through createListener; a reload keeps them. */
   readonly #runtime = new Set<string>();
-  /** #adding: names whose createListener is binding, so a second add of one is refused. */
-  readonly #adding = new Set<string>();
   /** #disabled: listeners switched off by changeListener (kept, not listening). */
   readonly #disabled = new WeakSet<Listener>();
   /** #toxics: each listener's toxics by name, made when first asked for. */
@@ -337,7 +335,12 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    * nothing changes. Reloads run one at a time.
    */
   reload(options: ProxyOptions): Promise<ReloadResult> {
-    const run = this.#reloading.then(() => this.#reload(options));
+    return this.#oneAtATime(() => this.#reload(options));
+  }
+
+  /** #oneAtATime runs `change` after every reload, listener creation or change before it. */
+  #oneAtATime<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.#reloading.then(change);
     this.#reloading = run.catch(() => {});
     return run;
   }
@@ -454,26 +457,29 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    * created through the admin API); `enabled: false` adds it without listening. The
    * name must be free (else `exists`, checked before the options). A listen port 0
    * becomes the port it got, so that disabling and enabling it keeps its address.
-   * A reload keeps such a listener unless the file names it. Rejects with
+   * A reload keeps such a listener unless the file names it. Runs after any reload,
+   * creation or change under way (one at a time). Rejects with
    * PROXY_ERR_INVALID_CONFIG (bad options), PROXY_ERR_LISTEN (cannot bind: nothing
    * is added) or PROXY_ERR_CLOSED.
    */
-  async createListener(options: ListenerOptions, enabled = true): Promise<ListenerInfo | 'exists'> {
+  createListener(options: ListenerOptions, enabled = true): Promise<ListenerInfo | 'exists'> {
+    return this.#oneAtATime(() => this.#createListener(options, enabled));
+  }
+
+  async #createListener(
+    options: ListenerOptions,
+    enabled: boolean,
+  ): Promise<ListenerInfo | 'exists'> {
     this.#checkRunning('create listener');
     const name = options.name ?? String(options.listen);
-    if (this.#adding.has(name) || this.#find(name) !== undefined) return 'exists';
+    if (this.#find(name) !== undefined) return 'exists';
     const listener = new Listener(
       resolveListener(options, ''),
       this.timers,
       this.log,
       this.#events,
     );
-    this.#adding.add(name);
-    try {
-      if (enabled) await listener.listen();
-    } finally {
-      this.#adding.delete(name);
-    }
+    if (enabled) await listener.listen();
     if (this.#state !== 'listening') {
       listener.stopAccepting();
       this.#checkRunning('create listener');
@@ -496,7 +502,11 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    * Rejects with PROXY_ERR_INVALID_CONFIG or, when it cannot bind, PROXY_ERR_LISTEN
    * (the listener then stays, disabled, with its new address, as in Toxiproxy).
    */
-  async changeListener(
+  changeListener(name: string, change: ListenerChange): Promise<ListenerInfo | 'no_listener'> {
+    return this.#oneAtATime(() => this.#changeListener(name, change));
+  }
+
+  async #changeListener(
     name: string,
     change: ListenerChange,
   ): Promise<ListenerInfo | 'no_listener'> {
@@ -531,6 +541,11 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     if (!enabled) this.#disable(listener);
     else if (this.#disabled.has(listener)) {
       await listener.listen();
+      // Deleted while binding (deleteListener does not wait): it must not listen on.
+      if (!this.#listeners.includes(listener)) {
+        listener.stopAccepting();
+        return 'no_listener';
+      }
       this.#disabled.delete(listener);
       pinPort(listener);
       listener.logListening();
