@@ -94,6 +94,7 @@ export const USAGE = `Usage:
   l4proxy --listen [HOST:]PORT --target HOST:PORT [--target HOST:PORT ...] [options]
   l4proxy --config FILE [options]
   l4proxy check --config FILE       validate FILE, print what would run, start nothing
+  l4proxy --admin [HOST:]PORT       no listeners yet: add them over Toxiproxy's HTTP API
 
 Options:
   -l, --listen [HOST:]PORT     where to accept; PORT alone means all interfaces; IPv6 as [::1]:8080
