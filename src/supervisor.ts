@@ -570,7 +570,12 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     return true;
   }
 
-  /** toxicStore is the toxics of the listener of that name (made when first asked for), or undefined. */
+  /**
+   * toxicStore is the toxics of the listener of that name (made when first asked for),
+   * or undefined when there is no such listener. Kept by name, so a listener that a
+   * reload moved to a new address keeps its toxics; dropped with the listener. The
+   * one place a store is made: the data path's own `ToxicStore` plugs in here.
+   */
   toxicStore(name: string): ToxicStore | undefined {
     if (this.#find(name) === undefined) return undefined;
     let store = this.#toxics.get(name);
