@@ -84,8 +84,9 @@ async function main(argv: readonly string[]): Promise<void> {
       await check(command.configFile, command.overrides);
       return;
     case 'run':
+    case 'admin-only':
       await start({
-        settings: { listeners: [command.listener] },
+        settings: { listeners: command.kind === 'run' ? [command.listener] : [] },
         level: command.logLevel,
         format: command.logFormat,
         reloadFrom: null,

@@ -387,7 +387,7 @@ export class Listener implements ContextHost {
   }
 
   /** closeAll tears down every open connection at once with `cause`. */
-  closeAll(cause: 'shutdown'): void {
+  closeAll(cause: 'shutdown' | 'admin_kill'): void {
     for (const context of [...this.contexts]) context.close(cause);
   }
 

@@ -10,10 +10,13 @@
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
+import type { Address } from './config/address.js';
 import {
   type Config,
   type ListenerConfig,
+  type ListenerOptions,
   type ProxyOptions,
+  resolveListener,
   resolveOptions,
 } from './config/config.js';
 import { type SettingsJson, settingsJson } from './config/options.js';
@@ -24,6 +27,7 @@ import type { Logger } from './log.js';
 import type { ProxyContext } from './proxy-context.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
+import { MemoryToxicStore, type Toxic, type ToxicStore } from './toxic-store.js';
 import { stateOf, type TargetState } from './upstream/target-pool.js';
 
 /** ProxyEvents are the events a proxy emits, with their arguments. */
@@ -65,9 +69,21 @@ export interface TargetInfo {
 
 /**
  * ListenerState: `serving` is in the configuration in force; `removing` was removed by
- * a reload and stopped accepting, and is shown until its last open connection ends.
+ * a reload and stopped accepting, and is shown until its last open connection ends;
+ * `disabled` was switched off through the admin API (Toxiproxy's `enabled: false`):
+ * it is kept, but does not listen, so clients are refused.
  */
-export type ListenerState = 'serving' | 'removing';
+export type ListenerState = 'serving' | 'removing' | 'disabled';
+
+/**
+ * ListenerChange is what `changeListener` may change: the listen address, the
+ * targets (as `HOST:PORT` strings) and whether it listens. Absent fields stay.
+ */
+export interface ListenerChange {
+  listen?: string | number | undefined;
+  targets?: readonly string[] | undefined;
+  enabled?: boolean | undefined;
+}
 
 /**
  * ListenerInfo describes one listener: its settings (every listener setting of the
@@ -81,6 +97,8 @@ export interface ListenerInfo extends SettingsJson {
   address: string;
   targets: TargetInfo[];
   stats: StatsSnapshot;
+  /** toxics: the listener's toxics (Toxiproxy API), in their order; absent when it has none. */
+  toxics?: readonly Toxic[];
 }
 
 /**
@@ -112,6 +130,12 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   #state: SupervisorState = 'idle';
   #closing: Promise<void> | null = null;
   #reloading: Promise<unknown> = Promise.resolve();
+  /** #runtime: names of listeners added through createListener; a reload keeps them. */
+  readonly #runtime = new Set<string>();
+  /** #disabled: listeners switched off by changeListener (kept, not listening). */
+  readonly #disabled = new WeakSet<Listener>();
+  /** #toxics: each listener's toxics by name, made when first asked for. */
+  readonly #toxics = new Map<string, ToxicStore>();
   /** startedAtMs is when the proxy was created, on the timer set's clock. */
   readonly startedAtMs: number;
 
@@ -233,7 +257,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    */
   listenerInfo(): ListenerInfo[] {
     return this.#views().map(([listener, state, stats]) =>
-      describeListener(listener, state, stats),
+      describeListener(listener, state, stats, this.#toxics.get(listener.config.name)?.list()),
     );
   }
 
@@ -285,7 +309,8 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   #views(): [Listener, ListenerState, StatsSnapshot][] {
     const byName = new Map<string, [Listener, ListenerState, Listener[]]>();
     for (const listener of this.#listeners) {
-      byName.set(listener.config.name, [listener, 'serving', [listener]]);
+      const state = this.#disabled.has(listener) ? 'disabled' : 'serving';
+      byName.set(listener.config.name, [listener, state, [listener]]);
     }
     for (const listener of this.#retiring) {
       const entry = byName.get(listener.config.name);
@@ -309,7 +334,12 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    * nothing changes. Reloads run one at a time.
    */
   reload(options: ProxyOptions): Promise<ReloadResult> {
-    const run = this.#reloading.then(() => this.#reload(options));
+    return this.#oneAtATime(() => this.#reload(options));
+  }
+
+  /** #oneAtATime runs `change` after every reload, listener creation or change before it. */
+  #oneAtATime<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.#reloading.then(change);
     this.#reloading = run.catch(() => {});
     return run;
   }
@@ -327,7 +357,16 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       throw err;
     }
     const result: ReloadResult = { added: [], removed: [], changed: [] };
-    const byName = new Map(this.#listeners.map((l) => [l.config.name, l]));
+    // Listeners added through the admin API are not the file's: kept unless it names them.
+    const kept = new Map(
+      this.#listeners
+        .filter((l) => this.#runtime.has(l.config.name))
+        .map((l) => [l.config.name, l]),
+    );
+    for (const l of config.listeners) kept.delete(l.name);
+    const byName = new Map(
+      this.#listeners.filter((l) => !kept.has(l.config.name)).map((l) => [l.config.name, l]),
+    );
     const toStart: Listener[] = [];
     const toRetire: Listener[] = [];
     const toUpdate: [Listener, ListenerConfig][] = [];
@@ -397,7 +436,9 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     for (const [listener, listenerConfig] of toUpdate) listener.update(listenerConfig);
     for (const listener of toRetire) this.#retire(listener);
     for (const listener of toStart) listener.logListening();
-    this.#listeners = next;
+    for (const name of result.removed) this.#toxics.delete(name);
+    for (const l of config.listeners) this.#runtime.delete(l.name);
+    this.#listeners = [...next, ...kept.values()];
     this.config = config;
     this.log.info('config reloaded', { ...result });
     return result;
@@ -408,6 +449,164 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     void listener
       .drain(listener.config.shutdownTimeoutMs)
       .then(() => this.#retiring.delete(listener));
+  }
+
+  /**
+   * createListener starts one more listener while the proxy runs (a Toxiproxy proxy
+   * created through the admin API); `enabled: false` adds it without listening. The
+   * name must be free (else `exists`, checked before the options). A listen port 0
+   * becomes the port it got, so that disabling and enabling it keeps its address.
+   * A reload keeps such a listener unless the file names it. Runs after any reload,
+   * creation or change under way (one at a time). Rejects with
+   * PROXY_ERR_INVALID_CONFIG (bad options), PROXY_ERR_LISTEN (cannot bind: nothing
+   * is added) or PROXY_ERR_CLOSED.
+   */
+  createListener(options: ListenerOptions, enabled = true): Promise<ListenerInfo | 'exists'> {
+    return this.#oneAtATime(() => this.#createListener(options, enabled));
+  }
+
+  async #createListener(
+    options: ListenerOptions,
+    enabled: boolean,
+  ): Promise<ListenerInfo | 'exists'> {
+    this.#checkRunning('create listener');
+    const name = options.name ?? String(options.listen);
+    if (this.#find(name) !== undefined) return 'exists';
+    const listener = new Listener(
+      resolveListener(options, ''),
+      this.timers,
+      this.log,
+      this.#events,
+    );
+    if (enabled) await listener.listen();
+    if (this.#state !== 'listening') {
+      listener.stopAccepting();
+      this.#checkRunning('create listener');
+    }
+    if (enabled) {
+      pinPort(listener);
+      listener.logListening();
+    } else this.#disabled.add(listener);
+    this.#listeners.push(listener);
+    this.#runtime.add(name);
+    return this.#describe(listener);
+  }
+
+  /**
+   * changeListener changes a listener's listen address, targets or whether it
+   * listens, as Toxiproxy's `PATCH /proxies/{name}` does. Disabling stops accepting
+   * (clients are refused) and closes its open connections at once (cause
+   * `admin_kill`), as Toxiproxy does; a new listen address does the same, then binds
+   * there. New targets apply to new connections only; open ones keep flowing.
+   * Rejects with PROXY_ERR_INVALID_CONFIG or, when it cannot bind, PROXY_ERR_LISTEN
+   * (the listener then stays, disabled, with its new address, as in Toxiproxy).
+   */
+  changeListener(name: string, change: ListenerChange): Promise<ListenerInfo | 'no_listener'> {
+    return this.#oneAtATime(() => this.#changeListener(name, change));
+  }
+
+  async #changeListener(
+    name: string,
+    change: ListenerChange,
+  ): Promise<ListenerInfo | 'no_listener'> {
+    const listener = this.#find(name);
+    if (listener === undefined) return 'no_listener';
+    this.#checkRunning('change listener');
+    const config = listener.config;
+    const fresh = resolveListener(
+      {
+        name,
+        listen: change.listen ?? formatListen(config.listen),
+        targets: change.targets ?? config.targets.map((t) => t.address),
+      },
+      '',
+    );
+    const moved = change.listen !== undefined && !sameListen(fresh.listen, listener);
+    const retarget =
+      change.targets !== undefined &&
+      fresh.targets.map((t) => t.address).join(',') !==
+        config.targets.map((t) => t.address).join(',');
+    const enabled = change.enabled ?? !this.#disabled.has(listener);
+    if (moved) this.#disable(listener);
+    if (moved || retarget) {
+      listener.update(
+        Object.freeze({
+          ...config,
+          listen: moved ? fresh.listen : config.listen,
+          targets: retarget ? fresh.targets : config.targets,
+        }),
+      );
+    }
+    if (!enabled) this.#disable(listener);
+    else if (this.#disabled.has(listener)) {
+      await listener.listen();
+      // Deleted while binding (deleteListener does not wait): it must not listen on.
+      if (!this.#listeners.includes(listener)) {
+        listener.stopAccepting();
+        return 'no_listener';
+      }
+      this.#disabled.delete(listener);
+      pinPort(listener);
+      listener.logListening();
+    }
+    return this.#describe(listener);
+  }
+
+  /**
+   * deleteListener stops a listener for good and closes its open connections at once
+   * (cause `admin_kill`), as Toxiproxy's `DELETE /proxies/{name}`. Its counters and
+   * toxics go with it. Returns false if no listener has that name.
+   */
+  deleteListener(name: string): boolean {
+    const listener = this.#find(name);
+    if (listener === undefined) return false;
+    listener.stopAccepting();
+    listener.closeAll('admin_kill');
+    this.log.info('listener deleted', { listener: name });
+    this.#listeners = this.#listeners.filter((l) => l !== listener);
+    this.#runtime.delete(name);
+    this.#toxics.delete(name);
+    return true;
+  }
+
+  /**
+   * toxicStore is the toxics of the listener of that name (made when first asked for),
+   * or undefined when there is no such listener. Kept by name, so a listener that a
+   * reload moved to a new address keeps its toxics; dropped with the listener. The
+   * one place a store is made: the data path's own `ToxicStore` plugs in here.
+   */
+  toxicStore(name: string): ToxicStore | undefined {
+    if (this.#find(name) === undefined) return undefined;
+    let store = this.#toxics.get(name);
+    if (store === undefined) {
+      store = new MemoryToxicStore();
+      this.#toxics.set(name, store);
+    }
+    return store;
+  }
+
+  #find(name: string): Listener | undefined {
+    return this.#listeners.find((l) => l.config.name === name);
+  }
+
+  #disable(listener: Listener): void {
+    if (this.#disabled.has(listener)) return;
+    pinPort(listener);
+    listener.stopAccepting();
+    listener.closeAll('admin_kill');
+    this.#disabled.add(listener);
+    this.log.info('listener disabled', { listener: listener.config.name });
+  }
+
+  #describe(listener: Listener): ListenerInfo {
+    const state = this.#disabled.has(listener) ? 'disabled' : 'serving';
+    const toxics = this.#toxics.get(listener.config.name)?.list();
+    return describeListener(listener, state, listener.snapshot(), toxics);
+  }
+
+  #checkRunning(what: string): void {
+    if (this.#state !== 'listening')
+      throw new ProxyError('PROXY_ERR_CLOSED', `${what}: proxy is ${this.#state}`);
   }
 
   /**
@@ -424,6 +623,7 @@ function describeListener(
   listener: Listener,
   state: ListenerState,
   stats: StatsSnapshot,
+  toxics?: readonly Toxic[],
 ): ListenerInfo {
   const config = listener.config;
   return {
@@ -444,5 +644,39 @@ function describeListener(
       };
     }),
     stats,
+    ...(toxics === undefined || toxics.length === 0 ? {} : { toxics }),
   };
+}
+
+/** pinPort: a listener bound on port 0 keeps the port it got (Toxiproxy's `listen` becomes the real address). */
+function pinPort(listener: Listener): void {
+  const listen = listener.config.listen;
+  const port = listener.address()?.port;
+  if (listen.path !== undefined || listen.port !== 0 || port === undefined) return;
+  listener.config = Object.freeze({
+    ...listener.config,
+    listen: Object.freeze({ ...listen, port }),
+  });
+}
+
+/** formatListen writes a parsed listen address back in a form `resolveListener` reads. */
+function formatListen(listen: Address): string {
+  if (listen.path !== undefined) return `unix:${listen.path}`;
+  if (listen.host === undefined) return String(listen.port);
+  return listen.host.includes(':')
+    ? `[${listen.host}]:${listen.port}`
+    : `${listen.host}:${listen.port}`;
+}
+
+/**
+ * sameListen: `listen` names the address the listener has (configured or bound), so
+ * changing to it moves nothing. Port 0 is never the same: it asks for a new port.
+ */
+function sameListen(listen: Address, listener: Listener): boolean {
+  const own = listener.config.listen;
+  if (listen.path !== undefined || own.path !== undefined) return listen.path === own.path;
+  const bound = listener.address();
+  if (listen.port === 0 || listen.port !== (bound?.port ?? own.port)) return false;
+  const host = listen.host ?? '::';
+  return host === (own.host ?? '::') || host === bound?.address;
 }

@@ -19,11 +19,12 @@
  * `/healthz`, `/readyz` and the status page need no token.
  *
  * Resources: the admin server shares the event loop with the data path, so what a
- * client can make it spend is bounded. No route reads a request body: a request that
- * carries one is answered without reading it and its connection is closed (a declared
- * body over 1 MiB gets 413; `Expect: 100-continue` is never granted, so a polite
- * client does not even send it). Headers must arrive within 5 s, a whole request
- * within 10 s, an idle keep-alive connection is closed after 5 s, and at most 64
+ * client can make it spend is bounded. Only Toxiproxy's routes read a request body,
+ * at most 1 MiB, once the request has passed every check. Elsewhere a request that
+ * carries one is answered without reading it and its connection is closed (a
+ * declared body over 1 MiB gets 413; `Expect: 100-continue` is granted only where a
+ * body is read). Headers must arrive within 5 s, a whole request within 10 s, an
+ * idle keep-alive connection is closed after 5 s, and at most 64
  * admin connections are open at once (further ones are closed on accept).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -36,6 +37,7 @@ import { connectionRecord } from '../connection-info.js';
 import type { TcpProxy } from '../create-proxy.js';
 import { errorCode, listenErrorText, ProxyError } from '../errors.js';
 import type { ListenerInfo, ReloadResult } from '../supervisor.js';
+import { toxicJson } from '../toxic-store.js';
 import {
   removeStaleSocket,
   type SocketFile,
@@ -46,6 +48,7 @@ import { VERSION } from '../version.js';
 import { RequestGuard } from './guard.js';
 import { ConnectionHistograms, ProxyMetrics } from './metrics.js';
 import { STATUS_PAGE } from './status-page.js';
+import { isToxiproxyPath, ToxiproxyApi, type ToxiproxyHost } from './toxiproxy-api.js';
 import type { Awaitable, HistogramSource, ProxyView } from './view.js';
 
 /** MAX_BODY_BYTES is the largest request body the admin server accepts (1 MiB). */
@@ -87,6 +90,12 @@ export interface AdminOptions {
   ready?: (() => Awaitable<boolean>) | undefined;
   /** onStaleSocket hears that a Unix socket file nobody answered on was removed before binding. */
   onStaleSocket?: ((path: string) => void) | undefined;
+  /**
+   * toxiproxy: what Toxiproxy's API (./toxiproxy-api.ts) creates, changes and removes
+   * listeners and toxics on. Default: the proxy itself when it can (a `Supervisor`);
+   * otherwise (`--workers N`) those routes answer 501.
+   */
+  toxiproxy?: ToxiproxyHost | undefined;
 }
 
 /** HttpError is an error with the status the client gets and a JSON body `{ error }`. */
@@ -143,6 +152,7 @@ export class AdminServer {
   readonly #tokenDigest: Buffer | null;
   readonly #routes: Route[];
   readonly #guard: RequestGuard;
+  readonly #toxiproxy: ToxiproxyApi;
   /** #socketFile: the Unix socket file this server bound, removed again on close/exit. */
   #socketFile: SocketFile | null = null;
 
@@ -168,6 +178,7 @@ export class AdminServer {
     this.#tokenDigest = options.token === undefined ? null : digest(options.token);
     this.#routes = this.#buildRoutes();
     this.#guard = new RequestGuard(options.listen, options.hosts);
+    this.#toxiproxy = new ToxiproxyApi(options.toxiproxy ?? toxiproxyHostOf(proxy));
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       this.#handle(req, res).catch((err: unknown) => {
         send(res, { status: 500, body: { error: `internal error: ${String(err)}` } });
@@ -184,7 +195,7 @@ export class AdminServer {
     this.#server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
     this.#server.maxRequestsPerSocket = MAX_REQUESTS_PER_SOCKET;
     this.#server.maxConnections = MAX_ADMIN_CONNECTIONS;
-    // Handled like any request, which never grants "100 Continue": no route reads a body.
+    // Handled like any request; "100 Continue" is granted only by a route that reads the body.
     this.#server.on('checkContinue', onRequest);
     // A server error once listening (an accept that failed: EMFILE, ENFILE) must never
     // crash the proxy it watches: reported through `options.onError`, and serving goes on.
@@ -265,15 +276,16 @@ export class AdminServer {
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // No route reads a body: one that was sent is left unread and the connection is
-    // closed after the answer (reading it only to keep the connection would let any
-    // client, even one without the token, make us read without end).
+    // Only Toxiproxy's routes read a body (at most MAX_BODY_BYTES, after every check).
+    // Another route leaves it unread, and the connection is closed after the answer
+    // (reading it only to keep the connection would let any client, even one without
+    // the token, make us read without end).
     if (hasBody(req)) res.shouldKeepAlive = false;
     try {
       const url = this.#check(req);
       if (!isPublic(req, url)) this.#authorize(req);
       checkBodySize(req);
-      const reply = await this.#route(req, url);
+      const reply = await this.#route(req, res, url);
       send(res, reply);
     } catch (err) {
       if (err instanceof HttpError) {
@@ -315,7 +327,14 @@ export class AdminServer {
     }
   }
 
-  #route(req: IncomingMessage, url: URL): Promise<Reply> | Reply {
+  #route(req: IncomingMessage, res: ServerResponse, url: URL): Promise<Reply> | Reply {
+    if (isToxiproxyPath(url.pathname)) {
+      return this.#toxiproxy.handle({
+        method: req.method ?? 'GET',
+        segments: url.pathname.slice(1).split('/').map(decodePart),
+        body: () => readBody(req, res),
+      });
+    }
     for (const route of this.#routes) {
       const match = route.pattern.exec(url.pathname);
       if (match === null) continue;
@@ -463,6 +482,42 @@ function checkBodySize(req: IncomingMessage): void {
   }
 }
 
+/**
+ * readBody reads a request body of at most MAX_BODY_BYTES (a chunked one is counted
+ * as it comes) as UTF-8; more is refused with 413 and the rest is left unread (the
+ * connection closes after the answer).
+ */
+function readBody(req: IncomingMessage, res: ServerResponse): Promise<string> {
+  // Asked only now, after every check: curl waits a second for this before a body over 1 KiB.
+  if (req.headers.expect?.toLowerCase() === '100-continue') res.writeContinue();
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) {
+        chunks.push(chunk);
+        return;
+      }
+      req.off('data', onData);
+      req.pause();
+      reject(new HttpError(413, `request body too large: more than ${MAX_BODY_BYTES} bytes`));
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    // A client gone mid-body: nobody reads the answer, but the promise must settle.
+    req.once('close', () => reject(new HttpError(400, 'request body incomplete')));
+  });
+}
+
+/** toxiproxyHostOf: the proxy itself, when it can create and remove listeners (a Supervisor). */
+function toxiproxyHostOf(proxy: TcpProxy | ProxyView): ToxiproxyHost | undefined {
+  // A Supervisor has all of ToxiproxyHost; its two methods here tell it from a ProxyView.
+  return 'createListener' in proxy && 'toxicStore' in proxy
+    ? (proxy as unknown as ToxiproxyHost)
+    : undefined;
+}
+
 function single(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
@@ -515,5 +570,7 @@ function listenerJson(l: ListenerInfo) {
     bytes_to_upstream: l.stats.bytesToUpstream,
     bytes_to_client: l.stats.bytesToClient,
     connect_failures: l.stats.connectFailures,
+    // Toxiproxy's JSON for each toxic, only on a listener that has any.
+    ...(l.toxics === undefined ? {} : { toxics: l.toxics.map(toxicJson) }),
   };
 }

@@ -52,6 +52,14 @@ export type CliCommand =
       readonly workers?: WorkerCount;
     }
   | {
+      /** admin-only: `--admin` alone, no listener until one is added over the API (toxiproxy-server). */
+      readonly kind: 'admin-only';
+      readonly logLevel: LogLevel;
+      readonly logFormat: LogFormat;
+      readonly admin: AdminFlags;
+      readonly workers?: WorkerCount;
+    }
+  | {
       /** config: run from a config file; check: only validate it (`l4proxy check --config FILE`). */
       readonly kind: 'config' | 'check';
       readonly configFile: string;
@@ -96,6 +104,7 @@ export const USAGE = [
   '  l4proxy --listen [HOST:]PORT --target HOST:PORT [--target HOST:PORT ...] [options]',
   '  l4proxy --config FILE [options]',
   '  l4proxy check --config FILE       validate FILE, print what would run, start nothing',
+  "  l4proxy --admin [HOST:]PORT       no listeners yet: add them over Toxiproxy's HTTP API",
   '',
   'Options:',
   ...Object.values(OPTIONS as Record<string, OptionSpec>).flatMap(usageLines),
@@ -170,6 +179,16 @@ export function parseArgv(argv: readonly string[]): CliCommand {
     throw usageError('--admin-host needs --admin ADDR');
 
   const listen = text('listen');
+  // `--admin` alone starts no listener, to be driven through the admin API (toxiproxy-server).
+  if (admin !== undefined && listen === undefined && values['target'] === undefined) {
+    return {
+      kind: 'admin-only',
+      admin,
+      logLevel: choiceFlag(values, 'logLevel') ?? OPTIONS.logLevel.default,
+      logFormat: choiceFlag(values, 'logFormat') ?? OPTIONS.logFormat.default,
+      ...optional,
+    };
+  }
   if (listen === undefined) throw usageError('--listen is required (like --listen 127.0.0.1:8080)');
   checkAddress('--listen', listen, true);
   const targets = listFlag(values, 'target');

@@ -217,9 +217,13 @@ function checkDuplicateTargets(targets: readonly Target[], where: string): void 
   }
 }
 
-/** resolveConfig validates a list of listeners; names must be unique. */
-export function resolveConfig(listeners: readonly ListenerOptions[]): Config {
-  if (listeners.length === 0) throw invalid('listeners', 'expected at least one listener');
+/**
+ * resolveConfig validates a list of listeners; names must be unique. An empty list is
+ * refused unless `allowNone` (a proxy whose listeners are added at run time).
+ */
+export function resolveConfig(listeners: readonly ListenerOptions[], allowNone = false): Config {
+  if (listeners.length === 0 && !allowNone)
+    throw invalid('listeners', 'expected at least one listener');
   const resolved = listeners.map((l, i) =>
     resolveListener(l, listeners.length === 1 ? '' : `listeners[${i}].`),
   );
@@ -245,7 +249,8 @@ export type ProxyOptions = (ListenerOptions | { listeners: readonly ListenerOpti
 export function resolveOptions(options: ProxyOptions): Config {
   if ('listeners' in options) {
     checkKeys(options, ['listeners', 'log'], '');
-    return resolveConfig(options.listeners);
+    // `listeners: []` is a proxy with none yet: the admin API adds them (createListener).
+    return resolveConfig(options.listeners, Array.isArray(options.listeners));
   }
   const { log: _log, ...listener } = options;
   checkKeys(listener, LISTENER_KEYS, '');

@@ -1,0 +1,381 @@
+/**
+ * Shopify Toxiproxy's HTTP API, version 2, at the admin server's root, so that every
+ * Toxiproxy client (toxiproxy-node-client, the Go client, toxiproxy-cli,
+ * Testcontainers) works unchanged. Routes, bodies, defaults, status codes and error
+ * bodies (`{"error": ..., "status": N}`) follow Toxiproxy's api.go,
+ * proxy_collection.go and toxic_collection.go; the code is our own.
+ *
+ * A Toxiproxy "proxy" is a listener with its targets: `listen` is its address (the
+ * bound one once it listens), `upstream` its targets joined by commas (one target,
+ * for a proxy created here), `enabled` whether it listens. Listeners from flags or
+ * the config file are listed too. The proxy is reached only through `ToxiproxyHost`
+ * (a `Supervisor` is one); toxics through each listener's `ToxicStore`. Every route
+ * answers at once: none waits on a proxied socket.
+ *
+ * The admin server runs its checks first (Host, Origin, token, body size), so these
+ * routes are as safe as the others; Toxiproxy's clients send no Origin header.
+ */
+import type { ListenerOptions } from '../config/config.js';
+import { errorCode } from '../errors.js';
+import type { ListenerChange, ListenerInfo } from '../supervisor.js';
+import {
+  jsonKind,
+  parseToxic,
+  type ToxicStore,
+  toxicErrors,
+  toxicJson,
+  updateToxic,
+} from '../toxic-store.js';
+import { VERSION } from '../version.js';
+
+/** ToxiproxyHost is what the Toxiproxy API needs of a proxy: a `Supervisor` in this process. */
+export interface ToxiproxyHost {
+  listenerInfo(): readonly ListenerInfo[];
+  createListener(options: ListenerOptions, enabled?: boolean): Promise<ListenerInfo | 'exists'>;
+  changeListener(name: string, change: ListenerChange): Promise<ListenerInfo | 'no_listener'>;
+  deleteListener(name: string): boolean;
+  toxicStore(name: string): ToxicStore | undefined;
+}
+
+/** ToxiproxyRequest is one request as the admin server hands it over, the body read on demand. */
+export interface ToxiproxyRequest {
+  method: string;
+  /** segments: the path split at `/`, percent-decoded (`['proxies', 'redis', 'toxics']`). */
+  segments: readonly string[];
+  /** body reads the request body (at most 1 MiB; the admin server refuses more with 413). */
+  body(): Promise<string>;
+}
+
+/** ToxiproxyReply is the answer: a status and a JSON body, or a text. */
+export interface ToxiproxyReply {
+  status: number;
+  body?: unknown;
+  text?: string;
+  contentType?: string;
+}
+
+/** ApiError is Toxiproxy's error: its message and status, sent as `{"error", "status"}`. */
+class ApiError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+const proxyNotFound = () => new ApiError(404, 'proxy not found');
+const proxyExists = () => new ApiError(409, 'proxy already exists');
+const missingField = (what: string) => new ApiError(400, `missing required field: ${what}`);
+const notAllowed = () => new ApiError(405, 'method not allowed');
+
+/** isToxiproxyPath: the paths Toxiproxy's API owns (`/version`, `/reset`, `/populate`, `/proxies...`). */
+export function isToxiproxyPath(path: string): boolean {
+  return (
+    path === '/version' ||
+    path === '/reset' ||
+    path === '/populate' ||
+    path === '/proxies' ||
+    path.startsWith('/proxies/')
+  );
+}
+
+/** ToxiproxyApi answers Toxiproxy's routes; without a host (`--workers N`) every route answers 501. */
+export class ToxiproxyApi {
+  readonly #host: ToxiproxyHost | undefined;
+
+  constructor(host: ToxiproxyHost | undefined) {
+    this.#host = host;
+  }
+
+  /** handle answers one request; errors become Toxiproxy's `{"error", "status"}` bodies. */
+  async handle(request: ToxiproxyRequest): Promise<ToxiproxyReply> {
+    try {
+      return await this.#dispatch(request);
+    } catch (err) {
+      const status = errorStatus(err);
+      return { status, body: { error: err instanceof Error ? err.message : String(err), status } };
+    }
+  }
+
+  #dispatch({
+    method,
+    segments,
+    body,
+  }: ToxiproxyRequest): Promise<ToxiproxyReply> | ToxiproxyReply {
+    const get = method === 'GET' || method === 'HEAD';
+    const [root, name, sub, toxic, extra] = segments;
+    if (root === 'version' && segments.length === 1) {
+      if (!get) throw notAllowed();
+      return {
+        status: 200,
+        text: `{"version": "${VERSION}"}\n`,
+        contentType: 'application/json;charset=utf-8',
+      };
+    }
+    const host = this.#host;
+    if (host === undefined) {
+      throw new ApiError(
+        501,
+        'the Toxiproxy API needs a single process (it is off with --workers)',
+      );
+    }
+    if (root === 'reset' && segments.length === 1) return only(method, 'POST', () => reset(host));
+    if (root === 'populate' && segments.length === 1)
+      return only(method, 'POST', async () => populate(host, await body()));
+    if (root !== 'proxies' || extra !== undefined) throw new ApiError(404, 'not found');
+    if (name === undefined) {
+      if (get) return { status: 200, body: proxyIndex(host) };
+      return only(method, 'POST', async () => createProxy(host, await body()));
+    }
+    if (sub === undefined) {
+      if (get) return { status: 200, body: proxyJson(findProxy(host, name)) };
+      if (method === 'POST' || method === 'PATCH') return updateProxy(host, name, body);
+      return only(method, 'DELETE', () => {
+        if (!host.deleteListener(name)) throw proxyNotFound();
+        return { status: 204 };
+      });
+    }
+    if (sub !== 'toxics') throw new ApiError(404, 'not found');
+    findProxy(host, name);
+    const store = host.toxicStore(name);
+    if (store === undefined) throw proxyNotFound();
+    if (toxic === undefined) {
+      if (get) return { status: 200, body: store.list().map(toxicJson) };
+      return only(method, 'POST', async () => {
+        const created = parseToxic(parseJson(await body()), (n) => store.get(n) !== undefined);
+        store.add(created);
+        return { status: 200, body: toxicJson(created) };
+      });
+    }
+    return toxicRoute(store, toxic, method, body);
+  }
+}
+
+function only(
+  method: string,
+  allowed: string,
+  run: () => Promise<ToxiproxyReply> | ToxiproxyReply,
+): Promise<ToxiproxyReply> | ToxiproxyReply {
+  if (method !== allowed) throw notAllowed();
+  return run();
+}
+
+async function toxicRoute(
+  store: ToxicStore,
+  name: string,
+  method: string,
+  body: () => Promise<string>,
+): Promise<ToxiproxyReply> {
+  const old = store.get(name);
+  if (method === 'GET' || method === 'HEAD') {
+    if (old === undefined) throw toxicErrors.notFound();
+    return { status: 200, body: toxicJson(old) };
+  }
+  if (method === 'POST' || method === 'PATCH') {
+    // Toxiproxy looks the toxic up before it reads the body.
+    if (old === undefined) throw toxicErrors.notFound();
+    const updated = updateToxic(old, parseJson(await body()));
+    store.update(updated);
+    return { status: 200, body: toxicJson(updated) };
+  }
+  if (method !== 'DELETE') throw notAllowed();
+  store.remove(name);
+  return { status: 204 };
+}
+
+function proxyIndex(host: ToxiproxyHost): Record<string, unknown> {
+  const index: Record<string, unknown> = {};
+  for (const info of proxies(host)) index[info.name] = proxyJson(info);
+  return index;
+}
+
+/** proxies: the listeners Toxiproxy sees (not those a reload removed that still drain). */
+function proxies(host: ToxiproxyHost): ListenerInfo[] {
+  return host.listenerInfo().filter((l) => l.state !== 'removing');
+}
+
+function findProxy(host: ToxiproxyHost, name: string): ListenerInfo {
+  const info = proxies(host).find((l) => l.name === name);
+  if (info === undefined) throw proxyNotFound();
+  return info;
+}
+
+/** proxyJson is a listener as Toxiproxy shows a proxy, keys in its order. */
+function proxyJson(info: ListenerInfo): Record<string, unknown> {
+  return {
+    name: info.name,
+    listen: info.address,
+    upstream: upstreamOf(info),
+    enabled: info.state !== 'disabled',
+    toxics: (info.toxics ?? []).map(toxicJson),
+  };
+}
+
+function upstreamOf(info: ListenerInfo): string {
+  return info.targets.map((t) => t.address).join(',');
+}
+
+/** ProxyFields is a proxy as a request body gives it; absent fields are undefined. */
+interface ProxyFields {
+  name: string | undefined;
+  listen: string | undefined;
+  upstream: string | undefined;
+  enabled: boolean | undefined;
+}
+
+function proxyFields(value: unknown, where = ''): ProxyFields {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badBody(`expected a JSON object (a proxy${where}), got ${jsonKind(value)}`);
+  }
+  const fields = value as Record<string, unknown>;
+  const text = (key: string): string | undefined => {
+    const v = fields[key];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string')
+      throw badBody(`${key}${where}: expected a string, got ${jsonKind(v)}`);
+    return v;
+  };
+  const enabled = fields['enabled'];
+  if (enabled !== undefined && enabled !== null && typeof enabled !== 'boolean') {
+    throw badBody(`enabled${where}: expected true or false, got ${jsonKind(enabled)}`);
+  }
+  return {
+    name: text('name'),
+    listen: text('listen'),
+    upstream: text('upstream'),
+    enabled: enabled ?? undefined,
+  };
+}
+
+async function createProxy(host: ToxiproxyHost, text: string): Promise<ToxiproxyReply> {
+  const input = proxyFields(parseJson(text));
+  if (!input.name) throw missingField('name');
+  if (!input.upstream) throw missingField('upstream');
+  const created = await create(host, input.name, input.listen ?? '', input.upstream, input.enabled);
+  if (created === 'exists') throw proxyExists();
+  return { status: 201, body: proxyJson(created) };
+}
+
+function create(
+  host: ToxiproxyHost,
+  name: string,
+  listen: string,
+  upstream: string,
+  enabled = true,
+): Promise<ListenerInfo | 'exists'> {
+  return host
+    .createListener({ name, listen: listenOf(listen), targets: upstream.split(',') }, enabled)
+    .catch(rethrow);
+}
+
+async function updateProxy(
+  host: ToxiproxyHost,
+  name: string,
+  body: () => Promise<string>,
+): Promise<ToxiproxyReply> {
+  findProxy(host, name);
+  const input = proxyFields(parseJson(await body()));
+  const change: ListenerChange = {
+    listen: input.listen === undefined ? undefined : listenOf(input.listen),
+    targets: input.upstream === undefined ? undefined : input.upstream.split(','),
+    enabled: input.enabled,
+  };
+  const changed = await host.changeListener(name, change).catch(rethrow);
+  if (changed === 'no_listener') throw proxyNotFound();
+  return { status: 200, body: proxyJson(changed) };
+}
+
+/** reset enables every proxy and removes every toxic (`POST /reset`). */
+async function reset(host: ToxiproxyHost): Promise<ToxiproxyReply> {
+  for (const info of proxies(host)) {
+    if (info.state === 'disabled')
+      await host.changeListener(info.name, { enabled: true }).catch(rethrow);
+    host.toxicStore(info.name)?.reset();
+  }
+  return { status: 204 };
+}
+
+/**
+ * populate creates the proxies of a JSON array, all checked first: a proxy of that
+ * name with the same listen and upstream is kept as it is (toxics too); one that
+ * differs is replaced. 201 with `{"proxies": [...]}`; on an error, its status with
+ * `{"error", "status", "proxies"}` listing those made before it.
+ */
+async function populate(host: ToxiproxyHost, text: string): Promise<ToxiproxyReply> {
+  const done: ListenerInfo[] = [];
+  // Go writes an empty list as null.
+  const list = () => (done.length === 0 ? null : done.map(proxyJson));
+  try {
+    const value = parseJson(text);
+    if (!Array.isArray(value))
+      throw badBody(`expected a JSON array of proxies, got ${jsonKind(value)}`);
+    const inputs = value.map((v, i) => proxyFields(v, ` at proxy ${i + 1}`));
+    for (const [i, input] of inputs.entries()) {
+      if (!input.name) throw missingField(`name at proxy ${i + 1}`);
+      if (!input.upstream) throw missingField(`upstream at proxy ${i + 1}`);
+    }
+    for (const input of inputs) done.push(await populateOne(host, input));
+    return { status: 201, body: { proxies: list() } };
+  } catch (err) {
+    const status = errorStatus(err);
+    const error = err instanceof Error ? err.message : String(err);
+    return { status, body: { error, status, proxies: list() } };
+  }
+}
+
+async function populateOne(host: ToxiproxyHost, input: ProxyFields): Promise<ListenerInfo> {
+  const name = input.name ?? '';
+  const upstream = input.upstream ?? '';
+  const listen = input.listen ?? '';
+  const existing = proxies(host).find((l) => l.name === name);
+  if (existing !== undefined) {
+    if (upstreamOf(existing) === upstream && sameAddress(listen, existing)) return existing;
+    host.deleteListener(name);
+  }
+  const created = await create(host, name, listen, upstream, input.enabled);
+  // Only a concurrent create of the same name can get here.
+  if (created === 'exists') throw proxyExists();
+  return created;
+}
+
+/** sameAddress: `listen` as given names the address the listener shows (Toxiproxy compares resolved addresses). */
+function sameAddress(listen: string, info: ListenerInfo): boolean {
+  const resolved = listen.startsWith(':')
+    ? `[::]${listen}`
+    : listen.replace(/^localhost:/, '127.0.0.1:');
+  return resolved === info.address || listen === info.listen;
+}
+
+/** listenOf reads Toxiproxy's listen syntax: `""` is any free port on all interfaces, `:PORT` all interfaces. */
+function listenOf(listen: string): string {
+  if (listen === '') return '0';
+  return listen.startsWith(':') ? listen.slice(1) : listen;
+}
+
+function parseJson(text: string): unknown {
+  // Go's decoder says EOF for an empty body.
+  if (text.trim() === '') throw badBody('EOF');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw badBody(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function badBody(why: string): ApiError {
+  return new ApiError(400, `bad request body: ${why}`);
+}
+
+/** rethrow maps the proxy's errors: bad options are 400 (bad request body), anything else keeps its own status. */
+function rethrow(err: unknown): never {
+  if (errorCode(err) === 'PROXY_ERR_INVALID_CONFIG') {
+    const message = err instanceof Error ? err.message : String(err);
+    throw badBody(message.replace(/^targets(\[\d+\])?/, 'upstream'));
+  }
+  throw err;
+}
+
+function errorStatus(err: unknown): number {
+  const status = (err as { status?: unknown } | null)?.status;
+  return typeof status === 'number' ? status : 500;
+}
