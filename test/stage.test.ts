@@ -320,12 +320,15 @@ test('a slow reader holds the sender back through a stage: the proxy holds bound
   const client = connectClient(port);
   client.socket.pause();
   await upstream.accepted();
-  // Wait until the upstream is blocked: its own send buffer is full and it stopped writing.
-  let last = -1;
+  // Wait until the upstream is blocked (its own send buffer is full and it stopped
+  // writing) and the proxy stopped reading it (the stage's many small writes make the
+  // proxy slower than the upstream: a pause in one does not mean it is blocked).
+  let last = '';
   for (let i = 0; i < 200; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    if (written === last && (upstreamSocket?.writableLength ?? 0) > 0) break;
-    last = written;
+    await new Promise((r) => setTimeout(r, 100));
+    const now = `${written} ${proxy.connections()[0]?.bytesFromUpstream}`;
+    if (now === last && (upstreamSocket?.writableLength ?? 0) > 0) break;
+    last = now;
   }
   const [conn] = proxy.connections();
   assert.ok(conn !== undefined);
