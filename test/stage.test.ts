@@ -14,13 +14,8 @@ import { test } from 'node:test';
 import { type ConnectionHooks, kConnectionHooks } from '../src/handshake.js';
 import type { ConnectionInfo } from '../src/index.js';
 import { LARGE_BYTES } from '../src/read-buffer.js';
-import {
-  STAGE_HOLD_BYTES,
-  type Stage,
-  type StageControl,
-  type StageOutput,
-  type Stream,
-} from '../src/stage.js';
+import type { Stage, StageControl, StageOutput, Stream } from '../src/stage.js';
+import { STAGE_HOLD_BYTES } from '../src/stage-port.js';
 import {
   connectClient,
   patternBytes,
