@@ -17,7 +17,10 @@ import { after, test } from 'node:test';
 import { createServer as createTlsServer, TLSSocket, connect as tlsConnect } from 'node:tls';
 import { type ConnectionHooks, type Handshake, kConnectionHooks } from '../src/handshake.js';
 import type { ConnectionInfo } from '../src/index.js';
+import type { StageControl } from '../src/stage.js';
+import { STAGE_HOLD_BYTES } from '../src/stage-port.js';
 import { patternBytes, startProxy, waitFor } from './helpers/net.js';
+import { HoldStage, SliceStage } from './helpers/stages.js';
 
 // A throwaway self-signed certificate for 127.0.0.1 / localhost, for this test run only.
 const dir = mkdtempSync(join(tmpdir(), 'l4proxy-tls-'));
@@ -269,4 +272,53 @@ test('a client that resets the TCP socket under its TLS socket resets the TLS up
   assert.equal(info.cause, 'client_reset');
   await waitFor(() => upstreamError !== null, 5000, 'the upstream reset');
   assert.equal(upstreamError, 'ECONNRESET');
+});
+
+test('stages work between TLS sockets: bytes re-sliced and held both ways arrive unchanged', async (t) => {
+  const toUpstream = patternBytes(1024 * 1024, 41);
+  const toClient = patternBytes(1024 * 1024, 42);
+  let upstreamGot: Promise<Buffer> = Promise.resolve(Buffer.alloc(0));
+  const upstream = await startTlsUpstream(t, (socket) => {
+    upstreamGot = collect(socket);
+  });
+  const controls: StageControl[] = [];
+  const { proxy, port } = await startProxy(t, {
+    targets: [upstream.address],
+    ...{
+      [kConnectionHooks]: {
+        ...hooks,
+        relaying: (control: StageControl) => {
+          controls.push(control);
+          control.setStage('upstream', new SliceStage(3));
+          control.setStage('downstream', new HoldStage());
+        },
+      } satisfies ConnectionHooks,
+    },
+  });
+  const closed = nextClose(proxy);
+  const client = tlsClient(port);
+  const clientGot = collect(client.secure);
+  await client.ready;
+  client.secure.write(toUpstream.subarray(0, 512 * 1024));
+  const upstreamSecure = await upstream.accepted();
+  upstreamSecure.write(toClient.subarray(0, 512 * 1024));
+  const control = controls[0] as StageControl;
+  const hold = control.stageOf('downstream') as HoldStage;
+  // The hold stage takes up to its bound (STAGE_HOLD_BYTES), then the upstream is paused.
+  await waitFor(() => hold.received >= STAGE_HOLD_BYTES, 5000, 'the stage holding its bound');
+  // Swap the stages mid-stream: the held half is flushed first, in order.
+  control.setStage('downstream', new SliceStage(4));
+  control.setStage('upstream', new HoldStage());
+  client.secure.end(toUpstream.subarray(512 * 1024));
+  upstreamSecure.end(toClient.subarray(512 * 1024));
+  // The new hold stage fills up to its bound and the client is paused; taking it out
+  // flushes what it held and lets the rest, and the FIN, through.
+  const hold2 = control.stageOf('upstream') as HoldStage;
+  await waitFor(() => hold2.received >= STAGE_HOLD_BYTES, 5000, 'the second stage holding');
+  control.setStage('upstream', null);
+  assert.equal(sha256(await upstreamGot), sha256(toUpstream), 'upstream got the client bytes');
+  assert.equal(sha256(await clientGot), sha256(toClient), 'client got the upstream bytes');
+  const info = await closed;
+  assert.equal(info.bytesToUpstream, toUpstream.length);
+  assert.equal(info.bytesToClient, toClient.length);
 });
