@@ -322,3 +322,23 @@ test('stages work between TLS sockets: bytes re-sliced and held both ways arrive
   assert.equal(info.bytesToUpstream, toUpstream.length);
   assert.equal(info.bytesToClient, toClient.length);
 });
+
+test('a client that never completes its TLS handshake is closed at the deadline; no upstream is dialled', async (t) => {
+  const upstream = await startTlsUpstream(t);
+  const { proxy, port } = await startProxy(t, {
+    targets: [upstream.address],
+    ...{ [kConnectionHooks]: { ...hooks, handshake: { ...terminate, timeoutMs: 300 } } },
+  });
+  const closed = nextClose(proxy);
+  // A plain TCP client that sends no ClientHello: the handshake's verdict stays pending.
+  const raw = netConnect({ port, host: '127.0.0.1' });
+  raw.on('error', () => {});
+  t.after(() => raw.destroy());
+  await once(raw, 'connect');
+  await waitFor(() => proxy.connections()[0]?.state === 'handshake', 5000, 'the handshake');
+  const info = await closed;
+  assert.equal(info.cause, 'tls_handshake_failed');
+  assert.equal(info.upstream, null);
+  assert.equal(info.attempts, 0);
+  assert.equal(upstream.sockets.length, 0);
+});
