@@ -49,6 +49,8 @@ export const CLOSE_CAUSES = [
   'proxy_header_timeout',
   /** The client's (or the upstream's) TLS handshake failed, or no valid ClientHello arrived in time. */
   'tls_handshake_failed',
+  /** A stage between the sockets (a fault injected on purpose, stage.ts) ended the connection. */
+  'toxic',
 ] as const;
 
 /** CloseCause is one of CLOSE_CAUSES. */

@@ -11,8 +11,14 @@
  * two callbacks Node calls without `this` (choosing the next read buffer, a write from
  * a large buffer being done) are closures, made the first time the endpoint reads in
  * bulk; an idle or request/response connection never has them.
+ *
+ * Two kinds of socket: a TCP or Unix socket (net.Socket) is read through Node's
+ * `onread` into the endpoint's read buffer; any other Duplex (a TLS socket wrapping
+ * one) is read through 'data' events (`readsEvents`), and the TCP or Unix socket
+ * under it is its `transport` (for resets and addresses).
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   borrowLarge,
   chooseBuffersWith,
@@ -20,6 +26,7 @@ import {
   SHARED_READ_BUFFER,
   SMALL_BYTES,
 } from './read-buffer.js';
+import { deliveredBytes } from './socket-ends.js';
 
 /** Side names the two ends of a proxied connection, as logs and causes spell them. */
 export type Side = 'client' | 'upstream';
@@ -27,9 +34,27 @@ export type Side = 'client' | 'upstream';
 /** kEndpoint is the property by which a socket finds its Endpoint. */
 export const kEndpoint: unique symbol = Symbol('proxy.endpoint');
 
-/** EndpointSocket is a socket that belongs to a proxy context. */
-export interface EndpointSocket extends Socket {
+/**
+ * EndpointSocket is a socket that belongs to a proxy context: a net.Socket, or any
+ * Duplex standing for one (a tls.TLSSocket wrapping it).
+ */
+export interface EndpointSocket extends Duplex {
   [kEndpoint]: Endpoint;
+}
+
+/**
+ * EndpointStage is what an endpoint and the relay know of the stage its bytes pass
+ * through on their way to the peer (stage.ts, StagePort): null on a plain connection.
+ */
+export interface EndpointStage {
+  /** held: bytes the stage holds now (part of `buffered`). */
+  readonly held: number;
+  /** take hands a chunk read from this endpoint (owned: a copy) to the stage; false: stop reading. */
+  take(chunk: Buffer): boolean;
+  /** takeEnd hands this endpoint's FIN to the stage. */
+  takeEnd(): void;
+  /** mayRead: the stage and the peer socket hold little enough for reading to go on. */
+  mayRead(): boolean;
 }
 
 /**
@@ -72,6 +97,16 @@ export class Endpoint {
   /** socket is null for the upstream until a connect attempt starts. */
   socket: EndpointSocket | null = null;
   /**
+   * transport is the TCP or Unix socket the bytes travel on: `socket` itself, or the
+   * socket a wrapper (TLS) stands on. Its addresses are the connection's; a reset
+   * resets it.
+   */
+  transport: Socket | null = null;
+  /** readsEvents: `socket` is read through 'data' events (a Duplex), not `onread`. */
+  readsEvents = false;
+  /** stage: what this endpoint's bytes pass through before the peer socket; null: nothing. */
+  stage: EndpointStage | null = null;
+  /**
    * paused: we stopped reading this socket because part of its last chunk still waits
    * for the peer (backpressure). If that chunk sits in a large buffer lent to this
    * endpoint, the buffer is not touched until the write is done.
@@ -95,6 +130,12 @@ export class Endpoint {
    * bulk: an endpoint that only ever sees small reads (and an idle one) has neither.
    */
   onPeerWritten: (() => void) | null = null;
+  /**
+   * #settled: the bytes the socket's kernel accepted, read just before close() destroyed
+   * the sockets (afterwards Node no longer knows how much of a pending write the kernel
+   * took); -1 while open.
+   */
+  #settled = -1;
 
   constructor(side: Side, context: EndpointOwner) {
     this.side = side;
@@ -102,7 +143,7 @@ export class Endpoint {
   }
 
   /** readInBulk asks for a large buffer from the next read of `socket` on (it filled the shared one). */
-  readInBulk(socket: Socket): void {
+  readInBulk(socket: Duplex): void {
     if (this.onPeerWritten === null) {
       this.onPeerWritten = () => this.resumeIfWritten();
       chooseBuffersWith(socket, () => this.#chooseReadBuffer());
@@ -123,10 +164,14 @@ export class Endpoint {
     return this.readBuffer;
   }
 
-  /** resumeIfWritten: the peer took what we waited for (all of it), so read again. */
+  /**
+   * resumeIfWritten: the peer took what we waited for (all of it), so read again,
+   * unless a stage still holds its bound (its next write calls this again).
+   */
   resumeIfWritten(): void {
     const to = this.peer.socket;
     if (!this.paused || this.socket === null || (to !== null && to.writableLength > 0)) return;
+    if (this.stage !== null && !this.stage.mayRead()) return;
     this.paused = false;
     this.socket.resume();
     if (this.context.trace) {
@@ -151,22 +196,46 @@ export class Endpoint {
    * property added to a socket gives it a new hidden class in V8, and Node's own socket
    * code, which runs for every socket, slows down once it sees more than a few.
    */
-  mark(socket: Socket): EndpointSocket {
+  mark(socket: Duplex): EndpointSocket {
     const marked = socket as EndpointSocket;
     marked[kEndpoint] = this;
     return marked;
   }
 
-  /** attach makes `socket` this endpoint's socket. */
+  /** attach makes `socket` (a TCP or Unix socket, read with onread) this endpoint's socket. */
   attach(socket: Socket): EndpointSocket {
     const owned = this.mark(socket);
     this.socket = owned;
+    this.transport = socket;
     return owned;
   }
 
-  /** buffered is the number of bytes held in user space for this socket, both ways. */
+  /**
+   * attachWrapper makes `wrapper` (a Duplex standing on `transport`, e.g. a TLS socket)
+   * this endpoint's socket, read through 'data' events; `transport` stays for resets.
+   */
+  attachWrapper(wrapper: Duplex, transport: Socket): EndpointSocket {
+    const owned = this.mark(wrapper);
+    this.socket = owned;
+    this.transport = transport;
+    this.readsEvents = true;
+    return owned;
+  }
+
+  /** delivered: how many of the bytes written to this socket its kernel took (socket-ends.ts). */
+  get delivered(): number {
+    return this.#settled >= 0 ? this.#settled : deliveredBytes(this);
+  }
+
+  /** settleDelivered keeps `delivered` as it is now, before the sockets are destroyed. */
+  settleDelivered(): void {
+    this.#settled = deliveredBytes(this);
+  }
+
+  /** buffered is the number of bytes held in user space for this socket, both ways, and by its stage. */
   get buffered(): number {
     const socket = this.socket;
-    return socket === null ? 0 : socket.writableLength + socket.readableLength;
+    const held = this.stage === null ? 0 : this.stage.held;
+    return socket === null ? held : socket.writableLength + socket.readableLength + held;
   }
 }

@@ -23,15 +23,20 @@
  * A plain listener (no hooks) pays one property check per connection, nothing more.
  */
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { CloseCause } from './close-cause.js';
 import type { Target } from './config/address.js';
+import type { StageControl } from './stage.js';
 import type { TargetPool } from './upstream/target-pool.js';
 
 /** HandshakeClient is what a handshake may know of the client before it is allowed. */
 export interface HandshakeClient {
   /** address is the client as logs print it (`host:port`, `unix`, `unknown`). */
   readonly address: string;
-  /** socket is the client's socket, for its addresses (remote and local) only: never read or write it. */
+  /**
+   * socket is the client's socket, for its addresses (remote and local) only: never
+   * read or write it, except to wrap it (HandshakeAllow.socket).
+   */
   readonly socket: Socket;
 }
 
@@ -44,6 +49,16 @@ export interface HandshakeAllow {
   readonly client?: string;
   /** pool replaces the listener's targets for this connection (a route chosen by SNI). */
   readonly pool?: TargetPool<Target>;
+  /**
+   * socket replaces the client's socket from now on: a Duplex standing on it (TLS
+   * termination: a tls.TLSSocket wrapping `client.socket`), which the context then reads
+   * (through 'data' events), writes and owns (destroys at close; a reset resets the
+   * socket under it). The wrapper must take the socket's native handle over, as
+   * tls.TLSSocket does: the context no longer reads the socket itself. To wrap after
+   * bytes were read, unshift them onto the paused socket before wrapping and count them
+   * in `consumed` (tls.TLSSocket reads what the socket has buffered first).
+   */
+  readonly socket?: Duplex;
 }
 
 /** HandshakeRefuse closes the client at once, before any upstream is dialled. */
@@ -55,8 +70,16 @@ export interface HandshakeRefuse {
   readonly reason?: string;
 }
 
-/** HandshakeVerdict is a handshake's answer; undefined means "read more". */
-export type HandshakeVerdict = HandshakeAllow | HandshakeRefuse | undefined;
+/**
+ * HandshakeVerdict is a handshake's answer; undefined means "read more". A promise is
+ * a verdict still being reached (a TLS handshake): no further step is called, the
+ * deadline still applies, and a rejection closes the client with `timeoutCause`.
+ */
+export type HandshakeVerdict =
+  | HandshakeAllow
+  | HandshakeRefuse
+  | Promise<HandshakeAllow | HandshakeRefuse>
+  | undefined;
 
 /** Handshake is one listener's handshake step. It is shared by its connections: keep no per-connection state in it. */
 export interface Handshake {
@@ -91,10 +114,26 @@ export interface PrefaceConnection {
 /** Preface gives the bytes written to a connected upstream before any relayed byte (null: none). */
 export type Preface = (connection: PrefaceConnection) => Buffer | null;
 
-/** ConnectionHooks are a listener's handshake and preface, both optional. */
+/**
+ * UpstreamWrapper stands a Duplex on a connected upstream socket (TLS origination:
+ * `tls.connect({ socket })`). It must take the socket over at once (synchronously,
+ * as tls.connect does), then resolve with the wrapper once it is ready
+ * ('secureConnect'), or reject (the attempt failed: the next target is tried). The
+ * connect timeout covers it. The context then reads the wrapper through 'data'
+ * events, writes and owns it; the preface was written on the socket before.
+ */
+export type UpstreamWrapper = (socket: Socket, target: Target) => Promise<Duplex>;
+
+/**
+ * ConnectionHooks are a listener's handshake and preface, its upstream wrapper, and
+ * `relaying`, called once a connection relays, with the control of its stages
+ * (stage.ts: fault injection); all optional.
+ */
 export interface ConnectionHooks {
   readonly handshake?: Handshake;
   readonly preface?: Preface;
+  readonly wrapUpstream?: UpstreamWrapper;
+  readonly relaying?: (connection: StageControl) => void;
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
  * The proxy context: one proxied connection. It owns the client socket (the
  * design's source), the upstream socket (the destination), their per-socket state
- * (two Endpoints), the byte counters, the times, and its one Timer. Other objects
- * (the listener's set, the timer set) only reference it.
+ * (two Endpoints), the byte counters, the times, its one Timer and, when a connection
+ * has them, the stages between the sockets. Other objects (the listener's set, the
+ * timer set) only reference it.
  *
  * Life of a connection (docs/design.md has the diagram):
  *
@@ -10,54 +11,40 @@
  *        │                      │   (preface, then held bytes)    │                    │
  *        └─ refuse, deadline, FIN, reset; every target failed, timeout, shutdown: close(cause) ──▶ closed
  *
- * The client is read from accept on: during the handshake (handshake.ts) and the
- * connect its bytes are held, bounded (EarlyBytes), so a reset or FIN is seen at once.
+ * Everything before relaying (the handshake, holding the client's early bytes, the
+ * connect attempts with failover, wrapping the upstream) is the context's Opening
+ * (opening.ts). This module is the rest of the life: relaying, half-close, the stages
+ * (stage.ts), the timers, and teardown.
  *
- * Every path ends in `close(cause)`, which runs once: it cancels the timer, destroys
- * (or resets) both sockets and hands the context back to its listener for the access
- * record. Nothing is torn down anywhere else.
+ * Every path ends in `close(cause)`, which runs once: it cancels the timer, stops the
+ * stages, destroys (or resets) both sockets and hands the context back to its
+ * listener for the access record. Nothing is torn down anywhere else.
  *
  * The one Timer serves every wait a context can have, never two at once: the
  * handshake's deadline, the connect timeout while connecting, the idle (or
  * half-close) timeout afterwards.
  */
 import type { Socket } from 'node:net';
-import { type CloseCause, connectCause, isResetCode, PASSED_ON_AS_RESET } from './close-cause.js';
+import { type CloseCause, isResetCode, PASSED_ON_AS_RESET } from './close-cause.js';
 import type { ListenerConfig, Target } from './config/config.js';
-import {
-  type ConnectFailure,
-  type ConnectionInfo,
-  type ContextState,
-  formatConnectFailures,
-} from './connection-info.js';
-import { Endpoint, type Side } from './endpoint.js';
+import type { ConnectionInfo, ContextState } from './connection-info.js';
+import { Endpoint, type EndpointSocket, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
-import { EARLY_BYTES_LIMIT, EarlyBytes, type Handshake } from './handshake.js';
-import type { Logger } from './log.js';
-import {
-  relayClient,
-  startClientRelay,
-  startUpstreamRelay,
-  UPSTREAM_ONREAD,
-  watchSocket,
-} from './relay.js';
-import { deliveredBytes, describeClient, destroySocket } from './socket-ends.js';
-import type { Stats } from './stats.js';
+import { armInactivity, inactivityExpired } from './inactivity.js';
+import { Opening, type OpeningHost } from './opening.js';
+import { followStage, startClientRelay, startUpstreamRelay, watchSocket } from './relay.js';
+import { describeClient, destroyEnd } from './socket-ends.js';
+import type { Stage, StageControl, Stream } from './stage.js';
+import { replaceStage, type StageOwner, stageIn } from './stage-port.js';
 import { Timer, type TimerSet } from './timer-set.js';
-import { abandonDial, dial, finishDial } from './upstream/dial.js';
-import type { Plan, PoolTarget, TargetPool } from './upstream/target-pool.js';
+import type { PoolTarget } from './upstream/target-pool.js';
 
 /** ContextHost is what a context needs from the listener that accepted it. */
-export interface ContextHost {
+export interface ContextHost extends OpeningHost {
   readonly config: ListenerConfig;
   readonly timers: TimerSet;
-  readonly log: Logger;
-  readonly stats: Stats;
-  /** pool gives each connection its plan of targets to try (target-pool.ts). */
-  readonly pool: TargetPool<Target>;
   onContextClosed(context: ProxyContext): void;
   onContextConnected(context: ProxyContext): void;
-  onDescriptorShortage(code: string, during: 'connect'): void;
 }
 
 let lastId = 0;
@@ -67,7 +54,7 @@ function onContextTimer(context: ProxyContext): void {
 }
 
 /** ProxyContext is one client connection and everything that belongs to it. */
-export class ProxyContext {
+export class ProxyContext implements StageControl, StageOwner {
   readonly id: string;
   readonly host: ContextHost;
   /**
@@ -75,8 +62,6 @@ export class ProxyContext {
    * changes it for new connections only, never under an open one.
    */
   readonly config: ListenerConfig;
-  /** #routePool: a handshake may replace the listener's pool for this connection (a route chosen by SNI). */
-  #routePool: TargetPool<Target> | null = null;
   readonly client: Endpoint;
   readonly upstream: Endpoint;
   /** clientAddress: a handshake may replace it with the real client's (a PROXY header's source). */
@@ -90,35 +75,20 @@ export class ProxyContext {
   /** poolTarget is `target`'s entry in the listener's pool (its state and connection count). */
   poolTarget: PoolTarget<Target> | null = null;
   errorCode: string | undefined = undefined;
+  /** closingStage names the stage that closed the connection (cause `toxic`), else null. */
+  closingStage: string | null = null;
   readonly acceptedAtMs: number;
   connectedAtMs = -1;
   closedAtMs = -1;
   lastActivityMs: number;
   readonly watchesActivity: boolean;
+  /** prefaceBytes: the preface's length, not counted in bytesToUpstream (opening.ts). */
+  prefaceBytes = 0;
   readonly #timer: Timer<ProxyContext>;
-  /** #dialing is the upstream socket of the connect attempt under way, if any. */
-  #dialing: Socket | null = null;
-  /** #plan lists the targets this connection tries, in order (TargetPool.plan). */
-  #plan: Plan<Target> | null = null;
-  #dialAttempt = 0;
-  /** #attempts counts connect attempts started (drained targets skipped are not attempts). */
-  #attempts = 0;
-  #dialFailures: ConnectFailure[] = [];
-  /** #drainedSkipped lists the drained targets this connection skipped. */
-  #drainedSkipped: string[] = [];
-  /**
-   * Bytes each socket's kernel accepted, read just before close() destroyed the sockets
-   * (afterwards Node no longer knows how much of a pending write the kernel took); -1
-   * while open.
-   */
-  #deliveredToClient = -1;
-  #deliveredToUpstream = -1;
-  #lastPendingWrites = 0;
+  readonly #opening: Opening;
+  /** lastPendingWrites: what `buffered` was at the last expiry of the idle timer (inactivity.ts). */
+  lastPendingWrites = 0;
   #killWithReset = false;
-  /** #early holds the client's bytes read before the upstream was connected. */
-  #early: EarlyBytes | null = null;
-  /** #prefaceBytes: the preface's length, not counted in bytesToUpstream. */
-  #prefaceBytes = 0;
 
   /** The context takes ownership of `clientSocket`, which must be paused (pauseOnConnect). */
   constructor(host: ContextHost, clientSocket: Socket) {
@@ -134,6 +104,7 @@ export class ProxyContext {
     this.upstream = new Endpoint('upstream', this);
     this.client.peer = this.upstream;
     this.upstream.peer = this.client;
+    this.#opening = new Opening(this);
     // Attached (marked) first: reading remoteAddress adds a property to the socket too,
     // and the order is part of its hidden class (Endpoint.mark).
     watchSocket(this.client.attach(clientSocket));
@@ -148,133 +119,58 @@ export class ProxyContext {
     return this.host.timers.now();
   }
 
+  /** scheduleIn sets the context's one Timer to fire in `delayMs` (the opening's deadlines). */
+  scheduleIn(delayMs: number): void {
+    this.host.timers.scheduleIn(this.#timer, delayMs);
+  }
+
+  /** cancelTimer cancels the context's Timer. */
+  cancelTimer(): void {
+    this.host.timers.cancel(this.#timer);
+  }
+
   /**
    * connect starts reading the client, runs the listener's handshake if it has one,
    * and starts dialing the targets of the pool's plan, in order, with failover.
    */
   connect(): void {
-    const client = this.client.socket;
+    const client = this.client.transport;
     if (client !== null) startClientRelay(client);
-    const handshake = this.config.hooks?.handshake;
-    if (handshake !== undefined) this.#beginHandshake(handshake, client);
-    else this.#dialFirst();
+    this.#opening.start();
   }
 
-  #dialFirst(): void {
-    const pool = this.#routePool ?? this.host.pool;
-    const plan = pool.plan(this.client.socket?.remoteAddress);
-    this.#plan = plan;
-    // A drained target gets no new connections: the plan leaves it out, as if not listed.
-    for (const skipped of plan.skipped) {
-      if (skipped.drained) this.#drainedSkipped.push(skipped.address);
-    }
-    this.#dialNext();
-  }
-
-  // ---------------------------------------------------------------- handshake
-
-  #beginHandshake(handshake: Handshake, client: Socket | null): void {
-    this.state = 'handshake';
-    if (handshake.timeoutMs > 0) this.host.timers.scheduleIn(this.#timer, handshake.timeoutMs);
-    if (this.trace) {
-      this.traceEvent('client', `handshake ${handshake.name} started`, {
-        timeout_ms: handshake.timeoutMs,
-      });
-    }
-    if (client !== null) this.#stepHandshake(handshake, Buffer.alloc(0));
-  }
-
-  #stepHandshake(handshake: Handshake, bytes: Buffer): void {
-    const socket = this.client.socket;
-    if (socket === null) return;
-    const verdict = handshake.step(bytes, { address: this.clientAddress, socket });
-    if (verdict === undefined) return;
-    if (!verdict.allow) {
-      if (this.trace) {
-        this.traceEvent(
-          'client',
-          `handshake ${handshake.name} refused the client: ${verdict.cause}`,
-        );
-      }
-      if (verdict.reason !== undefined && this.host.log.enabled('debug')) {
-        this.host.log.debug('client refused', { id: this.id, reason: verdict.reason });
-      }
-      this.close(verdict.cause);
-      return;
-    }
-    this.host.timers.cancel(this.#timer);
-    this.#early?.consume(verdict.consumed);
-    if (verdict.client !== undefined) this.clientAddress = verdict.client;
-    if (verdict.pool !== undefined) this.#routePool = verdict.pool;
-    if (this.trace) {
-      this.traceEvent('client', `handshake ${handshake.name} allowed ${this.clientAddress}`, {
-        consumed: verdict.consumed,
-      });
-    }
-    this.state = 'connecting';
-    this.#dialFirst();
-  }
+  // The opening's events, as the endpoints and dial() report them (EndpointOwner).
 
   /** holdEarly keeps a chunk read before the upstream was connected (relay.ts); false: pause reading. */
   holdEarly(chunk: Buffer): boolean {
-    if (this.closed) return false;
-    if (this.#early === null) this.#early = new EarlyBytes();
-    const early = this.#early;
-    early.push(chunk);
-    if (this.trace) {
-      this.traceEvent('client', `read ${chunk.length} bytes from client (held: ${this.state})`);
-    }
-    const handshake = this.config.hooks?.handshake;
-    if (this.state === 'handshake' && handshake !== undefined) {
-      this.#stepHandshake(handshake, early.all());
-      if (this.state === 'handshake') return early.length < handshake.maxBytes;
-    }
-    return !this.closed && early.length < EARLY_BYTES_LIMIT;
-  }
-
-  // ---------------------------------------------------------------- dialing
-
-  #dialNext(): void {
-    const entry = this.#plan?.targets[this.#dialAttempt];
-    if (entry === undefined) {
-      this.#allTargetsFailed();
-      return;
-    }
-    const target = entry.target;
-    this.target = target;
-    this.poolTarget = entry;
-    this.#attempts += 1;
-    if (this.trace) {
-      this.traceEvent(
-        'upstream',
-        `connecting to ${target.address} (attempt ${this.#dialAttempt + 1})`,
-      );
-    }
-    this.#dialing = dial(target, this.upstream, UPSTREAM_ONREAD);
-    const timeoutMs = this.config.connectTimeoutMs;
-    if (timeoutMs > 0) {
-      this.host.timers.scheduleIn(this.#timer, timeoutMs);
-      if (this.trace)
-        this.traceEvent('upstream', `timer armed: connect timeout in ${timeoutMs} ms`);
-    }
+    return this.#opening.holdEarly(chunk);
   }
 
   /** onDialConnected: the design's connect() completing (writable, SO_ERROR = 0). */
   onDialConnected(socket: Socket): void {
-    finishDial(socket);
-    this.#dialing = null;
-    if (this.closed) {
-      socket.destroy();
-      return;
-    }
+    this.#opening.onDialConnected(socket);
+  }
+
+  /** onDialFailed: the design's connect() failing; the next target is tried. */
+  onDialFailed(socket: Socket, err: Error): void {
+    this.#opening.onDialFailed(socket, err);
+  }
+
+  // ---------------------------------------------------------------- relaying
+
+  /**
+   * startRelaying: the upstream is connected (and its wrapper ready). Report it, start
+   * its relay, let the `relaying` hook choose the stages, then hand the client's held
+   * bytes over (written first, in order) and relay the client's reads.
+   */
+  startRelaying(upstream: EndpointSocket): void {
     if (this.trace && this.#timer.scheduled)
       this.traceEvent('upstream', 'timer cancelled: connect timeout');
-    this.host.timers.cancel(this.#timer);
+    this.cancelTimer();
     this.errorCode = undefined; // failures of earlier targets did not end this connection
     this.connectedAtMs = this.now();
     this.lastActivityMs = this.connectedAtMs;
     this.state = 'relaying';
-    const upstream = this.upstream.attach(socket);
     watchSocket(upstream);
     if (this.trace) {
       const ms = Math.round(this.connectedAtMs - this.acceptedAtMs);
@@ -283,98 +179,13 @@ export class ProxyContext {
     if (this.target !== null) this.host.stats.countConnect(this.target.address);
     this.host.onContextConnected(this);
     startUpstreamRelay(upstream);
-    const preface = this.config.hooks?.preface;
-    if (preface !== undefined) {
-      const bytes = preface(this);
-      if (bytes !== null && bytes.length > 0) {
-        this.#prefaceBytes = bytes.length;
-        upstream.write(bytes);
-      }
-    }
-    // The client's bytes held while we were dialing go first, in order; reading goes
-    // on (resumes, if the bound paused it) once the upstream took them.
-    const early = this.#early;
-    this.#early = null;
-    // As the relay does for copies: go on reading unless write() says the upstream
-    // holds its high-water mark ('drain' then resumes the client, socketOnDrain).
-    let goOn = true;
-    if (early !== null) {
-      for (const chunk of early.chunks) goOn = upstream.write(chunk);
-      if (this.trace) this.traceEvent('upstream', `wrote ${early.length} held bytes to upstream`);
-    }
-    const client = this.client.socket;
-    if (client !== null) {
-      relayClient(client);
-      if (goOn && this.client.paused) {
-        this.client.paused = false;
-        client.resume();
-      }
-    }
-    this.#armInactivity();
+    this.config.hooks?.relaying?.(this);
+    if (this.closed) return; // the hook (or a stage) closed it
+    if (this.upstream.stage !== null) followStage(upstream);
+    this.#opening.handOver(upstream);
+    armInactivity(this, this.#timer);
     if (this.client.finReceived) this.onFin(this.client); // its FIN came while dialing
   }
-
-  /** onDialFailed: the design's connect() failing; count it and try the next target. */
-  onDialFailed(_socket: Socket, err: Error): void {
-    this.#failAttempt(errorCode(err));
-  }
-
-  #onConnectTimeout(): void {
-    this.#failAttempt('ETIMEDOUT');
-  }
-
-  #failAttempt(code: string): void {
-    if (this.#dialing !== null) abandonDial(this.#dialing);
-    this.#dialing = null;
-    if (this.closed) return;
-    this.host.timers.cancel(this.#timer);
-    const address = this.target?.address ?? '?';
-    this.host.stats.countConnectFailure(code, address);
-    this.#dialFailures.push({ upstream: address, code });
-    // Passive health: the pool tells its TargetHealth, if it has one.
-    if (this.poolTarget !== null) (this.#routePool ?? this.host.pool).failed(this.poolTarget, code);
-    this.errorCode = code;
-    if (code === 'EMFILE' || code === 'ENFILE') this.host.onDescriptorShortage(code, 'connect');
-    if (this.trace) this.traceEvent('upstream', `connect to ${address} failed: ${code}`);
-    if (this.host.log.enabled('debug')) {
-      this.host.log.debug('connect failed', { id: this.id, upstream: address, code });
-    }
-    this.#dialAttempt += 1;
-    this.#dialNext();
-  }
-
-  #allTargetsFailed(): void {
-    const code = this.errorCode;
-    this.target = null;
-    this.poolTarget = null;
-    if (code === 'EMFILE' || code === 'ENFILE') {
-      // Logged once per burst by the listener, not once per client.
-      this.close('connect_error');
-      return;
-    }
-    const failures = this.#dialFailures;
-    // Every target down (none tried): the target health said so once, not per client.
-    if (failures.length === 0 && this.#plan?.skipped.some((e) => e.down && !e.drained)) {
-      this.close('no_healthy_target');
-      return;
-    }
-    // Every target drained is an operator's doing, not a failure of the targets: say so.
-    this.host.log.warn(
-      failures.length === 0
-        ? 'no target reachable: every target is drained'
-        : 'no target reachable',
-      {
-        id: this.id,
-        listener: this.config.name,
-        client: this.clientAddress,
-        tried: failures.length === 0 ? undefined : formatConnectFailures(failures),
-        drained: this.#drainedSkipped.length === 0 ? undefined : this.#drainedSkipped.join(', '),
-      },
-    );
-    this.close(code === undefined ? 'no_target' : connectCause(code));
-  }
-
-  // ---------------------------------------------------------------- relaying
 
   /** onFin: `from` finished sending. Pass the FIN on once its bytes are delivered. */
   onFin(from: Endpoint): void {
@@ -392,15 +203,20 @@ export class ProxyContext {
     this.state = 'half_closed';
     this.lastActivityMs = this.now(); // the half-close timeout counts from the FIN
     if (this.trace) this.traceEvent(from.side, `FIN received from ${from.side}`);
-    const to = from.peer;
-    if (!to.writeShut && to.socket !== null) {
-      to.writeShut = true;
-      // end() sends our FIN only after every byte already written reached the kernel.
-      to.socket.end();
-      if (this.trace)
-        this.traceEvent(to.side, `shut write side of ${to.side} (FIN after buffered bytes)`);
-    }
-    this.#armInactivity();
+    // Through a stage, the FIN comes after what it holds, when the stage passes it on.
+    if (from.stage !== null) from.stage.takeEnd();
+    else this.shutWrite(from.peer);
+    armInactivity(this, this.#timer);
+  }
+
+  /** shutWrite sends our FIN to `to` (once), after every byte already written to it. */
+  shutWrite(to: Endpoint): void {
+    if (to.writeShut || to.socket === null || this.closed) return;
+    to.writeShut = true;
+    // end() sends our FIN only after every byte already written reached the kernel.
+    to.socket.end();
+    if (this.trace)
+      this.traceEvent(to.side, `shut write side of ${to.side} (FIN after buffered bytes)`);
   }
 
   /** onSocketError: an I/O error on one side is fatal for the whole context. */
@@ -424,6 +240,43 @@ export class ProxyContext {
     // Otherwise this side is done both ways and the peer is still flushing: wait for it.
   }
 
+  // ---------------------------------------------------------------- stages
+
+  /**
+   * setStage puts `stage` into `stream` (`upstream`: the client's bytes, `downstream`:
+   * the target's), in place of the one there, whose held bytes and FIN are flushed on
+   * in order; null takes it out (StageControl, stage.ts). Internal: the `relaying` hook
+   * and fault injection call it.
+   */
+  setStage(stream: Stream, stage: Stage | null): void {
+    if (this.closed) {
+      stage?.stop();
+      return;
+    }
+    const from = stream === 'upstream' ? this.client : this.upstream;
+    const before = stageIn(from);
+    const relaying = this.state === 'relaying' || this.state === 'half_closed';
+    replaceStage(from, stage, this, relaying);
+    if (this.trace) {
+      if (before !== null)
+        this.traceEvent(from.side, `stage ${before.name} taken out of ${stream}`);
+      if (stage !== null) this.traceEvent(from.side, `stage ${stage.name} put into ${stream}`);
+    }
+  }
+
+  /** stageOf is the stage in `stream` now, or null. */
+  stageOf(stream: Stream): Stage | null {
+    return stageIn(stream === 'upstream' ? this.client : this.upstream);
+  }
+
+  /** closeForStage: a stage ends the connection (cause `toxic`), with a reset or a FIN. */
+  closeForStage(name: string, reset: boolean): void {
+    if (this.closed) return;
+    this.closingStage = name;
+    this.#killWithReset = reset;
+    this.close('toxic');
+  }
+
   // ---------------------------------------------------------------- timers
 
   /** onTimer: the context's timer fired; what it means depends on the state. */
@@ -434,54 +287,17 @@ export class ProxyContext {
       return;
     }
     if (this.state === 'connecting') {
-      this.#onConnectTimeout();
+      this.#opening.onConnectTimeout();
       return;
     }
     if (this.closed) return;
-    const periodMs = this.#inactivityPeriodMs();
-    if (periodMs === 0) return;
-    const now = this.now();
-    // Bytes still moving through our buffers count as activity too (as Node's own
-    // socket timeout counts a draining write): if what we hold for either socket,
-    // either way, changed since the last check, a slow peer is still taking bytes.
-    const pending = this.client.buffered + this.upstream.buffered;
-    if (pending > 0 && pending !== this.#lastPendingWrites) this.lastActivityMs = now;
-    this.#lastPendingWrites = pending;
-    const deadline = this.lastActivityMs + periodMs;
-    if (now < deadline) {
-      this.host.timers.schedule(this.#timer, deadline);
-      return;
-    }
-    if (this.trace) {
-      this.traceEvent(this.firstClose ?? 'client', `timer fired: no bytes for ${periodMs} ms`);
-    }
-    const halfClosed = this.state === 'half_closed' && this.config.halfCloseTimeoutMs > 0;
-    this.close(halfClosed ? 'half_close_timeout' : 'idle_timeout');
+    const cause = inactivityExpired(this, this.#timer);
+    if (cause !== null) this.close(cause);
   }
 
-  #inactivityPeriodMs(): number {
-    const { idleTimeoutMs, halfCloseTimeoutMs } = this.config;
-    if (this.state === 'half_closed' && halfCloseTimeoutMs > 0) return halfCloseTimeoutMs;
-    return idleTimeoutMs;
-  }
-
-  // Lazy refresh: the deadline is set from the last activity; per chunk only
-  // `lastActivityMs` moves, and onTimer re-schedules if the deadline was not real.
-  #armInactivity(): void {
-    const periodMs = this.#inactivityPeriodMs();
-    if (periodMs === 0) {
-      if (this.trace && this.#timer.scheduled) this.traceEvent('client', 'timer cancelled');
-      this.host.timers.cancel(this.#timer);
-      return;
-    }
-    const deadline = this.lastActivityMs + periodMs;
-    if (!this.#timer.scheduled || deadline < this.#timer.deadline) {
-      this.host.timers.schedule(this.#timer, deadline);
-      if (this.trace) {
-        const what = this.state === 'half_closed' ? 'half-close' : 'idle';
-        this.traceEvent('client', `timer armed: ${what} timeout, ${periodMs} ms without bytes`);
-      }
-    }
+  /** buffered: the bytes this connection holds in user space now, both ways (§7). */
+  get buffered(): number {
+    return this.client.buffered + this.upstream.buffered;
   }
 
   // ---------------------------------------------------------------- teardown
@@ -501,20 +317,24 @@ export class ProxyContext {
     this.closedAtMs = this.now();
     const reset = PASSED_ON_AS_RESET.has(cause) || this.#killWithReset;
     try {
-      this.#settleDelivered(); // before the sockets are destroyed: it needs their handles
+      // Counted once, at close, not per chunk; before the sockets are destroyed (their handles).
+      this.client.settleDelivered();
+      this.upstream.settleDelivered();
       this.host.timers.cancel(this.#timer);
-      if (this.#dialing !== null) abandonDial(this.#dialing);
+      this.#opening.abandon();
+      // A stage's timers end with the connection; what it held is dropped with it.
+      if (this.client.stage !== null) replaceStage(this.client, null, this, false);
+      if (this.upstream.stage !== null) replaceStage(this.upstream, null, this, false);
       if (this.trace) {
         if (reset)
           this.traceEvent(this.firstClose ?? 'client', 'passed the reset on to the other side');
         this.traceEvent(this.firstClose ?? 'client', `closed: ${cause}`);
       }
     } finally {
-      // destroySocket never throws, so these run even if a step above did.
-      this.#dialing = null;
+      // destroyEnd never throws, so these run even if a step above did.
       // A Unix domain socket has no RST: only TCP sockets are reset.
-      destroySocket(this.client.socket, reset && this.config.listen.path === undefined);
-      destroySocket(this.upstream.socket, reset && this.target?.path === undefined);
+      destroyEnd(this.client, reset && this.config.listen.path === undefined);
+      destroyEnd(this.upstream, reset && this.target?.path === undefined);
       this.host.onContextClosed(this);
     }
   }
@@ -531,23 +351,14 @@ export class ProxyContext {
 
   // ---------------------------------------------------------------- views
 
-  // Counted once, at close, not per chunk: the relay's hot path stays as it is.
-  #settleDelivered(): void {
-    this.#deliveredToClient = deliveredBytes(this.client.socket);
-    this.#deliveredToUpstream = deliveredBytes(this.upstream.socket);
-  }
-
   /** bytesToClient: bytes the client's socket took into the kernel (docs/observability.md, "delivered"). */
   get bytesToClient(): number {
-    const settled = this.#deliveredToClient;
-    return settled >= 0 ? settled : deliveredBytes(this.client.socket);
+    return this.client.delivered;
   }
 
-  /** bytesToUpstream: bytes the upstream's socket took into the kernel. */
+  /** bytesToUpstream: bytes the upstream's socket took into the kernel, the preface left out. */
   get bytesToUpstream(): number {
-    const settled = this.#deliveredToUpstream;
-    const delivered = settled >= 0 ? settled : deliveredBytes(this.upstream.socket);
-    return Math.max(0, delivered - this.#prefaceBytes); // relayed bytes only: not the preface
+    return Math.max(0, this.upstream.delivered - this.prefaceBytes);
   }
 
   /** info describes the connection now (or as it was when it closed). */
@@ -563,9 +374,9 @@ export class ProxyContext {
       bytesToClient: this.bytesToClient,
       bytesFromClient: this.client.bytesRead,
       bytesFromUpstream: this.upstream.bytesRead,
-      attempts: this.#attempts,
-      connectFailures: this.#dialFailures.slice(),
-      buffered: this.client.buffered + this.upstream.buffered,
+      attempts: this.#opening.attempts,
+      connectFailures: this.#opening.failures.slice(),
+      buffered: this.buffered,
       connectMs: this.connectedAtMs >= 0 ? this.connectedAtMs - this.acceptedAtMs : undefined,
       ageMs: end - this.acceptedAtMs,
       cause: this.cause,

@@ -32,6 +32,7 @@
  * rather than fail on its first connection.
  */
 import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** SMALL_BYTES is the size of the shared read buffer. */
 export const SMALL_BYTES = 16 * 1024;
@@ -138,11 +139,11 @@ export function readsIntoOwnBuffer(socket: Socket, first: Buffer, callback: Read
  * every read, so it can be set at any time, for instance when a read fills the shared
  * buffer and the endpoint wants a large one from then on.
  */
-export function chooseBuffersWith(socket: Socket, next: (() => Buffer) | null): void {
+export function chooseBuffersWith(socket: Duplex, next: (() => Buffer) | null): void {
   (socket as unknown as Record<symbol, unknown>)[onreadSymbols().kBufferGen] = next;
 }
 
 /** setReadCallback makes later reads of a socket set up by readsIntoOwnBuffer call `callback`. */
-export function setReadCallback(socket: Socket, callback: ReadCallback): void {
+export function setReadCallback(socket: Duplex, callback: ReadCallback): void {
   (socket as unknown as Record<symbol, unknown>)[onreadSymbols().kBufferCb] = callback;
 }

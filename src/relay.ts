@@ -17,7 +17,16 @@
  *
  * Half-close: a FIN from one side ('end') becomes `end()` on the other, which Node
  * sends only after everything already written has been handed to the kernel.
+ *
+ * A stage (stage.ts) between the sockets changes the read callback, not the chunk
+ * path: `followStage` gives an endpoint `socketOnStagedRead` while it has one, and
+ * `socketOnRead` again when it is taken out, so a plain chunk tests for nothing.
+ *
+ * A socket that is not read through onread (a TLS socket, any Duplex: `readsEvents`)
+ * gives its chunks as 'data' events; `socketOnData` writes them with the same
+ * backpressure (pause() instead of returning false) and the same FIN and error path.
  */
+import type { Socket } from 'node:net';
 import { type Endpoint, type EndpointSocket, kEndpoint } from './endpoint.js';
 import { readsIntoOwnBuffer, SHARED_READ_BUFFER, setReadCallback } from './read-buffer.js';
 
@@ -26,16 +35,55 @@ import { readsIntoOwnBuffer, SHARED_READ_BUFFER, setReadCallback } from './read-
  * accept, before its upstream is connected: what it reads is held by its context
  * (`holdEarly`, bounded) until relayClient, and a reset or FIN is seen at once.
  */
-export function startClientRelay(socket: EndpointSocket): void {
+export function startClientRelay(socket: Socket): void {
   readsIntoOwnBuffer(socket, SHARED_READ_BUFFER, socketOnEarlyRead);
   socket.on('end', socketOnEnd);
   socket.on('drain', socketOnDrain);
   socket.resume(); // pauseOnConnect left it paused
 }
 
+/**
+ * startWrappedClient starts reading a client socket that replaced the accepted one (a
+ * TLS socket wrapping it, from the handshake), before its upstream is connected:
+ * like startClientRelay, through 'data' events.
+ */
+export function startWrappedClient(socket: EndpointSocket): void {
+  socket.on('data', socketOnEarlyData);
+  socket.on('end', socketOnEnd);
+  socket.on('drain', socketOnDrain);
+}
+
+/**
+ * unwatchReplaced stops handling a client socket that a wrapper replaced: the wrapper
+ * reads it now (tls.TLSSocket takes its native handle over), and its errors and close
+ * reach the context through the wrapper. A late error is ignored.
+ */
+export function unwatchReplaced(socket: EndpointSocket): void {
+  socket.removeListener('end', socketOnEnd);
+  socket.removeListener('drain', socketOnDrain);
+  socket.removeListener('error', socketOnError);
+  socket.removeListener('close', socketOnClose);
+  socket.on('error', ignoreLateError);
+}
+
 /** relayClient: the upstream is connected and the held bytes written; relay the client's reads from now on. */
 export function relayClient(socket: EndpointSocket): void {
-  setReadCallback(socket, socketOnRead);
+  if (socket[kEndpoint].readsEvents) {
+    socket.removeListener('data', socketOnEarlyData);
+    socket.on('data', socketOnData);
+  } else {
+    followStage(socket);
+  }
+}
+
+/**
+ * followStage gives a relaying socket read through onread the read callback for its
+ * endpoint's stage (none: the plain one). Called when a stage is put in or taken out;
+ * a socket read through 'data' events looks at the stage per chunk instead.
+ */
+export function followStage(socket: EndpointSocket): void {
+  if (socket[kEndpoint].readsEvents) return;
+  setReadCallback(socket, socket[kEndpoint].stage === null ? socketOnRead : socketOnStagedRead);
 }
 
 // Before the upstream is connected: hand a copy to the context, which holds it.
@@ -47,8 +95,21 @@ function socketOnEarlyRead(this: EndpointSocket, bytes: number, buffer: Uint8Arr
   return false;
 }
 
-/** startUpstreamRelay hooks the relay to a connected upstream socket (dialed with UPSTREAM_ONREAD). */
+// The same for a wrapped client: the chunk is a new buffer of its own, held as it is.
+function socketOnEarlyData(this: EndpointSocket, chunk: Buffer): void {
+  const from = this[kEndpoint];
+  from.bytesRead += chunk.length;
+  if (from.context.holdEarly(chunk)) return;
+  from.paused = true;
+  this.pause();
+}
+
+/**
+ * startUpstreamRelay hooks the relay to a connected upstream socket: one dialed with
+ * UPSTREAM_ONREAD already reads; a wrapper (TLS) is read through 'data' events.
+ */
 export function startUpstreamRelay(socket: EndpointSocket): void {
+  if (socket[kEndpoint].readsEvents) socket.on('data', socketOnData);
   socket.on('end', socketOnEnd);
   socket.on('drain', socketOnDrain);
 }
@@ -88,14 +149,58 @@ function socketOnRead(this: EndpointSocket, bytes: number, buffer: Uint8Array): 
   }
   if (context.trace) traceChunk(from, bytes, to.writableLength);
   if (goOn) return true;
+  pauseForPeer(from);
+  return false;
+}
+
+// With a stage: every chunk is handed over as a copy (the stage may hold it, and the
+// read buffer is read into again), and the stage's bound decides whether to go on.
+function socketOnStagedRead(this: EndpointSocket, bytes: number, buffer: Uint8Array): boolean {
+  const from = this[kEndpoint];
+  const context = from.context;
+  from.bytesRead += bytes;
+  from.lastReadBytes = bytes;
+  if (context.watchesActivity) context.lastActivityMs = context.now();
+  const stage = from.stage;
+  if (stage === null || context.closed) return false;
+  if (context.trace)
+    context.traceEvent(from.side, `read ${bytes} bytes from ${from.side} (staged)`);
+  if (stage.take(Buffer.from(buffer.subarray(0, bytes)))) return true;
+  pauseForPeer(from);
+  return false;
+}
+
+// Design case "read() returns > 0" for a socket read through 'data' events (a Duplex:
+// TLS): the chunk is a new buffer, written (or staged) as it is; backpressure pauses
+// the stream instead of returning false.
+function socketOnData(this: EndpointSocket, chunk: Buffer): void {
+  const from = this[kEndpoint];
+  const context = from.context;
+  from.bytesRead += chunk.length;
+  if (context.watchesActivity) context.lastActivityMs = context.now();
+  const stage = from.stage;
+  let goOn: boolean;
+  if (stage !== null) {
+    goOn = stage.take(chunk);
+  } else {
+    const to = from.peer.socket;
+    if (to === null || to.destroyed) return; // torn down meanwhile; the close path finishes
+    goOn = to.write(chunk);
+    if (context.trace) traceChunk(from, chunk.length, to.writableLength);
+  }
+  if (goOn) return;
+  this.pause();
+  pauseForPeer(from);
+}
+
+function pauseForPeer(from: Endpoint): void {
   from.paused = true;
-  if (context.trace) {
-    context.traceEvent(
+  if (from.context.trace) {
+    from.context.traceEvent(
       from.side,
       `paused reading ${from.side}: ${from.peer.side} cannot take more`,
     );
   }
-  return false;
 }
 
 // The peer's write buffer is empty again: resume the side that feeds it.
@@ -130,3 +235,5 @@ function socketOnClose(this: EndpointSocket): void {
   from.releaseReadBuffer(); // the handle is closed: nothing reads into it any more
   if (!from.context.closed) from.context.onSocketClose(from);
 }
+
+function ignoreLateError(): void {}

@@ -4,7 +4,8 @@
  * teardown that never throws. Some of it reads Node's own socket internals; it is
  * kept here, apart from the life of a connection (proxy-context.ts).
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { formatAddress } from './config/address.js';
 import type { ListenerConfig } from './config/config.js';
 
@@ -32,16 +33,30 @@ interface WriteCounters {
 }
 
 /**
- * deliveredBytes is how many bytes of what we wrote to `socket` its kernel accepted:
- * the bytes handed to libuv minus those libuv still queues. Once the handle is gone
- * (the socket closed), Node's own count of completed writes (`bytesWritten` minus
- * `writableLength`, the bytes still in its write buffer) is what is left; a write
- * still pending then was cut short and counts only in the first form, which close()
- * takes before it destroys the sockets.
+ * SocketEnd is one end of a connection as teardown sees it: the socket the context
+ * reads and writes (a wrapper, such as a TLS socket, or the TCP socket itself) and the
+ * TCP or Unix socket under it (Endpoint).
  */
-export function deliveredBytes(socket: Socket | null): number {
+export interface SocketEnd {
+  readonly socket: Duplex | null;
+  readonly transport: Socket | null;
+}
+
+/**
+ * deliveredBytes is how many bytes of what we wrote to `end`'s socket its kernel
+ * accepted: the bytes handed to libuv minus those libuv still queues. Once the handle
+ * is gone (the socket closed), Node's own count of completed writes (`bytesWritten`
+ * minus `writableLength`, the bytes still in its write buffer) is what is left; a write
+ * still pending then was cut short and counts only in the first form, which close()
+ * takes before it destroys the sockets. For a TLS socket both count the plaintext
+ * written to it (its handle is the TLS layer), taken by the TLS layer rather than the
+ * kernel. A Duplex that is no socket counts what it was given and took (bytesWritten,
+ * if it keeps one, else nothing).
+ */
+export function deliveredBytes(end: SocketEnd): number {
+  const socket = end.socket;
   if (socket === null) return 0;
-  const handle = (socket as unknown as { _handle: WriteCounters | null })._handle;
+  const handle = (socket as unknown as { _handle?: WriteCounters | null })._handle ?? null;
   if (
     handle !== null &&
     typeof handle.bytesWritten === 'number' &&
@@ -49,7 +64,18 @@ export function deliveredBytes(socket: Socket | null): number {
   ) {
     return handle.bytesWritten - handle.writeQueueSize;
   }
-  return Math.max(0, (socket.bytesWritten ?? 0) - socket.writableLength);
+  const written = (socket as { bytesWritten?: unknown }).bytesWritten;
+  return Math.max(0, (typeof written === 'number' ? written : 0) - socket.writableLength);
+}
+
+/**
+ * destroyEnd closes both sockets of `end` now (see destroySocket): a reset goes to the
+ * TCP socket (under a TLS socket too, so its peer sees the RST), then the socket the
+ * context used is destroyed. It never throws.
+ */
+export function destroyEnd(end: SocketEnd, reset: boolean): void {
+  destroySocket(end.transport, reset);
+  if (end.socket !== end.transport) destroySocket(end.socket, false);
 }
 
 /**
@@ -59,11 +85,12 @@ export function deliveredBytes(socket: Socket | null): number {
  * half-closed. It is called only with `reset` false for a Unix domain socket, which
  * has no RST (`resetAndDestroy` throws ERR_INVALID_HANDLE_TYPE on a pipe).
  */
-export function destroySocket(socket: Socket | null, reset: boolean): void {
+export function destroySocket(socket: Duplex | null, reset: boolean): void {
   if (socket === null || socket.destroyed) return;
   try {
     // resetAndDestroy on a socket still connecting would wait for the connect; just drop it.
-    if (reset && !socket.connecting && !shutdownPending(socket)) socket.resetAndDestroy();
+    if (reset && socket instanceof Socket && !socket.connecting && !shutdownPending(socket))
+      socket.resetAndDestroy();
     else socket.destroy();
   } catch {
     // Node checks the handle before it changes anything, so a refused reset leaves the

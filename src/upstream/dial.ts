@@ -177,13 +177,13 @@ export function abandonDial(socket: Socket): void {
   socket.destroy();
 }
 
-function upstreamOnConnect(this: EndpointSocket): void {
+function upstreamOnConnect(this: Socket & EndpointSocket): void {
   this[kEndpoint].context.onDialConnected(this);
 }
 
 // Design case "connect() fails" (after EINPROGRESS, SO_ERROR was set): the owner
 // counts it and moves on to the next target.
-function upstreamOnConnectError(this: EndpointSocket, err: Error): void {
+function upstreamOnConnectError(this: Socket & EndpointSocket, err: Error): void {
   this[kEndpoint].context.onDialFailed(this, err);
 }
 
