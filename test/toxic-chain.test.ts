@@ -1,0 +1,157 @@
+/**
+ * ToxicChain (src/faults/chain.ts) without sockets: a hand-moved clock drives the
+ * toxics' timers, a recording output stands for the far socket. fast-check runs any
+ * sequence of writes, adds, updates, removals and waits, and checks that the toxics
+ * that never drop a byte deliver exactly the input, in order, then one FIN.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { ToxicChain } from '../src/faults/chain.js';
+import { seededRandom, type ToxicEnv } from '../src/faults/env.js';
+import { parseToxic, type Toxic } from '../src/faults/toxic.js';
+import { createToxicStage } from '../src/faults/toxic-stage.js';
+import { TimerSet } from '../src/timer-set.js';
+import { patternBytes } from './helpers/net.js';
+import { ManualClock, RecordingOutput } from './helpers/toxics.js';
+
+function setup(seed = 1) {
+  const clock = new ManualClock();
+  const env: ToxicEnv = { timers: new TimerSet(clock), random: seededRandom(seed) };
+  const output = new RecordingOutput(clock);
+  const chain = new ToxicChain();
+  chain.start(output);
+  return { clock, env, output, chain };
+}
+
+/** A toxic that never drops a byte (timeout 0 holds them until it is removed). */
+const keepingToxic = fc.oneof(
+  fc.record({ type: fc.constant('noop'), attributes: fc.constant({}) }),
+  fc.record({
+    type: fc.constant('latency'),
+    attributes: fc.record({ latency: fc.nat(200), jitter: fc.nat(50) }),
+  }),
+  fc.record({ type: fc.constant('bandwidth'), attributes: fc.record({ rate: fc.nat(100) }) }),
+  fc.record({
+    type: fc.constant('slicer'),
+    attributes: fc
+      .tuple(fc.integer({ min: 1, max: 500 }), fc.nat(499), fc.nat(3000))
+      .map(([average_size, v, delay]) => ({
+        average_size,
+        size_variation: v % average_size,
+        delay,
+      })),
+  }),
+  fc.record({ type: fc.constant('slow_close'), attributes: fc.record({ delay: fc.nat(300) }) }),
+  fc.record({ type: fc.constant('timeout'), attributes: fc.constant({ timeout: 0 }) }),
+);
+
+const step = fc.oneof(
+  fc.record({ op: fc.constant('write' as const), size: fc.integer({ min: 1, max: 4000 }) }),
+  fc.record({ op: fc.constant('add' as const), toxic: keepingToxic }),
+  fc.record({ op: fc.constant('remove' as const), pick: fc.nat() }),
+  fc.record({ op: fc.constant('update' as const), pick: fc.nat(), toxic: keepingToxic }),
+  fc.record({ op: fc.constant('wait' as const), ms: fc.nat(400) }),
+);
+
+type Step = typeof step extends fc.Arbitrary<infer S> ? S : never;
+
+test('any sequence of adds, updates and removals of toxics that keep bytes delivers exactly the input, then one FIN', () => {
+  fc.assert(
+    fc.property(
+      fc.array(step, { maxLength: 40 }),
+      fc.boolean(),
+      fc.array(step, { maxLength: 10 }),
+      fc.integer({ min: 1, max: 1000 }),
+      (before, fin, after, seed) => {
+        const { clock, env, output, chain } = setup(seed);
+        const input = patternBytes(200_000, seed);
+        let at = 0;
+        let named = 0;
+        const toxics = new Map<string, Toxic>();
+        const run = (s: Step) => {
+          const names = [...toxics.keys()];
+          if (s.op === 'write') {
+            chain.write(Buffer.from(input.subarray(at, at + s.size)));
+            at += s.size;
+          } else if (s.op === 'add') {
+            const toxic = parseToxic({ ...s.toxic, name: `t${named++}` });
+            toxics.set(toxic.name, toxic);
+            chain.add(toxic.name, createToxicStage(toxic, env));
+          } else if (s.op === 'remove' && names.length > 0) {
+            const name = names[s.pick % names.length] as string;
+            toxics.delete(name);
+            assert.ok(chain.remove(name) !== null);
+          } else if (s.op === 'update' && names.length > 0) {
+            const name = names[s.pick % names.length] as string;
+            const toxic = parseToxic({ ...s.toxic, name });
+            toxics.set(name, toxic);
+            chain.replace(name, createToxicStage(toxic, env, chain.stageOf(name)));
+          } else if (s.op === 'wait') {
+            clock.advance(s.ms);
+          }
+        };
+        for (const s of before) run(s);
+        if (fin) chain.end();
+        for (const s of after) if (s.op !== 'write') run(s);
+        assert.deepEqual(chain.names(), [...toxics.keys()], 'the chain keeps the order added');
+        // Take every toxic out, then let every timer run out.
+        for (const name of [...toxics.keys()]) chain.remove(name);
+        clock.advance(1_000_000);
+        const got = output.bytes();
+        assert.equal(got.length, Math.min(at, input.length));
+        assert.ok(got.equals(input.subarray(0, got.length)), 'bytes in order, none lost');
+        assert.equal(output.ended, fin ? 1 : 0, 'one FIN after the bytes, if it came');
+        assert.equal(output.closed, null);
+        assert.equal(chain.held, 0);
+      },
+    ),
+    { numRuns: 300 },
+  );
+});
+
+test('with the toxics left in place, waiting long enough delivers everything (no timeout toxic)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(keepingToxic, { maxLength: 5 }),
+      fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 20 }),
+      (toxics, sizes) => {
+        const { clock, env, output, chain } = setup(3);
+        toxics
+          .filter((t) => t.type !== 'timeout')
+          .forEach((t, i) => {
+            chain.add(`t${i}`, createToxicStage(parseToxic({ ...t, name: `t${i}` }), env));
+          });
+        const input = patternBytes(
+          sizes.reduce((a, b) => a + b, 0),
+          9,
+        );
+        let at = 0;
+        for (const size of sizes) {
+          chain.write(Buffer.from(input.subarray(at, at + size)));
+          at += size;
+          clock.advance(7);
+        }
+        chain.end();
+        clock.advance(10_000_000);
+        assert.ok(output.bytes().equals(input));
+        assert.equal(output.ended, 1);
+        assert.equal(chain.held, 0);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('stopping a chain returns what it holds, oldest first, and it writes nothing after', () => {
+  const { env, output, chain } = setup();
+  chain.add('hold-last', createToxicStage(parseToxic({ type: 'timeout', name: 'b' }), env));
+  chain.write(Buffer.from('first '));
+  chain.insert(0, 'hold-first', createToxicStage(parseToxic({ type: 'timeout', name: 'a' }), env));
+  chain.write(Buffer.from('second'));
+  assert.equal(chain.held, 12);
+  const rest = chain.stop();
+  assert.equal(Buffer.concat(rest).toString(), 'first second');
+  assert.equal(output.chunks.length, 0);
+  assert.equal(chain.stopped, true);
+});
