@@ -15,6 +15,7 @@ import type { Toxic } from '../src/faults/toxic.js';
 import { type ConnectionHooks, kConnectionHooks } from '../src/handshake.js';
 import type { ConnectionInfo } from '../src/index.js';
 import type { StageControl, Stream } from '../src/stage.js';
+import { withTimeout } from './helpers/cli.js';
 import {
   connectClient,
   patternBytes,
@@ -135,8 +136,8 @@ test('no byte is dropped, duplicated or reordered while toxics are added, update
     if (at >= toUpstream.length && turn % 40 === 0) registry.reset();
   }
   registry.reset();
-  await client.ended;
-  const got = await upstreamGot;
+  await withTimeout(client.ended, 5000, 'the client FIN');
+  const got = await withTimeout(upstreamGot, 5000, 'the upstream FIN');
   assert.ok(
     counts.add > 20 && counts.update > 10 && counts.remove > 10,
     `toxics changed while bytes flowed: ${JSON.stringify(counts)}`,
@@ -187,6 +188,9 @@ test('a toxic whose toxicity drops to 0 leaves open connections, and its held by
   client.socket.end('held, then released');
   await waitFor(() => (controls[0]?.stageOf('upstream')?.held ?? 0) > 0, 5000, 'bytes held');
   registry.update('hold', { toxicity: 0 });
-  assert.equal((await upstreamGot).toString(), 'held, then released');
+  assert.equal(
+    (await withTimeout(upstreamGot, 5000, 'the upstream FIN')).toString(),
+    'held, then released',
+  );
   assert.equal(controls[0]?.stageOf('upstream'), null);
 });

@@ -14,6 +14,7 @@ import { ToxicRegistry } from '../src/faults/registry.js';
 import { type ConnectionHooks, kConnectionHooks } from '../src/handshake.js';
 import type { ConnectionInfo } from '../src/index.js';
 import type { StageControl } from '../src/stage.js';
+import { withTimeout } from './helpers/cli.js';
 import {
   connectClient,
   echo,
@@ -95,7 +96,7 @@ test('bandwidth: 100 KB at 50 KB/s takes about two seconds, every byte intact', 
   const { port } = await toxicProxy(t, upstream, registry);
   const startedAt = performance.now();
   const client = connectClient(port);
-  await client.ended;
+  await withTimeout(client.ended, 5000, 'the client FIN');
   const elapsedMs = performance.now() - startedAt;
   assert.ok(client.received().equals(payload));
   assert.ok(elapsedMs >= 1500, `100 KB took ${elapsedMs} ms`);
@@ -141,8 +142,8 @@ for (const stream of ['upstream', 'downstream'] as const) {
     if (stream === 'upstream') client.socket.write(payload);
     // Closed with bytes it never read, the client's socket sends the client a reset;
     // otherwise the client gets a FIN.
-    if (stream === 'upstream') await client.closed;
-    else await client.ended;
+    if (stream === 'upstream') await withTimeout(client.closed, 5000, 'the client closed');
+    else await withTimeout(client.ended, 5000, 'the client FIN');
     await waitFor(() => closes.length === 1, 5000, 'the close record');
     assert.equal(closes[0]?.cause, 'toxic');
     assert.equal(closingToxic(controls[0]), `limit_data_${stream}`);
@@ -162,7 +163,7 @@ test('timeout closes the connection after `timeout` ms and lets nothing through'
   const { port, closes, controls } = await toxicProxy(t, upstream, registry);
   const startedAt = performance.now();
   const client = connectClient(port);
-  await client.ended;
+  await withTimeout(client.ended, 5000, 'the client FIN');
   const elapsedMs = performance.now() - startedAt;
   await waitFor(() => closes.length === 1, 5000, 'the close record');
   assert.equal(client.received().length, 0);
@@ -207,7 +208,7 @@ test('reset_peer resets the client (ECONNRESET) `timeout` ms after the first dat
   });
   const sentAt = performance.now();
   client.socket.write('hello');
-  assert.equal(await client.closed, 'ECONNRESET');
+  assert.equal(await withTimeout(client.closed, 5000, 'the client closed'), 'ECONNRESET');
   const elapsedMs = performance.now() - sentAt;
   assert.ok(elapsedMs >= 200, `reset after ${elapsedMs} ms`);
   assert.ok(elapsedMs < deadline(1000), `reset after ${elapsedMs} ms`);
@@ -235,12 +236,12 @@ test('slow_close delays the FIN by `delay` ms; the bytes before it and the other
   // Half-closed meanwhile: the client still sends, the upstream still gets it.
   client.socket.write('still here');
   await waitFor(() => upstreamGot?.bytes().toString() === 'still here', 5000, 'the other way');
-  await client.ended;
+  await withTimeout(client.ended, 5000, 'the client FIN');
   const finMs = performance.now() - endedAt;
   assert.ok(finMs >= 400, `FIN after ${finMs} ms`);
   assert.ok(finMs < deadline(1500), `FIN after ${finMs} ms`);
   client.socket.end();
-  await client.closed;
+  await withTimeout(client.closed, 5000, 'the client closed');
 });
 
 test('half-close passes through a chain of every delaying toxic, both ways', async (t) => {
@@ -269,7 +270,7 @@ test('half-close passes through a chain of every delaying toxic, both ways', asy
   assert.ok(upstreamGot?.bytes().equals(request));
   const upstreamSocket = await upstream.accepted();
   upstreamSocket.end(reply); // after the client's FIN: the connection was half-closed
-  await client.ended;
+  await withTimeout(client.ended, 5000, 'the client FIN');
   assert.ok(client.received().equals(reply));
   await waitFor(() => closes.length === 1, 5000, 'the close record');
   assert.equal(closes[0]?.cause, 'client_fin');
@@ -292,7 +293,11 @@ test('toxicity 0 is never applied, 1 always, and a fraction follows the seeded s
     assert.ok(controls[i]?.stageOf('upstream') !== null, 'toxicity 1: always');
     client.socket.write('x');
     if (reset) {
-      assert.equal(await client.closed, 'ECONNRESET', `connection ${i} drew the reset`);
+      assert.equal(
+        await withTimeout(client.closed, 5000, 'the client closed'),
+        'ECONNRESET',
+        `connection ${i} drew the reset`,
+      );
     } else {
       await waitFor(() => client.received().toString() === 'x', 5000, `connection ${i} echo`);
       client.socket.destroy();
