@@ -155,3 +155,68 @@ test('stopping a chain returns what it holds, oldest first, and it writes nothin
   assert.equal(output.chunks.length, 0);
   assert.equal(chain.stopped, true);
 });
+
+test('a graceful close (limit_data) travels down the chain after the bytes it let through', () => {
+  const { clock, env, output, chain } = setup();
+  const limit = parseToxic({ type: 'limit_data', attributes: { bytes: 10 } });
+  const latency = parseToxic({ type: 'latency', attributes: { latency: 100 } });
+  chain.add(limit.name, createToxicStage(limit, env));
+  chain.add(latency.name, createToxicStage(latency, env));
+  chain.write(Buffer.from('0123456789abcdef'));
+  chain.write(Buffer.from('more'));
+  clock.advance(99);
+  assert.equal(output.chunks.length, 0, 'still delayed');
+  assert.equal(output.closed, null, 'the close waits behind the bytes');
+  clock.advance(1);
+  assert.equal(output.bytes().toString(), '0123456789');
+  assert.deepEqual(output.closed, { reset: false });
+  assert.equal(chain.name, 'limit_data_downstream', 'the close names the toxic');
+});
+
+test('reset_peer resets `timeout` ms after the first data; removed before, it lets everything through', () => {
+  const reset = parseToxic({ type: 'reset_peer', attributes: { timeout: 50 } });
+  const first = setup();
+  first.chain.add(reset.name, createToxicStage(reset, first.env));
+  first.chain.write(Buffer.from('a'));
+  first.clock.advance(49);
+  assert.equal(first.output.closed, null);
+  first.clock.advance(1);
+  assert.deepEqual(first.output.closed, { reset: true });
+  assert.equal(first.output.chunks.length, 0);
+  const second = setup();
+  second.chain.add(reset.name, createToxicStage(reset, second.env));
+  second.chain.write(Buffer.from('a'));
+  second.chain.write(Buffer.from('b'));
+  second.chain.end();
+  second.clock.advance(20);
+  second.chain.remove(reset.name);
+  second.clock.advance(100);
+  assert.equal(second.output.bytes().toString(), 'ab');
+  assert.equal(second.output.ended, 1);
+  assert.equal(second.output.closed, null);
+});
+
+test('latency with jitter keeps chunks in order; bandwidth paces at rate KB/s', () => {
+  const { clock, env, output, chain } = setup(5);
+  const latency = parseToxic({ type: 'latency', attributes: { latency: 100, jitter: 90 } });
+  chain.add(latency.name, createToxicStage(latency, env));
+  for (let i = 0; i < 50; i++) {
+    chain.write(Buffer.from([i]));
+    clock.advance(1);
+  }
+  clock.advance(1000);
+  assert.deepEqual([...output.bytes()], [...Array(50).keys()]);
+  assert.ok(
+    output.at.every((t, i) => t >= i + 10),
+    'never less than latency - jitter',
+  );
+  const paced = setup();
+  const bandwidth = parseToxic({ type: 'bandwidth', attributes: { rate: 10 } });
+  paced.chain.add(bandwidth.name, createToxicStage(bandwidth, paced.env));
+  paced.chain.write(Buffer.alloc(5000)); // 5000 bytes at 10 KB/s: 500 ms, in pieces of 1000
+  paced.clock.advance(499);
+  assert.equal(paced.output.bytes().length, 4000);
+  paced.clock.advance(1);
+  assert.equal(paced.output.bytes().length, 5000);
+  assert.deepEqual(paced.output.at, [100, 200, 300, 400, 500]);
+});
