@@ -26,6 +26,7 @@ import {
   SHARED_READ_BUFFER,
   SMALL_BYTES,
 } from './read-buffer.js';
+import { deliveredBytes } from './socket-ends.js';
 
 /** Side names the two ends of a proxied connection, as logs and causes spell them. */
 export type Side = 'client' | 'upstream';
@@ -129,6 +130,12 @@ export class Endpoint {
    * bulk: an endpoint that only ever sees small reads (and an idle one) has neither.
    */
   onPeerWritten: (() => void) | null = null;
+  /**
+   * #settled: the bytes the socket's kernel accepted, read just before close() destroyed
+   * the sockets (afterwards Node no longer knows how much of a pending write the kernel
+   * took); -1 while open.
+   */
+  #settled = -1;
 
   constructor(side: Side, context: EndpointOwner) {
     this.side = side;
@@ -213,6 +220,16 @@ export class Endpoint {
     this.transport = transport;
     this.readsEvents = true;
     return owned;
+  }
+
+  /** delivered: how many of the bytes written to this socket its kernel took (socket-ends.ts). */
+  get delivered(): number {
+    return this.#settled >= 0 ? this.#settled : deliveredBytes(this);
+  }
+
+  /** settleDelivered keeps `delivered` as it is now, before the sockets are destroyed. */
+  settleDelivered(): void {
+    this.#settled = deliveredBytes(this);
   }
 
   /** buffered is the number of bytes held in user space for this socket, both ways, and by its stage. */

@@ -1,6 +1,5 @@
 /**
  * The opening of a connection: everything between accept and relaying.
- *
  *   accept ──▶ [handshake: read the client, verdict] ──▶ dial the plan's targets, in
  *   order (failover) ──▶ connected: preface, [wrap the upstream (TLS)] ──▶ relay
  *
@@ -12,8 +11,7 @@
  * relayed byte. The context's one Timer is the handshake's deadline, then the connect
  * timeout of each attempt.
  *
- * An Opening belongs to one ProxyContext, which it sees as an OpeningContext (an
- * interface, so this module does not import the context).
+ * An Opening belongs to one ProxyContext, seen as an OpeningContext (no import of it).
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -35,7 +33,13 @@ import {
   type UpstreamWrapper,
 } from './handshake.js';
 import type { Logger } from './log.js';
-import { startWrappedClient, UPSTREAM_ONREAD, unwatchReplaced, watchSocket } from './relay.js';
+import {
+  relayClient,
+  startWrappedClient,
+  UPSTREAM_ONREAD,
+  unwatchReplaced,
+  watchSocket,
+} from './relay.js';
 import type { Stats } from './stats.js';
 import { abandonDial, dial, finishDial } from './upstream/dial.js';
 import type { Plan, PoolTarget, TargetPool } from './upstream/target-pool.js';
@@ -49,7 +53,7 @@ export interface OpeningHost {
   onDescriptorShortage(code: string, during: 'connect'): void;
 }
 
-/** OpeningContext is what an opening needs from its proxy context (ProxyContext implements it). */
+/** OpeningContext is what an opening needs from its proxy context (ProxyContext). */
 export interface OpeningContext {
   readonly id: string;
   readonly config: ListenerConfig;
@@ -79,13 +83,12 @@ export class Opening {
   readonly #context: OpeningContext;
   /** #early holds the client's bytes read before the upstream was connected. */
   #early: EarlyBytes | null = null;
-  /** #routePool: a handshake may replace the listener's pool for this connection (a route chosen by SNI). */
+  /** #routePool: a handshake may replace the listener's pool (a route chosen by SNI). */
   #routePool: TargetPool<Target> | null = null;
   /** #waiting: the handshake's verdict is a promise not settled yet. */
   #waiting = false;
-  /** #dialing is the upstream socket of the connect attempt under way, if any. */
+  /** #dialing is the socket of the connect attempt under way; #plan the targets to try, in order. */
   #dialing: Socket | null = null;
-  /** #plan lists the targets this connection tries, in order (TargetPool.plan). */
   #plan: Plan<Target> | null = null;
   #dialAttempt = 0;
   /** attempts counts connect attempts started (drained targets skipped are not attempts). */
@@ -106,11 +109,31 @@ export class Opening {
     else this.#dialFirst();
   }
 
-  /** takeEarly hands the held client bytes over (to the relay, which writes them first). */
-  takeEarly(): EarlyBytes | null {
+  /**
+   * handOver ends the opening once `upstream` relays: the client's held bytes are
+   * written first, in order (through its stage, if any), then its reads are relayed.
+   * Reading goes on (resumes, if the bound paused it) unless the upstream holds its
+   * high-water mark, as for copies ('drain' then resumes the client).
+   */
+  handOver(upstream: EndpointSocket): void {
+    const context = this.#context;
     const early = this.#early;
     this.#early = null;
-    return early;
+    let goOn = true;
+    if (early !== null) {
+      const stage = context.client.stage;
+      for (const chunk of early.chunks)
+        goOn = stage !== null ? stage.take(chunk) : upstream.write(chunk);
+      if (context.trace)
+        context.traceEvent('upstream', `wrote ${early.length} held bytes to upstream`);
+    }
+    const client = context.client.socket;
+    if (client === null) return;
+    relayClient(client);
+    if (goOn && context.client.paused) {
+      context.client.paused = false;
+      client.resume();
+    }
   }
 
   /** abandon drops a connect attempt under way (the context is closing). */
@@ -150,7 +173,7 @@ export class Opening {
         this.#decide(handshake, {
           allow: false,
           cause: handshake.timeoutCause,
-          reason: err instanceof Error ? err.message : String(err),
+          reason: asError(err).message,
         }),
     );
   }
@@ -266,7 +289,8 @@ export class Opening {
   /** onDialConnected: the design's connect() completing (writable, SO_ERROR = 0). */
   onDialConnected(socket: Socket): void {
     const context = this.#context;
-    const wrap = context.config.hooks?.wrapUpstream;
+    const hooks = context.config.hooks;
+    const wrap = hooks?.wrapUpstream;
     if (wrap === undefined) {
       finishDial(socket);
       this.#dialing = null;
@@ -275,57 +299,44 @@ export class Opening {
       socket.destroy();
       return;
     }
-    this.#writePreface(socket);
-    if (wrap !== undefined) this.#wrapUpstream(wrap, socket);
-    else context.startRelaying(context.upstream.attach(socket));
-  }
-
-  // The preface goes on the upstream's own socket, first: under a wrapper (TLS), before it.
-  #writePreface(socket: Socket): void {
-    const context = this.#context;
-    const preface = context.config.hooks?.preface;
-    if (preface === undefined) return;
-    const bytes = preface({
+    // The preface goes on the upstream's own socket, first: under a wrapper (TLS),
+    // before it, and then it is no part of the wrapper's count of bytes.
+    const bytes = hooks?.preface?.({
       clientAddress: context.clientAddress,
       client: { socket: context.client.transport },
       upstream: { socket },
       target: context.target,
     });
-    if (bytes === null || bytes.length === 0) return;
-    // Counted off bytesToUpstream only when it is counted on the same socket as the relayed bytes.
-    if (context.config.hooks?.wrapUpstream === undefined) context.prefaceBytes = bytes.length;
-    socket.write(bytes);
+    if (bytes !== undefined && bytes !== null && bytes.length > 0) {
+      socket.write(bytes);
+      if (wrap === undefined) context.prefaceBytes = bytes.length;
+    }
+    if (wrap !== undefined) this.#wrapUpstream(wrap, socket);
+    else context.startRelaying(context.upstream.attach(socket));
   }
 
   // TLS origination: the attempt stays under way (its connect timeout, its dial
   // listeners: an error of the socket fails it) until the wrapper is ready.
   #wrapUpstream(wrap: UpstreamWrapper, socket: Socket): void {
     const context = this.#context;
-    const target = context.target;
-    if (target === null) return;
-    let ready: Promise<Duplex>;
+    const failed = (err: unknown): void => {
+      if (this.#dialing === socket) this.onDialFailed(socket, asError(err));
+    };
+    const ready = (wrapper: Duplex): void => {
+      if (this.#dialing !== socket || context.closed) {
+        wrapper.destroy(); // the attempt timed out or the client left meanwhile
+        return;
+      }
+      finishDial(socket);
+      this.#dialing = null;
+      socket.on('error', ignoreLateError); // its errors reach us through the wrapper
+      context.startRelaying(context.upstream.attachWrapper(wrapper, socket));
+    };
     try {
-      ready = wrap(socket, target);
+      if (context.target !== null) wrap(socket, context.target).then(ready, failed);
     } catch (err) {
-      this.onDialFailed(socket, err instanceof Error ? err : new Error(String(err)));
-      return;
+      failed(err);
     }
-    ready.then(
-      (wrapper) => {
-        if (this.#dialing !== socket || context.closed) {
-          wrapper.destroy(); // the attempt timed out or the client left meanwhile
-          return;
-        }
-        finishDial(socket);
-        this.#dialing = null;
-        socket.on('error', ignoreLateError); // its errors reach us through the wrapper
-        context.startRelaying(context.upstream.attachWrapper(wrapper, socket));
-      },
-      (err: unknown) => {
-        if (this.#dialing !== socket) return;
-        this.onDialFailed(socket, err instanceof Error ? err : new Error(String(err)));
-      },
-    );
   }
 
   /** onDialFailed: the design's connect() failing; count it and try the next target. */
@@ -367,21 +378,23 @@ export class Opening {
       return;
     }
     // Every target drained is an operator's doing, not a failure of the targets: say so.
-    const failures = this.failures;
-    context.host.log.warn(
-      failures.length === 0
-        ? 'no target reachable: every target is drained'
-        : 'no target reachable',
-      {
-        id: context.id,
-        listener: context.config.name,
-        client: context.clientAddress,
-        tried: failures.length === 0 ? undefined : formatConnectFailures(failures),
-        drained: this.#drainedSkipped.length === 0 ? undefined : this.#drainedSkipped.join(', '),
-      },
-    );
+    const tried = this.failures.length === 0 ? undefined : formatConnectFailures(this.failures);
+    const drained = this.#drainedSkipped.length === 0 ? undefined : this.#drainedSkipped.join(', ');
+    const what = tried === undefined ? ': every target is drained' : '';
+    const { id, config, clientAddress: client } = context;
+    context.host.log.warn(`no target reachable${what}`, {
+      id,
+      listener: config.name,
+      client,
+      tried,
+      drained,
+    });
     context.close(code === undefined ? 'no_target' : connectCause(code));
   }
 }
 
 function ignoreLateError(): void {}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -30,23 +30,12 @@ import type { ListenerConfig, Target } from './config/config.js';
 import type { ConnectionInfo, ContextState } from './connection-info.js';
 import { Endpoint, type EndpointSocket, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
+import { armInactivity, inactivityExpired } from './inactivity.js';
 import { Opening, type OpeningHost } from './opening.js';
-import {
-  followStage,
-  relayClient,
-  startClientRelay,
-  startUpstreamRelay,
-  watchSocket,
-} from './relay.js';
-import { deliveredBytes, describeClient, destroyEnd } from './socket-ends.js';
-import {
-  replaceStage,
-  type Stage,
-  type StageControl,
-  type StageOwner,
-  type Stream,
-  stageIn,
-} from './stage.js';
+import { followStage, startClientRelay, startUpstreamRelay, watchSocket } from './relay.js';
+import { describeClient, destroyEnd } from './socket-ends.js';
+import type { Stage, StageControl, Stream } from './stage.js';
+import { replaceStage, type StageOwner, stageIn } from './stage-port.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import type { PoolTarget } from './upstream/target-pool.js';
 
@@ -97,14 +86,8 @@ export class ProxyContext implements StageControl, StageOwner {
   prefaceBytes = 0;
   readonly #timer: Timer<ProxyContext>;
   readonly #opening: Opening;
-  /**
-   * Bytes each socket's kernel accepted, read just before close() destroyed the sockets
-   * (afterwards Node no longer knows how much of a pending write the kernel took); -1
-   * while open.
-   */
-  #deliveredToClient = -1;
-  #deliveredToUpstream = -1;
-  #lastPendingWrites = 0;
+  /** lastPendingWrites: what `buffered` was at the last expiry of the idle timer (inactivity.ts). */
+  lastPendingWrites = 0;
   #killWithReset = false;
 
   /** The context takes ownership of `clientSocket`, which must be paused (pauseOnConnect). */
@@ -177,8 +160,8 @@ export class ProxyContext implements StageControl, StageOwner {
 
   /**
    * startRelaying: the upstream is connected (and its wrapper ready). Report it, start
-   * its relay, let the `relaying` hook choose the stages, write the client's held bytes
-   * first, in order, then relay the client's reads.
+   * its relay, let the `relaying` hook choose the stages, then hand the client's held
+   * bytes over (written first, in order) and relay the client's reads.
    */
   startRelaying(upstream: EndpointSocket): void {
     if (this.trace && this.#timer.scheduled)
@@ -199,27 +182,8 @@ export class ProxyContext implements StageControl, StageOwner {
     this.config.hooks?.relaying?.(this);
     if (this.closed) return; // the hook (or a stage) closed it
     if (this.upstream.stage !== null) followStage(upstream);
-    // The client's bytes held while we were dialing go first, in order; reading goes
-    // on (resumes, if the bound paused it) once the upstream took them. As the relay
-    // does for copies: go on reading unless write() says the upstream holds its
-    // high-water mark ('drain' then resumes the client, socketOnDrain).
-    const early = this.#opening.takeEarly();
-    let goOn = true;
-    if (early !== null) {
-      const stage = this.client.stage;
-      for (const chunk of early.chunks)
-        goOn = stage !== null ? stage.take(chunk) : upstream.write(chunk);
-      if (this.trace) this.traceEvent('upstream', `wrote ${early.length} held bytes to upstream`);
-    }
-    const client = this.client.socket;
-    if (client !== null) {
-      relayClient(client);
-      if (goOn && this.client.paused) {
-        this.client.paused = false;
-        client.resume();
-      }
-    }
-    this.#armInactivity();
+    this.#opening.handOver(upstream);
+    armInactivity(this, this.#timer);
     if (this.client.finReceived) this.onFin(this.client); // its FIN came while dialing
   }
 
@@ -242,7 +206,7 @@ export class ProxyContext implements StageControl, StageOwner {
     // Through a stage, the FIN comes after what it holds, when the stage passes it on.
     if (from.stage !== null) from.stage.takeEnd();
     else this.shutWrite(from.peer);
-    this.#armInactivity();
+    armInactivity(this, this.#timer);
   }
 
   /** shutWrite sends our FIN to `to` (once), after every byte already written to it. */
@@ -327,50 +291,13 @@ export class ProxyContext implements StageControl, StageOwner {
       return;
     }
     if (this.closed) return;
-    const periodMs = this.#inactivityPeriodMs();
-    if (periodMs === 0) return;
-    const now = this.now();
-    // Bytes still moving through our buffers count as activity too (as Node's own
-    // socket timeout counts a draining write): if what we hold for either socket,
-    // either way, changed since the last check, a slow peer is still taking bytes.
-    const pending = this.client.buffered + this.upstream.buffered;
-    if (pending > 0 && pending !== this.#lastPendingWrites) this.lastActivityMs = now;
-    this.#lastPendingWrites = pending;
-    const deadline = this.lastActivityMs + periodMs;
-    if (now < deadline) {
-      this.host.timers.schedule(this.#timer, deadline);
-      return;
-    }
-    if (this.trace) {
-      this.traceEvent(this.firstClose ?? 'client', `timer fired: no bytes for ${periodMs} ms`);
-    }
-    const halfClosed = this.state === 'half_closed' && this.config.halfCloseTimeoutMs > 0;
-    this.close(halfClosed ? 'half_close_timeout' : 'idle_timeout');
+    const cause = inactivityExpired(this, this.#timer);
+    if (cause !== null) this.close(cause);
   }
 
-  #inactivityPeriodMs(): number {
-    const { idleTimeoutMs, halfCloseTimeoutMs } = this.config;
-    if (this.state === 'half_closed' && halfCloseTimeoutMs > 0) return halfCloseTimeoutMs;
-    return idleTimeoutMs;
-  }
-
-  // Lazy refresh: the deadline is set from the last activity; per chunk only
-  // `lastActivityMs` moves, and onTimer re-schedules if the deadline was not real.
-  #armInactivity(): void {
-    const periodMs = this.#inactivityPeriodMs();
-    if (periodMs === 0) {
-      if (this.trace && this.#timer.scheduled) this.traceEvent('client', 'timer cancelled');
-      this.host.timers.cancel(this.#timer);
-      return;
-    }
-    const deadline = this.lastActivityMs + periodMs;
-    if (!this.#timer.scheduled || deadline < this.#timer.deadline) {
-      this.host.timers.schedule(this.#timer, deadline);
-      if (this.trace) {
-        const what = this.state === 'half_closed' ? 'half-close' : 'idle';
-        this.traceEvent('client', `timer armed: ${what} timeout, ${periodMs} ms without bytes`);
-      }
-    }
+  /** buffered: the bytes this connection holds in user space now, both ways (§7). */
+  get buffered(): number {
+    return this.client.buffered + this.upstream.buffered;
   }
 
   // ---------------------------------------------------------------- teardown
@@ -390,7 +317,9 @@ export class ProxyContext implements StageControl, StageOwner {
     this.closedAtMs = this.now();
     const reset = PASSED_ON_AS_RESET.has(cause) || this.#killWithReset;
     try {
-      this.#settleDelivered(); // before the sockets are destroyed: it needs their handles
+      // Counted once, at close, not per chunk; before the sockets are destroyed (their handles).
+      this.client.settleDelivered();
+      this.upstream.settleDelivered();
       this.host.timers.cancel(this.#timer);
       this.#opening.abandon();
       // A stage's timers end with the connection; what it held is dropped with it.
@@ -422,23 +351,14 @@ export class ProxyContext implements StageControl, StageOwner {
 
   // ---------------------------------------------------------------- views
 
-  // Counted once, at close, not per chunk: the relay's hot path stays as it is.
-  #settleDelivered(): void {
-    this.#deliveredToClient = deliveredBytes(this.client);
-    this.#deliveredToUpstream = deliveredBytes(this.upstream);
-  }
-
   /** bytesToClient: bytes the client's socket took into the kernel (docs/observability.md, "delivered"). */
   get bytesToClient(): number {
-    const settled = this.#deliveredToClient;
-    return settled >= 0 ? settled : deliveredBytes(this.client);
+    return this.client.delivered;
   }
 
-  /** bytesToUpstream: bytes the upstream's socket took into the kernel. */
+  /** bytesToUpstream: bytes the upstream's socket took into the kernel, the preface left out. */
   get bytesToUpstream(): number {
-    const settled = this.#deliveredToUpstream;
-    const delivered = settled >= 0 ? settled : deliveredBytes(this.upstream);
-    return Math.max(0, delivered - this.prefaceBytes); // relayed bytes only: not the preface
+    return Math.max(0, this.upstream.delivered - this.prefaceBytes);
   }
 
   /** info describes the connection now (or as it was when it closed). */
@@ -456,7 +376,7 @@ export class ProxyContext implements StageControl, StageOwner {
       bytesFromUpstream: this.upstream.bytesRead,
       attempts: this.#opening.attempts,
       connectFailures: this.#opening.failures.slice(),
-      buffered: this.client.buffered + this.upstream.buffered,
+      buffered: this.buffered,
       connectMs: this.connectedAtMs >= 0 ? this.connectedAtMs - this.acceptedAtMs : undefined,
       ageMs: end - this.acceptedAtMs,
       cause: this.cause,

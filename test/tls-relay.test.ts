@@ -193,11 +193,13 @@ test('a slow TLS reader holds a TLS upstream back: the proxy holds bounded memor
   await client.ready;
   client.secure.pause();
   await upstream.accepted();
-  let last = -1;
+  // Wait until the upstream is blocked and the proxy stopped reading it.
+  let last = '';
   for (let i = 0; i < 200; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    if (written === last && (upstreamSocket?.writableLength ?? 0) > 0) break;
-    last = written;
+    await new Promise((r) => setTimeout(r, 100));
+    const now = `${written} ${proxy.connections()[0]?.bytesFromUpstream}`;
+    if (now === last && (upstreamSocket?.writableLength ?? 0) > 0) break;
+    last = now;
   }
   const [conn] = proxy.connections();
   assert.ok(conn !== undefined);
