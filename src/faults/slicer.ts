@@ -21,6 +21,10 @@ export class SlicerStage extends TimedQueue {
     this.#averageSize = toxic.attributes.average_size;
     this.#sizeVariation = toxic.attributes.size_variation;
     this.#delayMs = toxic.attributes.delay / 1000;
+    // A timer cannot wait less than 1 ms: shorter delays are kept on average (the pieces
+    // due are written together); longer ones separate every two pieces, however late a
+    // timer fires.
+    if (this.#delayMs >= 1) this.gapMs = this.#delayMs;
   }
 
   protected schedule(chunk: Buffer, nowMs: number): void {

@@ -29,7 +29,15 @@ export abstract class TimedQueue implements Stage {
   #head = 0;
   #ended = false;
   #endPassed = false;
+  /** #lastSentMs: when the last piece was written. */
+  #lastSentMs = Number.NEGATIVE_INFINITY;
   readonly #timer: Timer<TimedQueue>;
+  /**
+   * gapMs: the least time between two pieces written, measured from when the first was
+   * written (the slicer's delay, as Toxiproxy sleeps after each piece). 0: none, due
+   * pieces go together.
+   */
+  protected gapMs = 0;
 
   constructor(name: string, env: ToxicEnv) {
     this.name = name;
@@ -69,7 +77,9 @@ export abstract class TimedQueue implements Stage {
     while (this.#head < this.#pieces.length) {
       const output = this.#output;
       if (output === null) return; // stopped, maybe by the write before (it closed the connection)
-      const dueMs = this.#dueMs[this.#head] as number;
+      let dueMs = this.#dueMs[this.#head] as number;
+      if (this.gapMs > 0 && dueMs < this.#lastSentMs + this.gapMs)
+        dueMs = this.#lastSentMs + this.gapMs;
       if (dueMs > nowMs) {
         if (!this.#timer.scheduled || this.#timer.deadline !== dueMs)
           this.env.timers.schedule(this.#timer, dueMs);
@@ -79,6 +89,7 @@ export abstract class TimedQueue implements Stage {
       this.#pieces[this.#head] = EMPTY;
       this.#head += 1;
       this.held -= piece.length;
+      this.#lastSentMs = nowMs;
       output.write(piece);
     }
     this.#pieces = [];
