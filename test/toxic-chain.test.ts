@@ -220,3 +220,24 @@ test('latency with jitter keeps chunks in order; bandwidth paces at rate KB/s', 
   assert.equal(paced.output.bytes().length, 5000);
   assert.deepEqual(paced.output.at, [100, 200, 300, 400, 500]);
 });
+
+test('slicer pieces stay at least `delay` apart even when a timer fires late', () => {
+  const { clock, env, output, chain } = setup();
+  const slicer = parseToxic({
+    type: 'slicer',
+    attributes: { average_size: 10, size_variation: 0, delay: 5000 },
+  });
+  chain.add(slicer.name, createToxicStage(slicer, env));
+  chain.write(Buffer.from('abcdefghijklmnopqrstuvwxyz0123456789ABCD')); // 40 bytes: 4 pieces
+  assert.equal(output.chunks.length, 1, 'the first piece goes at once');
+  clock.skip(100); // the timer is 95 ms late
+  clock.advance(0);
+  assert.equal(output.chunks.length, 2, 'one piece per delay, not all that were due');
+  clock.advance(10);
+  assert.equal(output.bytes().toString(), 'abcdefghijklmnopqrstuvwxyz0123456789ABCD');
+  assert.deepEqual(
+    output.chunks.map((c) => c.length),
+    [10, 10, 10, 10],
+  );
+  assert.deepEqual(output.at, [0, 100, 105, 110]);
+});

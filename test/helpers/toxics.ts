@@ -25,6 +25,11 @@ export class ManualClock implements Clock {
     if (this.#armed?.id === handle) this.#armed = null;
   }
 
+  /** skip moves time on by `ms` without firing anything (a timer that fires late). */
+  skip(ms: number): void {
+    this.#now += ms;
+  }
+
   /** advance moves time on by `ms`, firing the native timer each time it is due (bounded). */
   advance(ms: number): void {
     const target = this.#now + ms;
