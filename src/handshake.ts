@@ -44,6 +44,8 @@ export interface HandshakeAllow {
   readonly client?: string;
   /** pool replaces the listener's targets for this connection (a route chosen by SNI). */
   readonly pool?: TargetPool<Target>;
+  /** sni is the server name the client asked for (its TLS ClientHello), for the access record. */
+  readonly sni?: string;
 }
 
 /** HandshakeRefuse closes the client at once, before any upstream is dialled. */

@@ -81,6 +81,8 @@ export class ProxyContext {
   readonly upstream: Endpoint;
   /** clientAddress: a handshake may replace it with the real client's (a PROXY header's source). */
   clientAddress: string;
+  /** sni: the TLS server name a handshake read (SNI routing), for the access record. */
+  sni: string | undefined = undefined;
   readonly trace: boolean;
   state: ContextState = 'connecting';
   cause: CloseCause | null = null;
@@ -206,6 +208,7 @@ export class ProxyContext {
     this.#early?.consume(verdict.consumed);
     if (verdict.client !== undefined) this.clientAddress = verdict.client;
     if (verdict.pool !== undefined) this.#routePool = verdict.pool;
+    if (verdict.sni !== undefined) this.sni = verdict.sni;
     if (this.trace) {
       this.traceEvent('client', `handshake ${handshake.name} allowed ${this.clientAddress}`, {
         consumed: verdict.consumed,
@@ -552,6 +555,7 @@ export class ProxyContext {
       state: this.state,
       client: this.clientAddress,
       upstream: this.connectedAtMs >= 0 && this.target !== null ? this.target.address : null,
+      sni: this.sni,
       bytesToUpstream: this.bytesToUpstream,
       bytesToClient: this.bytesToClient,
       bytesFromClient: this.client.bytesRead,

@@ -27,6 +27,7 @@ function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): 
     connectTimeoutMs: 10_000,
     shutdownTimeoutMs: 30_000,
     maxConnections: null,
+    proxyHeaderTimeoutMs: 5000,
     targets: [
       {
         address: '127.0.0.1:9000',
