@@ -119,6 +119,28 @@ describe('mergeListeners', () => {
     assert.equal(merged[1]?.stats.accepted, 1);
   });
 
+  test("sums each SNI route's targets over the workers", () => {
+    const withRoutes = (connections: number): ListenerInfo => {
+      const base = listener('tls', {}, 1);
+      const target = { ...(base.targets[0] as ListenerInfo['targets'][number]), connections };
+      return {
+        ...base,
+        routes: [
+          { sni: 'a.example.com', targets: [target] },
+          { sni: null, targets: [target] },
+        ],
+      };
+    };
+    const [merged] = mergeListeners([[withRoutes(1)], [withRoutes(2)]]);
+    assert.deepEqual(
+      merged?.routes?.map((r) => [r.sni, r.targets.map((t) => [t.connections, t.connects])]),
+      [
+        ['a.example.com', [[3, 2]]],
+        [null, [[3, 2]]],
+      ],
+    );
+  });
+
   test('a listener is serving if any worker serves it, removing only if every worker removes it', () => {
     const removing = (name: string): ListenerInfo => ({
       ...listener(name, { active: 1 }),

@@ -276,7 +276,10 @@ describe('each config-only structured key of a listener', () => {
 
     test(`${name}: read from a listener in the file, refused in defaults`, () => {
       const settings = parseConfigText(JSON.stringify({ listeners: [listener] }), 'x.json');
-      assert.deepEqual((settings.listeners[0] as unknown as Record<string, unknown>)[name], sample.file);
+      assert.deepEqual(
+        (settings.listeners[0] as unknown as Record<string, unknown>)[name],
+        sample.file,
+      );
       assert.throws(
         () =>
           parseConfigText(
