@@ -202,7 +202,7 @@ describe('routes in the config file (the built CLI)', () => {
     assert.deepEqual([s.a.tcpConnections, s.b.tcpConnections], [0, 0]);
   });
 
-  test('a reload changes a route for new connections; an open one stays; /api/listeners shows the routes', async (t) => {
+  test('a reload changes a route for new connections; an open one stays; /api/listeners shows the routes; a bad route is refused whole', async (t) => {
     const s = await upstreams(t);
     const { cli, port, admin } = await start(t, s);
     const first = await openTls(port, 'a.example.com', s.a.cert.cert);
@@ -236,6 +236,19 @@ describe('routes in the config file (the built CLI)', () => {
     );
     first.socket.end();
     second.socket.end();
+
+    // A file with a bad route is refused whole: the routes in force stay.
+    writeFileSync(s.file, configText(s, s.b).replace('sni: a.example.com', 'sni: a.*.com'));
+    process.kill(cli.child.pid as number, 'SIGHUP');
+    const refused = await cli.waitForRecord(
+      (r) => r.msg === 'config reload refused',
+      5000,
+      'the refusal',
+    );
+    assert.match(refused.reason ?? '', /listeners\[0\]\.routes\[0\]\.sni: "a\.\*\.com"/);
+    const third = await openTls(port, 'a.example.com', s.b.cert.cert);
+    assert.equal(third.greeting, 'server B sni=a.example.com', 'the routes in force');
+    third.socket.end();
   });
 });
 
