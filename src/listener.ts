@@ -262,11 +262,6 @@ export class Listener implements ContextHost {
     this.#events.connectionConnect(context);
   }
 
-  /** targetEntry returns the pool's entry for a target address (its state and connections). */
-  targetEntry(address: string): PoolTarget<Target> | undefined {
-    return this.pool.get(address);
-  }
-
   /**
    * targetEntries returns a target's entries in every pool of this listener: its own
    * and, with routes, each route's that lists it.

@@ -233,7 +233,7 @@ function routesOption(options: ListenerOptions, where: string): readonly Route[]
 }
 
 /** formatPath writes a path inside a value (`[1, 'sni']`) as `[1].sni`. */
-export function formatPath(path: readonly (string | number)[]): string {
+function formatPath(path: readonly (string | number)[]): string {
   return path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`)).join('');
 }
 
