@@ -25,7 +25,7 @@ import type { ConnectionInfo } from './connection-info.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import { addCounts, sumSnapshots } from './stats.js';
-import type { ListenerInfo, ReloadResult, TargetInfo } from './supervisor.js';
+import type { ListenerInfo, ReloadResult, RouteInfo, TargetInfo } from './supervisor.js';
 
 /** WorkerPool is what the view needs from the primary: who is ready, and a way to ask. */
 export interface WorkerPool {
@@ -171,9 +171,23 @@ export function mergeListeners(answers: readonly (readonly ListenerInfo[])[]): L
       ...first,
       state: same.some((l) => l.state === 'serving') ? 'serving' : 'removing',
       targets: mergeTargets(same.flatMap((l) => l.targets)),
+      ...(first.routes === undefined ? {} : { routes: mergeRoutes(first.routes, same) }),
       stats: sumSnapshots(same.map((l) => l.stats)),
     };
   });
+}
+
+/** mergeRoutes sums each SNI route's targets over the workers that have the same route there. */
+function mergeRoutes(routes: readonly RouteInfo[], same: readonly ListenerInfo[]): RouteInfo[] {
+  return routes.map((route, i) => ({
+    sni: route.sni,
+    targets: mergeTargets(
+      same.flatMap((l) => {
+        const theirs = l.routes?.[i];
+        return theirs?.sni === route.sni ? theirs.targets : [];
+      }),
+    ),
+  }));
 }
 
 /**

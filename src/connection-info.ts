@@ -26,6 +26,8 @@ export interface ConnectionInfo {
   client: string;
   /** upstream is the target's `host:port`, or null before one was reached. */
   upstream: string | null;
+  /** sni is the TLS server name that chose the route (a listener with `routes`), if the client sent one. */
+  sni?: string | undefined;
   /**
    * bytesToUpstream: bytes delivered to the upstream, i.e. accepted by the kernel for
    * the upstream socket (docs/observability.md says exactly what that means).
@@ -66,6 +68,7 @@ export function connectionRecord(c: ConnectionInfo) {
     state: c.state,
     client: c.client,
     upstream: c.upstream,
+    sni: c.sni,
     bytes_to_upstream: c.bytesToUpstream,
     bytes_to_client: c.bytesToClient,
     bytes_from_client: c.bytesFromClient,

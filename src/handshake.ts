@@ -59,6 +59,8 @@ export interface HandshakeAllow {
    * in `consumed` (tls.TLSSocket reads what the socket has buffered first).
    */
   readonly socket?: Duplex;
+  /** sni is the server name the client asked for (its TLS ClientHello), for the access record. */
+  readonly sni?: string;
 }
 
 /** HandshakeRefuse closes the client at once, before any upstream is dialled. */

@@ -17,7 +17,7 @@ export { AdminServer } from './admin/server.js';
 export type { Awaitable, HistogramSource, ProxyView } from './admin/view.js';
 export type { CloseCause } from './close-cause.js';
 export { CLOSE_CAUSES } from './close-cause.js';
-export type { ListenerOptions, ProxyOptions, TargetOption } from './config/config.js';
+export type { ListenerOptions, ProxyOptions, RouteOption, TargetOption } from './config/config.js';
 export { DEFAULTS } from './config/config.js';
 export type { ConnectionInfo, ContextState } from './connection-info.js';
 export { connectionRecord } from './connection-info.js';
@@ -35,6 +35,7 @@ export type {
   ProxyEvents,
   ProxyStats,
   ReloadResult,
+  RouteInfo,
   TargetInfo,
 } from './supervisor.js';
 export { NAME, VERSION } from './version.js';

@@ -8,6 +8,7 @@
  * kernel until the upstream is connected, so nothing is lost or buffered meanwhile.
  */
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { isDeepStrictEqual } from 'node:util';
 import { formatAddress, formatParsed } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
 import { type ConnectionInfo, formatConnectFailures } from './connection-info.js';
@@ -19,6 +20,12 @@ import { type ContextHost, ProxyContext } from './proxy-context.js';
 import { requireOnread } from './read-buffer.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
+import {
+  type PooledRoute,
+  type RoutePools,
+  routePools,
+  sniHandshake,
+} from './tls/sni-handshake.js';
 import { removeStaleSocket } from './unix-socket.js';
 import { PoolHealth, type PoolHealthOptions, sameHealthOptions } from './upstream/pool-health.js';
 import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
@@ -41,8 +48,18 @@ function onDrainTimer(listener: Listener): void {
 
 /** Listener owns one server socket and the proxy contexts it accepted. */
 export class Listener implements ContextHost {
-  /** config applies to new connections; a reload may replace it (see update()). */
+  /**
+   * config applies to new connections; a reload may replace it (see update()). For a
+   * listener with `routes`, its hooks hold the SNI handshake over the route pools.
+   */
   config: ListenerConfig;
+  /** #given is the config as the owner gave it (without the SNI handshake), for sameConfig(). */
+  #given: ListenerConfig;
+  /**
+   * #routes are the pools of a listener with `routes`, kept across reloads (the default
+   * route's pool is `pool`); null without routes.
+   */
+  #routes: RoutePools | null = null;
   readonly timers: TimerSet;
   readonly log: Logger;
   readonly stats: Stats;
@@ -72,7 +89,7 @@ export class Listener implements ContextHost {
     events: ListenerEvents,
     stats: Stats = new Stats(),
   ) {
-    this.config = config;
+    this.#given = config;
     this.timers = timers;
     this.log = log;
     this.stats = stats;
@@ -82,6 +99,7 @@ export class Listener implements ContextHost {
       weightOf: targetWeight,
       now: () => timers.now(),
     });
+    this.config = this.#withRoutes(config);
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
     this.queue = new ConnectionQueue(timers, onQueueTimeout);
     // The relay reads through Node's onread internals: a Node without them stops here.
@@ -260,9 +278,50 @@ export class Listener implements ContextHost {
     this.#events.connectionConnect(context);
   }
 
-  /** targetEntry returns the pool's entry for a target address (its state and connections). */
-  targetEntry(address: string): PoolTarget<Target> | undefined {
-    return this.pool.get(address);
+  /**
+   * targetEntries returns a target's entries in every pool of this listener: its own
+   * and, with routes, each route's that lists it.
+   */
+  targetEntries(address: string): PoolTarget<Target>[] {
+    const entries: PoolTarget<Target>[] = [];
+    for (const pool of this.#pools()) {
+      const entry = pool.get(address);
+      if (entry !== undefined) entries.push(entry);
+    }
+    return entries;
+  }
+
+  /** routes are the routes of a listener with `routes`, each with its pool, in order; null without. */
+  get routes(): readonly PooledRoute[] | null {
+    return this.#routes?.routes ?? null;
+  }
+
+  #pools(): Set<TargetPool<Target>> {
+    const pools = new Set([this.pool]);
+    for (const route of this.#routes?.routes ?? []) pools.add(route.pool);
+    return pools;
+  }
+
+  /**
+   * #withRoutes gives the config new connections use: as given, or for a listener with
+   * `routes` with the SNI handshake (tls/sni-handshake.ts) over its route pools, which
+   * it keeps from the routes before (a reload keeps a route's pool where its sni stays).
+   */
+  #withRoutes(config: ListenerConfig): ListenerConfig {
+    if (config.routes === undefined) {
+      this.#routes = null;
+      return config;
+    }
+    const pools = routePools(config.routes, { previous: this.#routes, defaultPool: this.pool });
+    this.#routes = pools;
+    const timeoutMs = config.proxyHeaderTimeoutMs;
+    const handshake = sniHandshake({ route: pools.route, timeoutMs });
+    return Object.freeze({ ...config, hooks: Object.freeze({ ...config.hooks, handshake }) });
+  }
+
+  /** sameConfig tells whether `config` is the one this listener was given (nothing to update). */
+  sameConfig(config: ListenerConfig): boolean {
+    return isDeepStrictEqual(this.#given, config);
   }
 
   /**
@@ -271,7 +330,10 @@ export class Listener implements ContextHost {
    * this listener has no such target.
    */
   setDrained(address: string, drained: boolean): boolean {
-    if (!this.pool.setDrained(address, drained)) return false;
+    let found = false;
+    // With routes, a target is drained in every route that lists it.
+    for (const pool of this.#pools()) found = pool.setDrained(address, drained) || found;
+    if (!found) return false;
     this.log.info(drained ? 'target drained' : 'target undrained', {
       listener: this.config.name,
       upstream: address,
@@ -334,6 +396,7 @@ export class Listener implements ContextHost {
       listener: info.listener,
       client: info.client,
       upstream: info.upstream,
+      sni: info.sni,
       connect_ms: info.connectMs === undefined ? undefined : Math.round(info.connectMs),
       duration_ms: Math.round(info.ageMs),
       bytes_to_upstream: info.bytesToUpstream,
@@ -361,7 +424,8 @@ export class Listener implements ContextHost {
       this.pool.update(config.targets);
       this.#health?.sync();
     }
-    this.config = config;
+    this.#given = config;
+    this.config = this.#withRoutes(config);
     if (this.queue.size > 0) this.#admitWaiting(); // the limit may have grown
   }
 

@@ -67,6 +67,8 @@ export interface OpeningContext {
   readonly trace: boolean;
   state: ContextState;
   clientAddress: string;
+  /** sni: the server name a handshake read (SNI routing), for the access record. */
+  sni: string | undefined;
   target: Target | null;
   poolTarget: PoolTarget<Target> | null;
   errorCode: string | undefined;
@@ -202,6 +204,7 @@ export class Opening {
     this.#early?.consume(verdict.consumed);
     if (verdict.client !== undefined) context.clientAddress = verdict.client;
     if (verdict.pool !== undefined) this.#routePool = verdict.pool;
+    if (verdict.sni !== undefined) context.sni = verdict.sni;
     if (verdict.socket !== undefined) this.#replaceClient(verdict.socket);
     if (context.trace) {
       context.traceEvent('client', `handshake ${handshake.name} allowed ${context.clientAddress}`, {

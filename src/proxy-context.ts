@@ -66,6 +66,8 @@ export class ProxyContext implements StageControl, StageOwner {
   readonly upstream: Endpoint;
   /** clientAddress: a handshake may replace it with the real client's (a PROXY header's source). */
   clientAddress: string;
+  /** sni: the TLS server name a handshake read (SNI routing), for the access record. */
+  sni: string | undefined = undefined;
   readonly trace: boolean;
   state: ContextState = 'connecting';
   cause: CloseCause | null = null;
@@ -370,6 +372,7 @@ export class ProxyContext implements StageControl, StageOwner {
       state: this.state,
       client: this.clientAddress,
       upstream: this.connectedAtMs >= 0 && this.target !== null ? this.target.address : null,
+      sni: this.sni,
       bytesToUpstream: this.bytesToUpstream,
       bytesToClient: this.bytesToClient,
       bytesFromClient: this.client.bytesRead,

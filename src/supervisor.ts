@@ -18,6 +18,7 @@ import {
   type ProxyOptions,
   resolveListener,
   resolveOptions,
+  type Target,
 } from './config/config.js';
 import { type SettingsJson, settingsJson } from './config/options.js';
 import type { ConnectionInfo } from './connection-info.js';
@@ -28,7 +29,7 @@ import type { ProxyContext } from './proxy-context.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
 import { MemoryToxicStore, type Toxic, type ToxicStore } from './toxic-store.js';
-import { stateOf, type TargetState } from './upstream/target-pool.js';
+import { type PoolTarget, stateOf, type TargetState } from './upstream/target-pool.js';
 
 /** ProxyEvents are the events a proxy emits, with their arguments. */
 export interface ProxyEvents {
@@ -67,6 +68,13 @@ export interface TargetInfo {
   failures: Record<string, number>;
 }
 
+/** RouteInfo describes one SNI route of a listener: its name (null: the default route) and targets. */
+export interface RouteInfo {
+  sni: string | null;
+  /** targets: as a listener's, but `connections` counts this route's only. */
+  targets: TargetInfo[];
+}
+
 /**
  * ListenerState: `serving` is in the configuration in force; `removing` was removed by
  * a reload and stopped accepting, and is shown until its last open connection ends;
@@ -95,7 +103,10 @@ export interface ListenerInfo extends SettingsJson {
   state: ListenerState;
   listen: string;
   address: string;
+  /** targets: every target, once; with routes, those of all routes (connections of all counted). */
   targets: TargetInfo[];
+  /** routes: a listener with `routes` only: each route with its own targets, the default last. */
+  routes?: RouteInfo[];
   stats: StatsSnapshot;
   /** toxics: the listener's toxics (Toxiproxy API), in their order; absent when it has none. */
   toxics?: readonly Toxic[];
@@ -379,7 +390,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
         return listenerConfig;
       }
       byName.delete(name);
-      if (isDeepStrictEqual(old.config, listenerConfig)) return old;
+      if (old.sameConfig(listenerConfig)) return old;
       result.changed.push(name);
       // An inherited socket is where systemd put it: it stays, whatever `listen` says now.
       if (
@@ -626,23 +637,38 @@ function describeListener(
   toxics?: readonly Toxic[],
 ): ListenerInfo {
   const config = listener.config;
+  const routes = listener.routes;
+  const info = (t: Target, entries: readonly (PoolTarget<Target> | undefined)[]): TargetInfo => {
+    const first = entries[0];
+    return {
+      address: t.address,
+      weight: t.weight,
+      state: first === undefined ? 'up' : stateOf(first),
+      connections: entries.reduce((sum, entry) => sum + (entry?.connections ?? 0), 0),
+      connects: stats.targets[t.address]?.connects ?? 0,
+      failures: stats.targets[t.address]?.failures ?? {},
+    };
+  };
+  // With routes, the listener's targets are those of all its routes, each once.
+  const targets =
+    routes === null
+      ? config.targets
+      : [...new Map(routes.flatMap((r) => r.targets.map((t) => [t.address, t]))).values()];
   return {
     name: config.name,
     state,
     listen: listener.listenAddress,
     address: listener.boundAddress(),
     ...settingsJson(config),
-    targets: config.targets.map((t) => {
-      const entry = listener.targetEntry(t.address);
-      return {
-        address: t.address,
-        weight: t.weight,
-        state: entry === undefined ? 'up' : stateOf(entry),
-        connections: entry?.connections ?? 0,
-        connects: stats.targets[t.address]?.connects ?? 0,
-        failures: stats.targets[t.address]?.failures ?? {},
-      };
-    }),
+    targets: targets.map((t) => info(t, listener.targetEntries(t.address))),
+    ...(routes === null
+      ? {}
+      : {
+          routes: routes.map((r) => ({
+            sni: r.sni ?? null,
+            targets: r.targets.map((t) => info(t, [r.pool.get(t.address)])),
+          })),
+        }),
     stats,
     ...(toxics === undefined || toxics.length === 0 ? {} : { toxics }),
   };

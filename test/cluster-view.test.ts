@@ -27,6 +27,7 @@ function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): 
     connectTimeoutMs: 10_000,
     shutdownTimeoutMs: 30_000,
     maxConnections: null,
+    proxyHeaderTimeoutMs: 5000,
     targets: [
       {
         address: '127.0.0.1:9000',
@@ -116,6 +117,28 @@ describe('mergeListeners', () => {
     assert.equal(web.targets[0]?.connects, 7);
     assert.deepEqual(web.targets[0]?.failures, { ECONNREFUSED: 2 });
     assert.equal(merged[1]?.stats.accepted, 1);
+  });
+
+  test("sums each SNI route's targets over the workers", () => {
+    const withRoutes = (connections: number): ListenerInfo => {
+      const base = listener('tls', {}, 1);
+      const target = { ...(base.targets[0] as ListenerInfo['targets'][number]), connections };
+      return {
+        ...base,
+        routes: [
+          { sni: 'a.example.com', targets: [target] },
+          { sni: null, targets: [target] },
+        ],
+      };
+    };
+    const [merged] = mergeListeners([[withRoutes(1)], [withRoutes(2)]]);
+    assert.deepEqual(
+      merged?.routes?.map((r) => [r.sni, r.targets.map((t) => [t.connections, t.connects])]),
+      [
+        ['a.example.com', [[3, 2]]],
+        [null, [[3, 2]]],
+      ],
+    );
   });
 
   test('a listener is serving if any worker serves it, removing only if every worker removes it', () => {

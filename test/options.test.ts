@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import { SCHEMA_FILE, schemaText } from '../scripts/schema-validator.js';
 import { STATUS_PAGE } from '../src/admin/status-page.js';
 import { parseArgv, USAGE } from '../src/config/args.js';
-import { DEFAULTS, resolveConfig } from '../src/config/config.js';
+import { DEFAULTS, type ListenerOptions, resolveConfig } from '../src/config/config.js';
 import { parseConfigText } from '../src/config/file.js';
 import { buildSchema } from '../src/config/json-schema.js';
 import { duration, limit, list, OptionValueError } from '../src/config/option-kinds.js';
@@ -27,6 +27,7 @@ import {
   type SettingSpec,
   setting,
 } from '../src/config/options.js';
+import { routesKind } from '../src/config/routes-kind.js';
 import { summarizeConfig } from '../src/config/summary.js';
 import { AdminServer, createProxy } from '../src/index.js';
 
@@ -224,5 +225,114 @@ describe('kinds for the options to come', () => {
       minItems: 1,
       items: duration.schema,
     });
+  });
+});
+
+/** StructuredSample is a config-only structured value: as written, its check lines, its JSON. */
+interface StructuredSample {
+  file: unknown;
+  shown: string[];
+  /** bad is a wrong value and the start of the library's message for it (its place inside). */
+  bad: unknown;
+  badMessage: string;
+}
+
+/** structuredSampleOf gives each structured kind a sample; a new kind must add its own here. */
+function structuredSampleOf(spec: OptionSpec): StructuredSample {
+  if (spec.kind === routesKind) {
+    return {
+      file: [{ sni: '*.example.com', targets: ['127.0.0.1:1'] }, { targets: ['127.0.0.1:2'] }],
+      shown: ['sni *.example.com -> 127.0.0.1:1', 'default -> 127.0.0.1:2'],
+      bad: [{ sni: 'a.*.com', targets: ['127.0.0.1:1'] }, { targets: ['127.0.0.1:2'] }],
+      badMessage: 'routes[0].sni: "a.*.com": a wildcard',
+    };
+  }
+  throw new Error(`no sample value for the kind of ${configKey(spec)}: add one`);
+}
+
+/** STRUCTURED: the config-only structured keys of a listener (a kind with fromFile, no flag). */
+const STRUCTURED = ALL.filter(
+  ([, spec]) => spec.flag === undefined && 'fromFile' in spec.kind && !('label' in spec),
+);
+
+describe('each config-only structured key of a listener', () => {
+  test('there is one at least (routes)', () => {
+    assert.ok(STRUCTURED.some(([name]) => name === 'routes'));
+  });
+
+  for (const [name, spec] of STRUCTURED) {
+    const key = configKey(spec);
+    const sample = structuredSampleOf(spec);
+    const listener = { name: 'x', listen: 8080, [key]: sample.file };
+
+    test(`${name}: a listener's key in the schema (with its definitions), nowhere else`, () => {
+      const schema = buildSchema() as { definitions: Record<string, unknown> };
+      assert.ok(key in schemaProperties(schema, 'definitions', 'listener'));
+      assert.ok(!(key in schemaProperties(schema, 'properties', 'defaults')));
+      for (const definition of Object.keys(spec.kind.definitions ?? {}))
+        assert.ok(definition in schema.definitions, `the definition ${definition}`);
+      assert.ok(!USAGE.includes(`--${key.replace(/_/g, '-')} `), 'no flag');
+    });
+
+    test(`${name}: read from a listener in the file, refused in defaults`, () => {
+      const settings = parseConfigText(JSON.stringify({ listeners: [listener] }), 'x.json');
+      assert.deepEqual(
+        (settings.listeners[0] as unknown as Record<string, unknown>)[name],
+        sample.file,
+      );
+      assert.throws(
+        () =>
+          parseConfigText(
+            JSON.stringify({ defaults: { [key]: sample.file }, listeners: [listener] }),
+            'x.json',
+          ),
+        { message: /^x\.json:1:\d+ defaults\.\w+: unknown field/ },
+      );
+    });
+
+    test(`${name}: the library checks it, naming the place inside; l4proxy check shows it`, () => {
+      const config = resolveConfig([listener as ListenerOptions]);
+      const lines = summarizeConfig('x.json', config).split('\n');
+      for (const line of sample.shown) assert.ok(lines.includes(`    ${line}`), lines.join('\n'));
+      assert.throws(
+        () => resolveConfig([{ ...listener, [key]: sample.bad } as ListenerOptions]),
+        (err: Error) => err.message.startsWith(sample.badMessage),
+      );
+    });
+  }
+
+  test('routes: GET /api/listeners gives each route with its targets, state and connections', async (t) => {
+    const proxy = createProxy({
+      listen: '127.0.0.1:0',
+      routes: [
+        { sni: 'a.example.com', targets: ['127.0.0.1:9', '127.0.0.1:10'] },
+        { targets: ['127.0.0.1:10'] },
+      ],
+    });
+    await proxy.listen();
+    t.after(() => proxy.close({ graceful: false }));
+    const admin = new AdminServer(proxy, { listen: { host: '127.0.0.1', port: 0 } });
+    await admin.listen();
+    t.after(() => admin.close());
+    const base = `http://127.0.0.1:${admin.address()?.port}`;
+    const drained = await fetch(`${base}/api/listeners/127.0.0.1:0/targets/127.0.0.1:10/drain`, {
+      method: 'POST',
+    });
+    assert.equal(drained.status, 200);
+    const [listener] = (await (await fetch(`${base}/api/listeners`)).json()) as {
+      targets: { address: string; state: string }[];
+      routes: { sni: string | null; targets: { address: string; state: string }[] }[];
+    }[];
+    const brief = (targets: { address: string; state: string }[]) =>
+      targets.map((x) => `${x.address} ${x.state}`);
+    assert.deepEqual(brief(listener?.targets ?? []), ['127.0.0.1:9 up', '127.0.0.1:10 drained']);
+    assert.deepEqual(
+      listener?.routes.map((r) => [r.sni, brief(r.targets)]),
+      [
+        ['a.example.com', ['127.0.0.1:9 up', '127.0.0.1:10 drained']],
+        [null, ['127.0.0.1:10 drained']],
+      ],
+      'a drained target is drained in every route',
+    );
   });
 });

@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
 import { describe, type TestContext, test } from 'node:test';
-import { createServer as createTlsServer, type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import type { Target } from '../src/config/address.js';
 import { type ConnectionHooks, kConnectionHooks } from '../src/handshake.js';
 import type { ConnectionInfo, TcpProxy } from '../src/index.js';
@@ -19,50 +18,13 @@ import { withTimeout } from './helpers/cli.js';
 import { connectClient, patternBytes, refusedAddress, startProxy, waitFor } from './helpers/net.js';
 import {
   buildClientHello,
-  type CertificateFiles,
   makeCertificate,
+  readLine,
   spawnTool,
+  startTlsUpstream,
+  type TlsUpstream,
   tempDir,
 } from './helpers/tls.js';
-
-interface TlsUpstream {
-  name: string;
-  target: Target;
-  cert: CertificateFiles;
-  /** tcpConnections counts TCP connections accepted, TLS or not. */
-  tcpConnections: number;
-}
-
-/**
- * startTlsUpstream starts a TLS server that greets each client with
- * `server <name> sni=<servername>\n`, then echoes what it gets, half-close included.
- */
-async function startTlsUpstream(t: TestContext, name: string, cert: CertificateFiles) {
-  const server = createTlsServer(
-    { cert: cert.cert, key: cert.key, allowHalfOpen: true },
-    (socket) => {
-      socket.on('error', () => {});
-      socket.write(`server ${name} sni=${socket.servername}\n`);
-      socket.pipe(socket);
-    },
-  );
-  const upstream: TlsUpstream = {
-    name,
-    cert,
-    tcpConnections: 0,
-    target: { address: '', host: '127.0.0.1', port: 0, weight: 1 },
-  };
-  server.on('connection', () => {
-    upstream.tcpConnections += 1;
-  });
-  server.on('tlsClientError', () => {});
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => server.close());
-  const { port } = server.address() as AddressInfo;
-  upstream.target = { address: `127.0.0.1:${port}`, host: '127.0.0.1', port, weight: 1 };
-  return upstream;
-}
 
 interface Setup {
   proxy: TcpProxy;
@@ -106,16 +68,6 @@ function hooks(connectionHooks: ConnectionHooks): object {
 
 function nextClose(proxy: TcpProxy): Promise<ConnectionInfo> {
   return new Promise((resolve) => proxy.once('connectionClose', resolve));
-}
-
-/** readLine reads the first line a TLS socket receives. */
-async function readLine(socket: TLSSocket): Promise<string> {
-  let text = '';
-  while (!text.includes('\n')) {
-    const [chunk] = (await once(socket, 'data')) as [Buffer];
-    text += chunk.toString('latin1');
-  }
-  return text.slice(0, text.indexOf('\n'));
 }
 
 /** exchange connects through the proxy, reads the greeting, echoes `payload` and ends. */

@@ -564,6 +564,7 @@ function listenerJson(l: ListenerInfo) {
     // Every listener setting of the option table, by its snake_case name (idle_timeout_ms).
     ...Object.fromEntries(SETTING_NAMES.map((name) => [jsonKey(name), l[name]])),
     targets: l.targets,
+    routes: l.routes,
     connections_accepted: l.stats.accepted,
     connections_active: l.stats.active,
     connections_closed: l.stats.closed,

@@ -25,6 +25,17 @@ export type Target = {
   | { readonly path: string; readonly host?: undefined; readonly port?: undefined }
 );
 
+/** TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight }`. */
+export type TargetOption = string | { readonly address: string; readonly weight?: number };
+
+/** targetOf makes the Target of a parsed address (parseAddress without allowBarePort). */
+export function targetOf(parsed: Address, weight: number): Target {
+  const address = formatParsed(parsed);
+  if (parsed.path !== undefined) return Object.freeze({ path: parsed.path, address, weight });
+  // parseAddress without allowBarePort always yields a host for TCP.
+  return Object.freeze({ host: parsed.host ?? '', port: parsed.port, address, weight });
+}
+
 /** UNIX_PREFIX marks a Unix domain socket address: `unix:/run/app.sock`. */
 const UNIX_PREFIX = 'unix:';
 

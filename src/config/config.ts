@@ -6,7 +6,14 @@
 import { ProxyError } from '../errors.js';
 import { type ConnectionHooks, hooksOf } from '../handshake.js';
 import type { LoggerOptions } from '../log.js';
-import { type Address, AddressError, formatParsed, parseAddress, type Target } from './address.js';
+import {
+  type Address,
+  AddressError,
+  parseAddress,
+  type Target,
+  type TargetOption,
+  targetOf,
+} from './address.js';
 import { OptionValueError } from './option-kinds.js';
 import {
   type ListenerSettings,
@@ -15,6 +22,7 @@ import {
   setting,
   settingDefaults,
 } from './options.js';
+import { type Route, type RouteOption, routesKind } from './routes-kind.js';
 
 /**
  * DEFAULTS are the listener settings' defaults (from the option table, config/options.ts):
@@ -22,10 +30,8 @@ import {
  */
 export const DEFAULTS: ListenerSettings = Object.freeze(settingDefaults());
 
-export type { Target } from './address.js';
-
-/** TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight }`. */
-export type TargetOption = string | { readonly address: string; readonly weight?: number };
+export type { Target, TargetOption } from './address.js';
+export type { Route, RouteOption } from './routes-kind.js';
 
 /**
  * ListenerConfig is one listener with its targets and settings, all validated. The
@@ -36,7 +42,10 @@ export interface ListenerConfig extends ListenerSettings {
   /** name identifies the listener in logs; defaults to the listen string as given. */
   readonly name: string;
   readonly listen: Address;
+  /** targets: the listener's targets; with `routes`, its default route's (the last). */
   readonly targets: readonly Target[];
+  /** routes: route by TLS server name (SNI) without decrypting; absent on a listener without. */
+  readonly routes?: readonly Route[];
   /** hooks: the listener's handshake and preface (internal, experimental: handshake.ts). */
   readonly hooks?: ConnectionHooks;
 }
@@ -57,8 +66,18 @@ export interface ListenerOptions extends SettingsInput {
   name?: string;
   /** listen: `'HOST:PORT'`, `'[::1]:PORT'`, `'PORT'` or a port number (all interfaces). Port 0 picks a free port. */
   listen: string | number;
-  /** targets: one or more `'HOST:PORT'` (or `{ address, weight }`), tried in round-robin order with failover. */
-  targets: readonly TargetOption[];
+  /**
+   * targets: one or more `'HOST:PORT'` (or `{ address, weight }`), tried in round-robin
+   * order with failover. Required, unless the listener has `routes` (then not allowed).
+   */
+  targets?: readonly TargetOption[];
+  /**
+   * routes: route by the client's TLS server name without decrypting, instead of
+   * `targets`: `[{ sni: 'a.example.com', targets: [...] }, ..., { targets: [...] }]`, the
+   * last route (without `sni`) being the default. `*.example.com` matches one label.
+   * The ClientHello must come within `proxyHeaderTimeoutMs` (else `tls_handshake_failed`).
+   */
+  routes?: readonly RouteOption[];
 }
 
 /** DefaultOverrides are the settings given as flags, which override a config file's `defaults`. */
@@ -74,7 +93,7 @@ function invalid(where: string, what: string): ProxyError {
 }
 
 /** The keys a ListenerOptions may have; anything else is a typo to report, not to ignore. */
-const LISTENER_KEYS: readonly string[] = ['name', 'listen', 'targets', ...SETTING_NAMES];
+const LISTENER_KEYS: readonly string[] = ['name', 'listen', 'targets', 'routes', ...SETTING_NAMES];
 
 /**
  * checkKeys refuses a key of `options` that is not in `known`. TypeScript catches
@@ -159,11 +178,7 @@ function targetOption(value: unknown, where: string): Target {
     throw invalid(`${where}.weight`, `expected a whole number >= 1, got ${String(weight)}`);
   }
   try {
-    const parsed = parseAddress(text);
-    const address = formatParsed(parsed);
-    if (parsed.path !== undefined) return Object.freeze({ path: parsed.path, address, weight });
-    // parseAddress without allowBarePort always yields a host for TCP.
-    return Object.freeze({ host: parsed.host ?? '', port: parsed.port, address, weight });
+    return targetOf(parseAddress(text), weight);
   } catch (err) {
     if (err instanceof AddressError) throw invalid(where, err.message);
     throw err;
@@ -174,11 +189,17 @@ function targetOption(value: unknown, where: string): Target {
 export function resolveListener(options: ListenerOptions, where: string): ListenerConfig {
   checkKeys(options, LISTENER_KEYS, where);
   const listen = listenOption(options.listen, `${where}listen`);
-  if (!Array.isArray(options.targets) || options.targets.length === 0) {
-    throw invalid(`${where}targets`, 'expected at least one target HOST:PORT');
+  const routes = options.routes === undefined ? undefined : routesOption(options, where);
+  let targets: readonly Target[];
+  if (routes !== undefined) {
+    targets = routes[routes.length - 1]?.targets ?? [];
+  } else {
+    if (!Array.isArray(options.targets) || options.targets.length === 0) {
+      throw invalid(`${where}targets`, 'expected at least one target HOST:PORT');
+    }
+    targets = options.targets.map((t, i) => targetOption(t, `${where}targets[${i}]`));
+    checkDuplicateTargets(targets, where);
   }
-  const targets = options.targets.map((t, i) => targetOption(t, `${where}targets[${i}]`));
-  checkDuplicateTargets(targets, where);
   const name = options.name ?? String(options.listen);
   if (typeof name !== 'string' || name === '')
     throw invalid(`${where}name`, 'expected a non-empty string');
@@ -186,9 +207,34 @@ export function resolveListener(options: ListenerOptions, where: string): Listen
     name,
     listen: Object.freeze(listen),
     targets: Object.freeze(targets),
+    ...(routes === undefined ? {} : { routes }),
     ...resolveSettings(options, where),
     ...withHooks(hooksOf(options)),
   });
+}
+
+/** routesOption checks a listener's `routes` (routes-kind.ts); it then has no `targets` of its own. */
+function routesOption(options: ListenerOptions, where: string): readonly Route[] {
+  if (options.targets !== undefined) {
+    throw invalid(
+      `${where}targets`,
+      'a listener with routes has no targets of its own (the last route, without sni, is the default)',
+    );
+  }
+  try {
+    return Object.freeze(
+      routesKind.check(options.routes).map((route) => Object.freeze({ ...route })),
+    );
+  } catch (err) {
+    if (err instanceof OptionValueError)
+      throw invalid(`${where}routes${formatPath(err.path)}`, err.message);
+    throw err;
+  }
+}
+
+/** formatPath writes a path inside a value (`[1, 'sni']`) as `[1].sni`. */
+function formatPath(path: readonly (string | number)[]): string {
+  return path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`)).join('');
 }
 
 // A listener without hooks has no `hooks` key at all, as before they existed.

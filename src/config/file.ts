@@ -17,6 +17,7 @@ import { AddressError, checkHostName, formatParsed, parseAddress } from './addre
 import {
   type DefaultOverrides,
   type ListenerOptions,
+  type RouteOption,
   stripUndefined,
   type TargetOption,
 } from './config.js';
@@ -209,7 +210,9 @@ type RawOptions = { readonly [key: string]: unknown };
 interface RawListener extends RawOptions {
   name?: string;
   listen: string | number;
-  targets: (string | RawTarget)[];
+  /** targets: required unless the listener has routes (the schema says so). */
+  targets?: (string | RawTarget)[];
+  routes?: unknown;
 }
 interface RawFile {
   defaults?: RawOptions & { log_level?: LogLevel; log_format?: LogFormat };
@@ -229,9 +232,10 @@ function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): F
     const path = ['listeners', i] as const;
     const listen = String(l.listen);
     checkAddress(listen, true, [...path, 'listen'], fail);
+    const routes = l.routes === undefined ? undefined : readRoutes(l, path, fail);
     // A target listed twice would be counted, drained and shown as one (config.ts).
     const targetIndex = new Map<string, number>();
-    const targets = l.targets.map((t, j): TargetOption => {
+    const targets = (l.targets ?? []).map((t, j): TargetOption => {
       const address = typeof t === 'string' ? t : t.address;
       const targetPath =
         typeof t === 'string' ? [...path, 'targets', j] : [...path, 'targets', j, 'address'];
@@ -257,7 +261,8 @@ function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): F
       );
     }
     names.set(name, i);
-    return { ...base, ...readOptions(l, path, fail), name, listen, targets };
+    const to = routes === undefined ? { targets } : { routes };
+    return { ...base, ...readOptions(l, path, fail), name, listen, ...to };
   });
   let admin: FileSettings['admin'];
   if (raw.admin !== undefined) {
@@ -295,6 +300,25 @@ function readOptions(raw: RawOptions, path: Path, fail: Fail): DefaultOverrides 
     }
   }
   return options as DefaultOverrides;
+}
+
+/**
+ * readRoutes reads a listener's `routes` (routes-kind.ts), every error at its place in
+ * the list (`listeners[0].routes[1].sni`); such a listener has no `targets` of its own.
+ */
+function readRoutes(l: RawListener, path: Path, fail: Fail): RouteOption[] {
+  if (l.targets !== undefined) {
+    fail(
+      [...path, 'targets'],
+      'a listener with routes has no targets of its own (the last route, without sni, is the default)',
+    );
+  }
+  try {
+    return OPTIONS.routes.kind.fromFile(l.routes);
+  } catch (err) {
+    if (err instanceof OptionValueError) fail([...path, 'routes', ...err.path], err.message);
+    throw err;
+  }
 }
 
 function checkAddress(text: string, isListen: boolean, path: Path, fail: Fail): void {

@@ -51,12 +51,25 @@ function section(place: Place, description?: string): JsonSchema {
   const required = optionsIn(place)
     .filter(([, spec]) => spec.required === true)
     .map(([, spec]) => configKey(spec));
+  // A key required unless another is there: `if` the other is there, fine, `else` it is
+  // required. (Each names its key in `properties` too, as ajv's strictRequired asks.)
+  const unless = optionsIn(place).flatMap(([, spec]) => {
+    if (typeof spec.required !== 'object') return [];
+    const [other, key] = [spec.required.unless, configKey(spec)];
+    return [
+      {
+        if: { properties: { [other]: true }, required: [other] },
+        else: { properties: { [key]: true }, required: [key] },
+      },
+    ];
+  });
   return {
     ...(description === undefined ? {} : { description }),
     type: 'object',
     additionalProperties: false,
     ...(required.length === 0 ? {} : { required }),
     properties: properties(place),
+    ...(unless.length === 0 ? {} : unless.length === 1 ? unless[0] : { allOf: unless }),
   };
 }
 

@@ -11,17 +11,28 @@
  *
  * Kinds for the options to come fit the same shape: a list of CIDRs (`list(cidr)`:
  * the flag repeats, the file holds a list), a rate `N/DUR`, a word like `--send-proxy
- * v1|v2` (`choice`), and config-only structured values (`tls.certs`, `routes`,
- * `health`, `toxics`), whose kind brings its own schema and definitions and has no
- * `parseFlag`.
+ * v1|v2` (`choice`), and config-only structured values (`routes` today, config/routes-kind.ts;
+ * `tls.certs`, `health`, `toxics`), a StructuredKind, which brings its own schema and
+ * definitions and has no `parseFlag`.
  */
 import { DurationError, formatDuration, parseDuration } from './duration.js';
 
 /** JsonSchema is a JSON Schema (draft-07) fragment, as plain data. */
 export type JsonSchema = { readonly [keyword: string]: unknown };
 
-/** OptionValueError says why a value is wrong; the caller adds where it came from. */
-export class OptionValueError extends Error {}
+/**
+ * OptionValueError says why a value is wrong; the caller adds where it came from. A
+ * structured value's error also says where inside it (`path`: `[1, 'sni']` for
+ * `routes[1].sni`), which the caller appends to the option's own place.
+ */
+export class OptionValueError extends Error {
+  readonly path: readonly (string | number)[];
+
+  constructor(message: string, path: readonly (string | number)[] = []) {
+    super(message);
+    this.path = path;
+  }
+}
 
 /**
  * PageFormat names how the status page writes a value of `/api/listeners`: `timeout`
@@ -43,6 +54,23 @@ export interface Kind {
   readonly definitions?: { readonly [name: string]: JsonSchema };
   /** repeatable: the flag may be given several times, and the file holds a list (`list`). */
   readonly repeatable?: boolean;
+}
+
+/**
+ * StructuredKind is the kind of a config-only structured value (a listener's `routes`;
+ * to come: `tls.certs`, `health`, `toxics`): its schema and definitions describe it,
+ * and it has no flag. `I` is the value as a library caller writes it, `T` as held.
+ */
+export interface StructuredKind<I, T> extends Kind {
+  /**
+   * fromFile checks a config file value the schema accepted, and gives it as a library
+   * caller writes it; throws OptionValueError with the `path` of the wrong part.
+   */
+  fromFile(value: unknown): I;
+  /** check validates a library caller's value; throws OptionValueError with a `path`. */
+  check(value: unknown): T;
+  /** show writes the value as `l4proxy check` prints it: one line per element. */
+  show(value: T): string[];
 }
 
 /**

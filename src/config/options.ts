@@ -34,6 +34,7 @@ import {
   text,
   workerCount,
 } from './option-kinds.js';
+import { routesKind } from './routes-kind.js';
 
 /**
  * Place: where an option may be written. `cli`: the command line; `defaults`: the
@@ -53,8 +54,11 @@ export interface OptionSpec {
   readonly key?: string;
   readonly places: readonly Place[];
   readonly kind: Kind;
-  /** required: a listener (or the admin section) must have it. */
-  readonly required?: boolean;
+  /**
+   * required: a listener (or the admin section) must have it; `{ unless: KEY }`: unless
+   * it has that other key instead (a listener's `targets`, unless it has `routes`).
+   */
+  readonly required?: boolean | { readonly unless: string };
   /** default is the value when the option is not given anywhere. */
   readonly default?: unknown;
   /** metavar replaces the kind's placeholder in `--help`. */
@@ -108,8 +112,18 @@ export const OPTIONS = {
     key: 'targets',
     places: ['cli', 'listener'],
     kind: list(target, 1),
-    required: true,
+    required: { unless: 'routes' },
     help: 'an upstream; repeat for round-robin with failover',
+    description:
+      "The upstreams, tried in round-robin order with failover. A listener with routes has none of its own: its routes' targets.",
+    reload: true,
+  },
+  routes: {
+    key: 'routes',
+    places: ['listener'],
+    kind: routesKind,
+    description:
+      'Route by the TLS server name (SNI) without decrypting, instead of targets: [{ sni: NAME, targets: [...] }, ..., { targets: [...] }]. The ClientHello is read before any target is dialled; the whole stream is relayed unchanged. The last route, without sni, is the default (no name, or a name no route has).',
     reload: true,
   },
   idleTimeoutMs: {
@@ -169,6 +183,18 @@ export const OPTIONS = {
       'At most this many proxied connections at once; further clients are accepted and closed at once. Default: no limit.',
     label: 'max connections',
     brief: 'max connections',
+    reload: true,
+  },
+  proxyHeaderTimeoutMs: {
+    flag: 'proxy-header-timeout',
+    places: SETTING_PLACES,
+    kind: duration,
+    default: 5000,
+    help: 'a client must send its TLS ClientHello (routes) within DUR (default 5s)',
+    description:
+      'How long a client may take to send what the listener reads before dialling: the TLS ClientHello of a listener with routes (closed with tls_handshake_failed). Default 5s.',
+    label: 'proxy header timeout',
+    brief: 'proxy header',
     reload: true,
   },
   logLevel: {

@@ -1,20 +1,26 @@
 /**
  * What `l4proxy check --config FILE` prints for a valid file, like `nginx -t`: one
- * line for the file, then each listener with its targets and its settings (every
- * listener setting of the option table, by its `brief` name, in table order).
+ * line for the file, then each listener with its targets (or `routes by SNI` and a
+ * line per route) and its settings (every listener setting of the option table, by
+ * its `brief` name, in table order).
  */
 import { formatParsed } from './address.js';
 import type { Config, ListenerConfig } from './config.js';
-import { SETTING_NAMES, setting } from './options.js';
+import { OPTIONS, SETTING_NAMES, setting } from './options.js';
+import { showTarget } from './routes-kind.js';
 
 /** summarizeConfig describes `config`, read from `file`, in lines ending with a newline. */
 export function summarizeConfig(file: string, config: Config): string {
   const lines = [`${file}: ok, ${config.listeners.length} listener(s)`];
   for (const l of config.listeners) {
-    const targets = l.targets
-      .map((t) => (t.weight === 1 ? t.address : `${t.address} (weight ${t.weight})`))
-      .join(', ');
-    lines.push(`  ${l.name}: ${formatListen(l.listen)} -> ${targets}`, `    ${showSettings(l)}`);
+    if (l.routes === undefined) {
+      const targets = l.targets.map(showTarget).join(', ');
+      lines.push(`  ${l.name}: ${formatListen(l.listen)} -> ${targets}`);
+    } else {
+      lines.push(`  ${l.name}: ${formatListen(l.listen)} -> routes by SNI`);
+      for (const route of OPTIONS.routes.kind.show([...l.routes])) lines.push(`    ${route}`);
+    }
+    lines.push(`    ${showSettings(l)}`);
   }
   return `${lines.join('\n')}\n`;
 }

@@ -13,35 +13,62 @@ export interface SniRoute<T> {
   readonly targets: readonly T[];
 }
 
+/** RouteProblem is what is wrong with a routes list: where (`[1, 'sni']`: routes[1].sni; `[]`: the list) and what. */
+export interface RouteProblem {
+  readonly at: readonly (number | string)[];
+  readonly what: string;
+}
+
+/**
+ * routeProblem finds the first problem of a routes list (see checkRoutes), with its
+ * place as a path under the list, for callers that say where in their own terms (the
+ * config file's line and column).
+ */
+export function routeProblem(routes: readonly SniRoute<unknown>[]): RouteProblem | null {
+  if (routes.length === 0)
+    return { at: [], what: 'expected at least one route (the last, without sni, is the default)' };
+  const seen = new Map<string, number>();
+  const last = routes.length - 1;
+  for (const [i, route] of routes.entries()) {
+    if (route.sni === undefined) {
+      if (i !== last)
+        return {
+          at: [i],
+          what: `a route without sni is the default and must come last (route ${i + 1} of ${routes.length})`,
+        };
+    } else {
+      if (i === last)
+        return {
+          at: [i],
+          what: `the last route is the default and has no sni (got ${JSON.stringify(route.sni)}); add a route without sni`,
+        };
+      const bad = checkNamePattern(route.sni);
+      if (bad !== null) return { at: [i, 'sni'], what: bad };
+      const name = normalizeHostName(route.sni);
+      const earlier = seen.get(name);
+      if (earlier !== undefined)
+        return {
+          at: [i, 'sni'],
+          what: `${JSON.stringify(route.sni)} is already the name of routes[${earlier}]`,
+        };
+      seen.set(name, i);
+    }
+    if (route.targets.length === 0)
+      return { at: [i, 'targets'], what: 'expected at least one target' };
+  }
+  return null;
+}
+
 /**
  * checkRoutes validates a routes list: at least one route; every route but the last
  * has a valid `sni` (a host name or `*.` and a host name), no name twice; the last has
  * none; each has a target. Returns the first problem as `where[i].field: what`, or null.
  */
 export function checkRoutes(routes: readonly SniRoute<unknown>[], where = 'routes'): string | null {
-  if (routes.length === 0)
-    return `${where}: expected at least one route (the last, without sni, is the default)`;
-  const seen = new Map<string, number>();
-  const last = routes.length - 1;
-  for (const [i, route] of routes.entries()) {
-    const at = `${where}[${i}]`;
-    if (route.sni === undefined) {
-      if (i !== last)
-        return `${at}: a route without sni is the default and must come last (route ${i + 1} of ${routes.length})`;
-    } else {
-      if (i === last)
-        return `${at}: the last route is the default and has no sni (got ${JSON.stringify(route.sni)}); add a route without sni`;
-      const bad = checkNamePattern(route.sni);
-      if (bad !== null) return `${at}.sni: ${bad}`;
-      const name = normalizeHostName(route.sni);
-      const earlier = seen.get(name);
-      if (earlier !== undefined)
-        return `${at}.sni: ${JSON.stringify(route.sni)} is already the name of ${where}[${earlier}]`;
-      seen.set(name, i);
-    }
-    if (route.targets.length === 0) return `${at}.targets: expected at least one target`;
-  }
-  return null;
+  const problem = routeProblem(routes);
+  if (problem === null) return null;
+  const at = problem.at.map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`));
+  return `${where}${at.join('')}: ${problem.what}`;
 }
 
 /**

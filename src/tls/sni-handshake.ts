@@ -9,13 +9,15 @@
  * dialled. Reading stops at the parser's bound (16 KiB, the early-bytes bound), where
  * the parser has always decided.
  *
- * Wiring: a listener with `routes` gets `{ handshake: sniHandshake(routePools(routes), ...) }`
- * as its ConnectionHooks (handshake.ts).
+ * Wiring: a listener with `routes` (src/listener.ts) keeps a RoutePools across reloads
+ * and gets `{ handshake: sniHandshake({ route: pools.route, timeoutMs }) }` as its
+ * ConnectionHooks (handshake.ts), the timeout being its `--proxy-header-timeout`.
  */
 import type { Target } from '../config/address.js';
 import { EARLY_BYTES_LIMIT, type Handshake, type HandshakeVerdict } from '../handshake.js';
 import { TargetPool } from '../upstream/target-pool.js';
 import { parseClientHello } from './client-hello.js';
+import { normalizeHostName } from './names.js';
 import { checkRoutes, type SniRoute, SniRouter } from './routes.js';
 
 /** SniHandshakeOptions: where the targets come from and how long a client may take. */
@@ -50,20 +52,43 @@ export function sniHandshake(options: SniHandshakeOptions): Handshake {
       if (parsed.state === 'incomplete') return undefined;
       if (parsed.state === 'invalid')
         return { allow: false, cause: 'tls_handshake_failed', reason: parsed.error };
-      const pool = route(parsed.hello.serverName);
-      return pool === undefined ? { allow: true, consumed: 0 } : { allow: true, consumed: 0, pool };
+      const serverName = parsed.hello.serverName;
+      const pool = route(serverName);
+      // The name goes to the access record and /api/connections (`sni`), when there is one.
+      const sni = serverName === null ? {} : { sni: serverName };
+      return pool === undefined
+        ? { allow: true, consumed: 0, ...sni }
+        : { allow: true, consumed: 0, pool, ...sni };
     },
   };
 }
 
+/** PooledRoute is a route with the TargetPool its connections are balanced over. */
+export type PooledRoute = SniRoute<Target> & { readonly pool: TargetPool<Target> };
+
 /**
  * RoutePools is an SniRouter whose routes each have a TargetPool of their own, kept
- * for the life of the listener config (round-robin and connection counts per route).
+ * for the life of the listener (round-robin, target states and connection counts per
+ * route; a reload that keeps a route keeps its pool: routePools' `previous`).
  */
 export interface RoutePools {
-  readonly router: SniRouter<SniRoute<Target> & { readonly pool: TargetPool<Target> }>;
+  readonly router: SniRouter<PooledRoute>;
+  /** routes are the routes in configured order, the default last. */
+  readonly routes: readonly PooledRoute[];
   /** route returns the pool for a server name (the default route's for null or an unknown name). */
   route(serverName: string | null): TargetPool<Target>;
+}
+
+/** RoutePoolsOptions: pools to keep from the listener's previous routes, and the default route's own. */
+export interface RoutePoolsOptions {
+  /**
+   * previous: the pools of the routes before a reload. A route whose `sni` (any case)
+   * was there keeps its pool, updated to its new targets (a target that stays keeps
+   * its state and open connections); a new route gets a new pool.
+   */
+  readonly previous?: RoutePools | null;
+  /** defaultPool serves the default route (a listener's own pool); default: a new one. */
+  readonly defaultPool?: TargetPool<Target>;
 }
 
 /**
@@ -71,16 +96,41 @@ export interface RoutePools {
  * targets' weights. Throws a RangeError with checkRoutes' one-line message for a
  * bad list (validate with checkRoutes first to report it with its place in the file).
  */
-export function routePools(routes: readonly SniRoute<Target>[]): RoutePools {
+export function routePools(
+  routes: readonly SniRoute<Target>[],
+  { previous = null, defaultPool }: RoutePoolsOptions = {},
+): RoutePools {
   const problem = checkRoutes(routes);
   if (problem !== null) throw new RangeError(problem);
-  const withPools = routes.map((route) => ({
-    ...route,
-    pool: new TargetPool(route.targets, {
-      addressOf: (target: Target) => target.address,
-      weightOf: (target: Target) => target.weight,
-    }),
-  }));
+  const kept = new Map<string, TargetPool<Target>>();
+  for (const route of previous?.routes ?? []) {
+    if (route.sni !== undefined) kept.set(normalizeHostName(route.sni), route.pool);
+  }
+  const withPools = routes.map((route): PooledRoute => {
+    const own = route.sni === undefined ? defaultPool : kept.get(normalizeHostName(route.sni));
+    const pool = own ?? newPool(route.targets);
+    if (own !== undefined && own !== defaultPool && !sameTargets(own, route.targets))
+      pool.update(route.targets);
+    return { ...route, pool };
+  });
   const router = new SniRouter(withPools);
-  return { router, route: (serverName) => router.route(serverName).pool };
+  return { router, routes: withPools, route: (serverName) => router.route(serverName).pool };
+}
+
+/** sameTargets: the pool holds these targets, in this order, with these weights (so round-robin goes on). */
+function sameTargets(pool: TargetPool<Target>, targets: readonly Target[]): boolean {
+  const entries = pool.entries;
+  return (
+    entries.length === targets.length &&
+    targets.every(
+      (t, i) => entries[i]?.address === t.address && entries[i]?.target.weight === t.weight,
+    )
+  );
+}
+
+function newPool(targets: readonly Target[]): TargetPool<Target> {
+  return new TargetPool(targets, {
+    addressOf: (target: Target) => target.address,
+    weightOf: (target: Target) => target.weight,
+  });
 }

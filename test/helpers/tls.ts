@@ -7,11 +7,13 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, type Socket } from 'node:net';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
+import type { Target } from '../../src/config/address.js';
 import { parseClientHello } from '../../src/tls/client-hello.js';
 import { withTimeout } from './cli.js';
 import { deadline } from './time.js';
@@ -206,4 +208,54 @@ export function spawnTool(command: string, args: readonly string[]): ChildProces
   const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   child.on('error', () => {});
   return child;
+}
+
+/** TlsUpstream is a TLS server started by startTlsUpstream. */
+export interface TlsUpstream {
+  name: string;
+  target: Target;
+  cert: CertificateFiles;
+  /** tcpConnections counts TCP connections accepted, TLS or not. */
+  tcpConnections: number;
+}
+
+/**
+ * startTlsUpstream starts a TLS server that greets each client with
+ * `server <name> sni=<servername>\n`, then echoes what it gets, half-close included.
+ */
+export async function startTlsUpstream(t: TestContext, name: string, cert: CertificateFiles) {
+  const server = createTlsServer(
+    { cert: cert.cert, key: cert.key, allowHalfOpen: true },
+    (socket) => {
+      socket.on('error', () => {});
+      socket.write(`server ${name} sni=${socket.servername}\n`);
+      socket.pipe(socket);
+    },
+  );
+  const upstream: TlsUpstream = {
+    name,
+    cert,
+    tcpConnections: 0,
+    target: { address: '', host: '127.0.0.1', port: 0, weight: 1 },
+  };
+  server.on('connection', () => {
+    upstream.tcpConnections += 1;
+  });
+  server.on('tlsClientError', () => {});
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => server.close());
+  const { port } = server.address() as AddressInfo;
+  upstream.target = { address: `127.0.0.1:${port}`, host: '127.0.0.1', port, weight: 1 };
+  return upstream;
+}
+
+/** readLine reads the first line a TLS socket receives. */
+export async function readLine(socket: TLSSocket): Promise<string> {
+  let text = '';
+  while (!text.includes('\n')) {
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    text += chunk.toString('latin1');
+  }
+  return text.slice(0, text.indexOf('\n'));
 }
