@@ -201,26 +201,40 @@ test('closes an idle connection after the idle timeout and spares an active one'
 
 test('a long transfer is activity: it is never cut by the idle timeout', async (t) => {
   // The upstream trickles 16 KiB every 20 ms for 1.5 s, five times the idle timeout.
+  // On a loaded machine the test's own timers may stall longer than the idle timeout,
+  // and then the connection really was idle: such a run proves nothing and is run
+  // again (at most 3 runs). A run whose writes never paused that long must pass.
   const piece = patternBytes(16 * 1024, 9);
   const pieces = 75;
-  const upstream = await startUpstream(t, (socket) => {
-    let sent = 0;
-    const timer = setInterval(() => {
-      socket.write(piece);
-      if (++sent === pieces) {
-        clearInterval(timer);
-        socket.end();
-      }
-    }, 20);
-    socket.on('close', () => clearInterval(timer));
-  });
-  const { proxy, port } = await startProxy(t, { targets: [upstream.address], idleTimeoutMs: 300 });
-  const client = connectClient(port);
-  const started = Date.now();
-  await client.ended;
-  assert.ok(Date.now() - started >= 1000, 'the transfer outlasted the idle timeout');
-  assert.equal(client.received().length, piece.length * pieces);
-  assert.equal(proxy.stats().closed.idle_timeout ?? 0, 0);
+  const idleTimeoutMs = 300;
+  for (let run = 1; ; run++) {
+    let longestGapMs = 0;
+    const upstream = await startUpstream(t, (socket) => {
+      let sent = 0;
+      let last = Date.now();
+      const timer = setInterval(() => {
+        const now = Date.now();
+        longestGapMs = Math.max(longestGapMs, now - last);
+        last = now;
+        socket.write(piece);
+        if (++sent === pieces) {
+          clearInterval(timer);
+          socket.end();
+        }
+      }, 20);
+      socket.on('close', () => clearInterval(timer));
+    });
+    const { proxy, port } = await startProxy(t, { targets: [upstream.address], idleTimeoutMs });
+    const client = connectClient(port);
+    const started = Date.now();
+    await client.ended;
+    const cut = (proxy.stats().closed.idle_timeout ?? 0) > 0;
+    if (cut && longestGapMs >= idleTimeoutMs * 0.8 && run < 3) continue;
+    assert.ok(Date.now() - started >= 1000, 'the transfer outlasted the idle timeout');
+    assert.equal(client.received().length, piece.length * pieces, `longest gap ${longestGapMs} ms`);
+    assert.equal(proxy.stats().closed.idle_timeout ?? 0, 0);
+    return;
+  }
 });
 
 test('closes a half-closed connection after the half-close timeout', async (t) => {
