@@ -84,16 +84,36 @@ function terminate(
       resolve({ allow: false, cause: 'tls_handshake_failed', reason, code });
     };
     secure.once('secure', () => {
-      // A bare TLSSocket (no tls.Server) leaves the verdict on the client's certificate to us.
-      if (verifyClient && !secure.authorized) {
-        const code = String(secure.authorizationError ?? 'CLIENT_CERT_UNVERIFIED');
-        refuse(`client certificate not accepted: ${code}`, code);
+      const problem = verifyClient ? clientCertificateProblem(secure) : null;
+      if (problem !== null) {
+        refuse(`client certificate not accepted: ${problem}`, problem);
         return;
       }
       resolve({ allow: true, consumed: bytes.length, socket: secure });
     });
     secure.once('error', (err: Error) => refuse(firstLine(err.message), errorCode(err)));
   });
+}
+
+/** NativeTls: the one internal of a TLSSocket read here (see clientCertificateProblem). */
+interface NativeTls {
+  readonly _handle?: { verifyError?: () => (Error & { code?: string }) | null } | null;
+}
+
+/**
+ * clientCertificateProblem: why the client's certificate was not verified, or null.
+ * With `requestCert` and `rejectUnauthorized`, OpenSSL refuses a client without a
+ * certificate during the handshake, but a certificate no CA signed is only recorded:
+ * tls.Server checks it when the handshake is done (Node's `onServerSocketSecure`, with
+ * `_handle.verifyError()`), and a bare TLSSocket, as here, does not. So this does the
+ * same check; it fails closed if that internal is ever missing.
+ */
+function clientCertificateProblem(secure: TLSSocket): string | null {
+  const handle = (secure as unknown as NativeTls)._handle;
+  if (typeof handle?.verifyError !== 'function') return 'CLIENT_CERT_UNVERIFIABLE';
+  const error = handle.verifyError();
+  if (error === null || error === undefined) return null;
+  return error.code ?? firstLine(error.message);
 }
 
 function firstLine(text: string): string {
