@@ -174,6 +174,24 @@ test('curl through a terminating listener reaches a plain HTTP upstream; plain T
   assert.ok(refused.error !== undefined, 'the TLS error is in the access record');
 });
 
+test('a client that does not finish its TLS handshake within the connect timeout is closed with tls_handshake_failed', async (t) => {
+  const dir = await tempDir(t);
+  const a = await makeCertificate(dir, 'a', 'a.example.com');
+  const http = await startHttp(t);
+  const cli = await startCli(t, [
+    ...['--listen', '127.0.0.1:0', '--target', http, '--connect-timeout', '300ms'],
+    ...['--tls-cert', a.certPath, '--tls-key', a.keyPath, '--log-format', 'json'],
+  ]);
+  const socket = netConnect({ port: cli.port, host: '127.0.0.1' });
+  socket.on('error', () => {});
+  t.after(() => socket.destroy());
+  const started = Date.now();
+  const record = await closedRecord(cli);
+  assert.equal(record.cause, 'tls_handshake_failed');
+  assert.equal(record.upstream, null);
+  assert.ok(Date.now() - started >= 250, 'not before the deadline');
+});
+
 test('openssl s_client gets the certificate its SNI name picks among tls.certs; the first is the default', async (t) => {
   const dir = await tempDir(t);
   const a = await makeCertificate(dir, 'a', 'a.example.com');
@@ -269,6 +287,17 @@ test('origination: a plain client reaches a TLS echo server with --target-tls --
   assert.equal(record.cause, 'tls_handshake_failed');
   assert.match(String((record as { connect_failures?: string }).connect_failures), /CERT|SIGN/);
   assert.ok(!bad.records().some((r) => r.level === 'warn' && /insecure/.test(r.msg)));
+
+  // A target whose handshake fails is skipped like one that refuses: the next one serves.
+  const wrongEcho = await startTlsEcho(t, wrong);
+  const failover = await startCli(t, [
+    ...['--listen', '127.0.0.1:0', '--target', wrongEcho, '--target', echoAddress],
+    ...['--log-format', 'json', ...tls, '--target-ca', upstreamCert.certPath],
+  ]);
+  assert.equal(await plainExchange(failover.port, 'second target'), 'second target');
+  const failedOver = await closedRecord(failover);
+  assert.equal(failedOver.upstream, echoAddress);
+  assert.match(String((failedOver as { connect_failures?: string }).connect_failures), /CERT|SIGN/);
 
   const insecure = await startCli(t, [...base, ...tls, '--target-insecure']);
   await insecure.waitForRecord(
