@@ -204,6 +204,24 @@ async function listenOrExit(
   }
 }
 
+/**
+ * hasTlsFiles: a listener from flags names certificate files (`--tls-cert`,
+ * `--tls-client-ca`, `--target-ca`), which SIGHUP re-reads though there is no file.
+ */
+function hasTlsFiles(plan: Plan): boolean {
+  return (
+    plan.reloadFrom === null &&
+    plan.settings.listeners.some((l) =>
+      [l.tlsCert, l.tlsClientCa, l.targetCa].some((file) => (file ?? null) !== null),
+    )
+  );
+}
+
+/** reloadFlags applies the flags' listener again: its TLS files are read anew. */
+function reloadFlags(proxy: Supervisor, plan: Plan): Promise<ReloadResult> {
+  return proxy.reload({ listeners: plan.settings.listeners });
+}
+
 async function runSingle(plan: Plan): Promise<void> {
   const proxy = await createOrExit(plan, { level: plan.level, format: plan.format });
   const reloadFrom = plan.reloadFrom;
@@ -224,7 +242,15 @@ async function runSingle(plan: Plan): Promise<void> {
   process.on('SIGINT', shutdown.signal);
   // SIGHUP re-reads the config file and applies the difference (see Supervisor.reload).
   // A file with errors is refused and the running configuration stays as it was.
-  await reloadOnSighup(plan, proxy.log, reloadFrom && (() => reloadConfig(proxy, reloadFrom)));
+  await reloadOnSighup(
+    plan,
+    proxy.log,
+    reloadFrom === null
+      ? hasTlsFiles(plan)
+        ? () => reloadFlags(proxy, plan)
+        : null
+      : () => reloadConfig(proxy, reloadFrom),
+  );
   process.on('SIGUSR1', () => logSnapshot(proxy));
 }
 
@@ -252,9 +278,13 @@ async function runWorker(plan: Plan, side: WorkerSide, id: number): Promise<void
     {
       shutdown: (graceful, signal) => (graceful ? shutdown.drain(signal) : shutdown.now(signal)),
       reload: () =>
-        reloadFrom === null
-          ? Promise.reject(new ProxyError('PROXY_ERR_INVALID_CONFIG', 'no --config file to reload'))
-          : reloadConfig(proxy, reloadFrom),
+        reloadFrom !== null
+          ? reloadConfig(proxy, reloadFrom)
+          : hasTlsFiles(plan)
+            ? reloadFlags(proxy, plan)
+            : Promise.reject(
+                new ProxyError('PROXY_ERR_INVALID_CONFIG', 'no --config file to reload'),
+              ),
       snapshot: () => logSnapshot(proxy),
     },
     histograms,
@@ -313,7 +343,11 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   // Each worker re-reads the file and logs "config reloaded" or why it refused.
-  await reloadOnSighup(plan, log, reloadFrom && (() => primary.reload()));
+  await reloadOnSighup(
+    plan,
+    log,
+    reloadFrom !== null || hasTlsFiles(plan) ? () => primary.reload() : null,
+  );
   process.on('SIGUSR1', () => primary.snapshot());
   void primary.done.then((status) => {
     if (status === 0) log.info('stopped');

@@ -70,6 +70,8 @@ export interface HandshakeRefuse {
   readonly cause: CloseCause;
   /** reason is logged (debug) and traced; it is not part of the access record. */
   readonly reason?: string;
+  /** code: the error code behind the refusal (a TLS error's), the access record's `error`. */
+  readonly code?: string;
 }
 
 /**

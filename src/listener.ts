@@ -160,6 +160,18 @@ export class Listener implements ContextHost {
       address: this.boundAddress(),
       fd: this.inheritedFd,
     });
+    this.#warnInsecure();
+  }
+
+  // --target-insecure is for tests: say so whenever a listener starts (or a reload turns it on).
+  #warnInsecure(): void {
+    if (!this.config.targetTls || !this.config.targetInsecure) return;
+    this.log.warn(
+      'TLS to targets is not verified (--target-insecure): anyone on the path can read and change the traffic',
+      {
+        listener: this.config.name,
+      },
+    );
   }
 
   #bind(): Promise<void> {
@@ -424,8 +436,10 @@ export class Listener implements ContextHost {
       this.pool.update(config.targets);
       this.#health?.sync();
     }
+    const wasInsecure = this.config.targetTls && this.config.targetInsecure;
     this.#given = config;
     this.config = this.#withRoutes(config);
+    if (!wasInsecure) this.#warnInsecure();
     if (this.queue.size > 0) this.#admitWaiting(); // the limit may have grown
   }
 

@@ -93,6 +93,8 @@ export class Opening {
   #dialing: Socket | null = null;
   #plan: Plan<Target> | null = null;
   #dialAttempt = 0;
+  /** #lastFailedTls: the last attempt failed in the upstream's TLS handshake. */
+  #lastFailedTls = false;
   /** attempts counts connect attempts started (drained targets skipped are not attempts). */
   attempts = 0;
   /** failures: how each failed attempt ended, in order. */
@@ -197,6 +199,7 @@ export class Opening {
       if (verdict.reason !== undefined && context.host.log.enabled('debug')) {
         context.host.log.debug('client refused', { id: context.id, reason: verdict.reason });
       }
+      if (verdict.code !== undefined) context.errorCode = verdict.code;
       context.close(verdict.cause);
       return;
     }
@@ -323,7 +326,7 @@ export class Opening {
   #wrapUpstream(wrap: UpstreamWrapper, socket: Socket): void {
     const context = this.#context;
     const failed = (err: unknown): void => {
-      if (this.#dialing === socket) this.onDialFailed(socket, asError(err));
+      if (this.#dialing === socket) this.#failAttempt(errorCode(err), true);
     };
     const ready = (wrapper: Duplex): void => {
       if (this.#dialing !== socket || context.closed) {
@@ -352,8 +355,10 @@ export class Opening {
     this.#failAttempt('ETIMEDOUT');
   }
 
-  #failAttempt(code: string): void {
+  /** #failAttempt: `tls`, the upstream wrapper's handshake failed (TLS origination). */
+  #failAttempt(code: string, tls = false): void {
     const context = this.#context;
+    this.#lastFailedTls = tls;
     this.abandon();
     if (context.closed) return;
     context.cancelTimer();
@@ -400,7 +405,8 @@ export class Opening {
       tried,
       drained,
     });
-    context.close(code === undefined ? 'no_target' : connectCause(code));
+    if (code === undefined) context.close('no_target');
+    else context.close(this.#lastFailedTls ? 'tls_handshake_failed' : connectCause(code));
   }
 }
 

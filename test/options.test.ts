@@ -8,15 +8,25 @@
  * sample value below, fails here.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { describe, test } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
 import { SCHEMA_FILE, schemaText } from '../scripts/schema-validator.js';
 import { STATUS_PAGE } from '../src/admin/status-page.js';
 import { parseArgv, USAGE } from '../src/config/args.js';
 import { DEFAULTS, type ListenerOptions, resolveConfig } from '../src/config/config.js';
 import { parseConfigText } from '../src/config/file.js';
 import { buildSchema } from '../src/config/json-schema.js';
-import { duration, limit, list, OptionValueError } from '../src/config/option-kinds.js';
+import {
+  duration,
+  flag,
+  limit,
+  list,
+  OptionValueError,
+  tlsFiles,
+} from '../src/config/option-kinds.js';
 import {
   configKey,
   jsonKey,
@@ -36,10 +46,52 @@ interface Sample {
   text: string;
   file: unknown;
   value: unknown;
+  /** with: other settings this one needs to be valid (a key needs its certificate). */
+  with?: Record<string, unknown>;
 }
 
+// A real certificate and key (TLS settings name files, which the library reads).
+const dir = mkdtempSync(join(tmpdir(), 'l4proxy-options-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const CERT = join(dir, 'a.crt');
+const KEY = join(dir, 'a.key');
+execFileSync(
+  'openssl',
+  ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat([
+    '-keyout',
+    KEY,
+    '-out',
+    CERT,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=a.example.com',
+  ]),
+  { stdio: 'ignore' },
+);
+
+/** TLS_SAMPLES: a file for each TLS setting, and the settings it needs beside it. */
+const TLS_SAMPLES: Record<string, { value: unknown; with?: Record<string, unknown> }> = {
+  tlsCert: { value: CERT, with: { tlsKey: KEY } },
+  tlsKey: { value: KEY, with: { tlsCert: CERT } },
+  tlsClientCa: { value: CERT, with: { tlsCert: CERT, tlsKey: KEY } },
+  targetCa: { value: CERT, with: { targetTls: true } },
+  targetServername: { value: 'db.example.com', with: { targetTls: true } },
+  targetInsecure: { value: true, with: { targetTls: true } },
+};
+
 /** sampleOf gives each kind of setting a sample; a new kind must add its own here. */
-function sampleOf(spec: SettingSpec): Sample {
+function sampleOf(spec: SettingSpec, name: string): Sample {
+  const tls = TLS_SAMPLES[name];
+  if (tls !== undefined) {
+    const text = tls.value === true ? '' : String(tls.value);
+    return { text, file: tls.value, value: tls.value, ...(tls.with ? { with: tls.with } : {}) };
+  }
+  if (spec.kind === tlsFiles) {
+    const value = { certs: [{ cert: CERT, key: KEY }] };
+    return { text: '', file: value, value };
+  }
+  if (spec.kind === flag) return { text: '', file: true, value: true };
   if (spec.kind === duration) return { text: '1500ms', file: '1500ms', value: 1500 };
   if (spec.kind === limit) return { text: '7', file: 7, value: 7 };
   if ('values' in spec.kind && Array.isArray(spec.kind.values)) {
@@ -136,14 +188,17 @@ describe('each listener setting', () => {
   for (const name of SETTING_NAMES) {
     const spec = setting(name);
     const key = configKey(spec);
-    const sample = sampleOf(spec);
+    const sample = sampleOf(spec, name);
 
     test(`${name}: its flag is read into the listener, or overrides the file's defaults`, (t) => {
       if (spec.flag === undefined) return t.skip('config only');
-      const run = parseArgv([...BASE, `--${spec.flag}`, sample.text]);
+      // A switch is the flag alone.
+      const given = spec.kind.flagType === 'boolean' ? [] : [sample.text];
+      const run = parseArgv([...BASE, `--${spec.flag}`, ...given]);
       assert.equal(run.kind, 'run');
       if (run.kind === 'run') assert.deepEqual(run.listener[name], sample.value);
-      const config = parseArgv(['--config', 'x.yaml', `--${spec.flag}=${sample.text}`]);
+      const written = given.length === 0 ? `--${spec.flag}` : `--${spec.flag}=${sample.text}`;
+      const config = parseArgv(['--config', 'x.yaml', written]);
       assert.equal(config.kind, 'config');
       if (config.kind === 'config') assert.deepEqual(config.overrides[name], sample.value);
     });
@@ -164,7 +219,7 @@ describe('each listener setting', () => {
     test(`${name}: the library checks it and defaults it, and l4proxy check shows it`, () => {
       assert.deepEqual(DEFAULTS[name], spec.default);
       const config = resolveConfig([
-        { listen: 8080, targets: ['a:1'], [name]: sample.value },
+        { listen: 8080, targets: ['a:1'], ...sample.with, [name]: sample.value },
         { listen: 8081, targets: ['a:1'] },
       ]);
       assert.deepEqual(config.listeners[0]?.[name], sample.value);
@@ -189,7 +244,7 @@ describe('each listener setting', () => {
   }
 
   test('GET /api/listeners and listenerInfo() give every setting', async (t) => {
-    const given = Object.fromEntries(SETTING_NAMES.map((n) => [n, sampleOf(setting(n)).value]));
+    const given = Object.fromEntries(SETTING_NAMES.map((n) => [n, sampleOf(setting(n), n).value]));
     const proxy = createProxy({ listen: '127.0.0.1:0', targets: ['127.0.0.1:9'], ...given });
     await proxy.listen();
     t.after(() => proxy.close({ graceful: false }));

@@ -142,8 +142,8 @@ describe('an unknown option key', () => {
       'unknown option idleTimeout (did you mean idleTimeoutMs?)',
     );
     assert.equal(
-      refusal(() => createProxy(loose({ listen: 0, targets: ['127.0.0.1:9000'], tls: true }))),
-      'unknown option tls',
+      refusal(() => createProxy(loose({ listen: 0, targets: ['127.0.0.1:9000'], compress: true }))),
+      'unknown option compress',
     );
   });
 

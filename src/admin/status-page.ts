@@ -178,6 +178,8 @@ function formatTimeout(ms) {
 function formatSetting(format, value) {
   if (format === 'timeout') return formatTimeout(value);
   if (format === 'limit') return value === null ? 'no limit' : String(value);
+  if (value === null) return 'none';
+  if (typeof value === 'object') return JSON.stringify(value);
   return String(value);
 }
 

@@ -228,6 +228,11 @@ function settingFlags(values: FlagValues): SettingsInput {
   for (const name of SETTING_NAMES) {
     const { flag, kind } = setting(name);
     if (flag === undefined) continue;
+    if (kind.flagType === 'boolean') {
+      // A switch: the flag alone means true; not given, the file or the default decides.
+      settings[name] = values[flag] === true ? true : undefined;
+      continue;
+    }
     settings[name] = kind.repeatable
       ? joinLists(listFlag(values, flag as FlagName).map((t) => parseFlagValue(flag, kind, t)))
       : parseFlagValue(flag, kind, stringFlag(values, flag as FlagName));

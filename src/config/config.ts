@@ -6,6 +6,7 @@
 import { ProxyError } from '../errors.js';
 import { type ConnectionHooks, hooksOf } from '../handshake.js';
 import type { LoggerOptions } from '../log.js';
+import { tlsHooks } from '../tls/listener-tls.js';
 import {
   type Address,
   AddressError,
@@ -203,13 +204,18 @@ export function resolveListener(options: ListenerOptions, where: string): Listen
   const name = options.name ?? String(options.listen);
   if (typeof name !== 'string' || name === '')
     throw invalid(`${where}name`, 'expected a non-empty string');
+  const settings = resolveSettings(options, where);
+  // TLS files are read now, so a bad one refuses the start or the reload (all or nothing).
+  const tls = tlsHooks(settings, where);
+  const given = hooksOf(options);
+  const hooks = tls === undefined ? given : Object.freeze({ ...tls, ...given });
   return Object.freeze({
     name,
     listen: Object.freeze(listen),
     targets: Object.freeze(targets),
     ...(routes === undefined ? {} : { routes }),
-    ...resolveSettings(options, where),
-    ...withHooks(hooksOf(options)),
+    ...settings,
+    ...withHooks(hooks),
   });
 }
 

@@ -10,6 +10,7 @@
  * Pure apart from reading the file: nothing is bound or started here.
  */
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { type Document, isMap, isScalar, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import { ProxyError } from '../errors.js';
 import type { LogFormat, LogLevel } from '../log.js';
@@ -101,7 +102,7 @@ export function parseConfigText(
     const error = pickSchemaError(validateSchema.errors ?? []);
     if (error !== undefined) describeSchemaError(error, fail);
   }
-  return buildSettings(data as RawFile, overrides, fail);
+  return buildSettings(data as RawFile, overrides, fail, dirname(file));
 }
 
 // ---------------------------------------------------------------- schema errors
@@ -221,9 +222,14 @@ interface RawFile {
   workers?: number | 'auto';
 }
 
-function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): FileSettings {
+function buildSettings(
+  raw: RawFile,
+  overrides: DefaultOverrides,
+  fail: Fail,
+  dir: string,
+): FileSettings {
   const defaults = raw.defaults ?? {};
-  const defaultOptions = readOptions(defaults, ['defaults'], fail);
+  const defaultOptions = readOptions(defaults, ['defaults'], fail, dir);
   // Command-line flags override the file's defaults, never a listener's own values.
   const base: DefaultOverrides = { ...defaultOptions, ...stripUndefined(overrides) };
   const names = new Map<string, number>();
@@ -262,7 +268,8 @@ function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): F
     }
     names.set(name, i);
     const to = routes === undefined ? { targets } : { routes };
-    return { ...base, ...readOptions(l, path, fail), name, listen, ...to };
+    const own = readOptions(l, path, fail, dir);
+    return { ...inherited(base, own), ...own, name, listen, ...to };
   });
   let admin: FileSettings['admin'];
   if (raw.admin !== undefined) {
@@ -284,8 +291,23 @@ function buildSettings(raw: RawFile, overrides: DefaultOverrides, fail: Fail): F
   };
 }
 
-/** readOptions reads the listener settings written in `raw` (`defaults` or a listener), in table order. */
-function readOptions(raw: RawOptions, path: Path, fail: Fail): DefaultOverrides {
+/**
+ * inherited is what a listener takes from `defaults` and the flags: all of it, except
+ * that its own certificates (`tls_cert`/`tls_key`, or `tls`) replace both kinds of
+ * inherited ones, as one setting would.
+ */
+function inherited(base: DefaultOverrides, own: DefaultOverrides): DefaultOverrides {
+  const ownPair = own.tlsCert !== undefined || own.tlsKey !== undefined;
+  if (!ownPair && own.tls === undefined) return base;
+  const { tlsCert: _cert, tlsKey: _key, tls: _tls, ...rest } = base;
+  return rest;
+}
+
+/**
+ * readOptions reads the listener settings written in `raw` (`defaults` or a listener),
+ * in table order; a relative file name is taken as relative to the file's `dir`.
+ */
+function readOptions(raw: RawOptions, path: Path, fail: Fail, dir: string): DefaultOverrides {
   const options: Record<string, unknown> = {};
   for (const name of SETTING_NAMES) {
     const spec = setting(name);
@@ -293,7 +315,8 @@ function readOptions(raw: RawOptions, path: Path, fail: Fail): DefaultOverrides 
     const value = raw[key];
     if (value === undefined) continue; // (the schema refused a key not allowed here)
     try {
-      options[name] = spec.kind.fromFile(value);
+      const read = spec.kind.fromFile(value);
+      options[name] = spec.kind.paths ? spec.kind.paths(read, (n) => resolve(dir, n)) : read;
     } catch (err) {
       if (err instanceof OptionValueError) fail([...path, key], err.message);
       throw err;

@@ -78,7 +78,6 @@ export interface StructuredKind<I, T> extends Kind {
  * `/api/listeners`): it parses them from every source and shows them.
  */
 export interface SettingKind<T, J = T> extends Kind {
-  readonly flagType: 'string';
   /**
    * parseFlag reads a command-line value; throws OptionValueError. A repeatable kind
    * reads each value into a list, and the lists are joined. None for a config-only kind.
@@ -94,6 +93,11 @@ export interface SettingKind<T, J = T> extends Kind {
   show(value: T): string;
   /** page is how the status page writes the JSON value. */
   readonly page: PageFormat;
+  /**
+   * paths rewrites the file names a value holds (a relative name in a config file is
+   * relative to that file); none for a kind without file names.
+   */
+  paths?(value: T, resolve: (name: string) => string): T;
 }
 
 const DURATION_SCHEMA: JsonSchema = {
@@ -287,3 +291,137 @@ export function workerCount(max: number): Kind {
     patternMessage: `expected a whole number 1 to ${max} or auto`,
   };
 }
+
+/**
+ * flag: a listener setting that is a switch (`--target-tls`): the flag alone sets it,
+ * the file holds `true` or `false`. Default false.
+ */
+export const flag: SettingKind<boolean> = {
+  metavar: '',
+  flagType: 'boolean',
+  schema: { type: 'boolean' },
+  parseFlag: () => true,
+  fromFile: (value) => value as boolean,
+  check(value, fallback) {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean')
+      throw new OptionValueError(`expected true or false, got ${String(value)}`);
+    return value;
+  },
+  toJson: (value) => value,
+  show: (value) => (value ? 'on' : 'off'),
+  page: 'text',
+};
+
+function nonEmpty(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value === '')
+    throw new OptionValueError(`expected ${what}, got ${JSON.stringify(value) ?? String(value)}`);
+  return value;
+}
+
+/**
+ * file: a file name (`--tls-cert FILE`); null when not given. In a config file a
+ * relative name is relative to the file (`paths`).
+ */
+export const file: SettingKind<string | null> = {
+  metavar: 'FILE',
+  flagType: 'string',
+  schema: { type: 'string', minLength: 1 },
+  parseFlag: (text) => nonEmpty(text, 'a file name'),
+  fromFile: (value) => value as string,
+  check: (value, fallback) =>
+    value === undefined || value === null ? fallback : nonEmpty(value, 'a file name'),
+  toJson: (value) => value,
+  show: (value) => value ?? 'none',
+  page: 'text',
+  paths: (value, resolve) => (value === null ? null : resolve(value)),
+};
+
+/** hostName: a host name given as it is (`--target-servername`); null when not given. */
+export const hostName: SettingKind<string | null> = {
+  ...file,
+  metavar: 'NAME',
+  parseFlag: (text) => nonEmpty(text, 'a host name'),
+  check: (value, fallback) =>
+    value === undefined || value === null ? fallback : nonEmpty(value, 'a host name'),
+  paths: undefined,
+};
+
+/** CertificateFiles are one certificate (with its chain) and its private key, as file names. */
+export interface CertificateFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** TlsFiles is a listener's `tls` section: its certificates, the first being the default. */
+export interface TlsFiles {
+  readonly certs: readonly CertificateFiles[];
+}
+
+/**
+ * tlsFiles: the config file's `tls: { certs: [{cert, key}, ...] }` (no flag: `--tls-cert`
+ * and `--tls-key` give one pair); null when not given. Shown as file names, never the keys.
+ */
+export const tlsFiles: SettingKind<TlsFiles | null> = {
+  metavar: '',
+  flagType: 'string',
+  schema: { $ref: '#/definitions/tls' },
+  definitions: {
+    tls: {
+      description:
+        "TLS termination: the certificates this listener presents, chosen by the client's SNI name (exact names before one-label *. wildcards); the first is the default.",
+      type: 'object',
+      additionalProperties: false,
+      required: ['certs'],
+      properties: {
+        certs: {
+          type: 'array',
+          minItems: 1,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['cert', 'key'],
+            properties: {
+              cert: {
+                type: 'string',
+                minLength: 1,
+                description: 'PEM certificate file (its chain after it).',
+              },
+              key: { type: 'string', minLength: 1, description: 'PEM private key file.' },
+            },
+          },
+        },
+      },
+    },
+  },
+  fromFile: (value) => {
+    const certs = (value as { certs: CertificateFiles[] }).certs;
+    return { certs: certs.map(({ cert, key }) => ({ cert, key })) };
+  },
+  check(value, fallback) {
+    if (value === undefined || value === null) return fallback;
+    const certs = (value as { certs?: unknown }).certs;
+    if (typeof value !== 'object' || !Array.isArray(certs) || certs.length === 0)
+      throw new OptionValueError('expected { certs: [{ cert, key }, ...] } with at least one pair');
+    return {
+      certs: certs.map((pair: unknown, i) => {
+        const { cert, key } = (pair ?? {}) as { cert?: unknown; key?: unknown };
+        try {
+          return { cert: nonEmpty(cert, 'a file name'), key: nonEmpty(key, 'a file name') };
+        } catch (err) {
+          if (err instanceof OptionValueError)
+            throw new OptionValueError(`certs[${i}]: ${err.message}`);
+          throw err;
+        }
+      }),
+    };
+  },
+  toJson: (value) => value,
+  show: (value) =>
+    value === null ? 'none' : value.certs.map((c) => `${c.cert}+${c.key}`).join(' '),
+  page: 'text',
+  paths: (value, resolve) =>
+    value === null
+      ? null
+      : { certs: value.certs.map((c) => ({ cert: resolve(c.cert), key: resolve(c.key) })) },
+};
