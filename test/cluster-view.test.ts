@@ -7,6 +7,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { WorkerAnswers, WorkerRequest } from '../src/cluster-protocol.js';
 import { ClusterView, mergeListeners, type WorkerPool } from '../src/cluster-view.js';
+import { DEFAULTS } from '../src/config/config.js';
+import { settingsJson } from '../src/config/options.js';
 import { ProxyError } from '../src/errors.js';
 import type { ConnectionInfo, ListenerInfo, StatsSnapshot } from '../src/index.js';
 import { Logger } from '../src/log.js';
@@ -22,11 +24,7 @@ function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): 
     state: 'serving',
     listen: '127.0.0.1:8080',
     address: '127.0.0.1:8080',
-    idleTimeoutMs: 0,
-    halfCloseTimeoutMs: 0,
-    connectTimeoutMs: 10_000,
-    shutdownTimeoutMs: 30_000,
-    maxConnections: null,
+    ...settingsJson(DEFAULTS),
     targets: [
       {
         address: '127.0.0.1:9000',

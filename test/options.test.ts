@@ -16,7 +16,15 @@ import { parseArgv, USAGE } from '../src/config/args.js';
 import { DEFAULTS, resolveConfig } from '../src/config/config.js';
 import { parseConfigText } from '../src/config/file.js';
 import { buildSchema } from '../src/config/json-schema.js';
-import { duration, limit, list, OptionValueError } from '../src/config/option-kinds.js';
+import {
+  cidr,
+  duration,
+  limit,
+  list,
+  OptionValueError,
+  rate,
+  switchSetting,
+} from '../src/config/option-kinds.js';
 import {
   configKey,
   jsonKey,
@@ -30,7 +38,10 @@ import {
 import { summarizeConfig } from '../src/config/summary.js';
 import { AdminServer, createProxy } from '../src/index.js';
 
-/** Sample is a value other than the default, as written (flag and file) and as held. */
+/**
+ * Sample is a value other than the default, as written (flag and file) and as held;
+ * a switch's `text` is '' (its flag takes no value).
+ */
 interface Sample {
   text: string;
   file: unknown;
@@ -41,6 +52,13 @@ interface Sample {
 function sampleOf(spec: SettingSpec): Sample {
   if (spec.kind === duration) return { text: '1500ms', file: '1500ms', value: 1500 };
   if (spec.kind === limit) return { text: '7', file: 7, value: 7 };
+  if (spec.kind === switchSetting) return { text: '', file: true, value: true };
+  if (spec.kind === rate) {
+    return { text: '20/1s', file: '20/1s', value: { count: 20, periodMs: 1000 } };
+  }
+  if ('repeatable' in spec.kind && spec.kind.schema['items'] === cidr.schema) {
+    return { text: '10.1.2.0/24', file: ['10.1.2.0/24'], value: ['10.1.2.0/24'] };
+  }
   if ('values' in spec.kind && Array.isArray(spec.kind.values)) {
     const word = String(spec.kind.values.find((v) => v !== spec.default));
     return { text: word, file: word, value: word };
@@ -139,10 +157,13 @@ describe('each listener setting', () => {
 
     test(`${name}: its flag is read into the listener, or overrides the file's defaults`, (t) => {
       if (spec.flag === undefined) return t.skip('config only');
-      const run = parseArgv([...BASE, `--${spec.flag}`, sample.text]);
+      const flag = `--${spec.flag}`;
+      const given = sample.text === '' ? [flag] : [flag, sample.text];
+      const run = parseArgv([...BASE, ...given]);
       assert.equal(run.kind, 'run');
       if (run.kind === 'run') assert.deepEqual(run.listener[name], sample.value);
-      const config = parseArgv(['--config', 'x.yaml', `--${spec.flag}=${sample.text}`]);
+      const joined = sample.text === '' ? flag : `${flag}=${sample.text}`;
+      const config = parseArgv(['--config', 'x.yaml', joined]);
       assert.equal(config.kind, 'config');
       if (config.kind === 'config') assert.deepEqual(config.overrides[name], sample.value);
     });

@@ -15,6 +15,8 @@
  * `health`, `toxics`), whose kind brings its own schema and definitions and has no
  * `parseFlag`.
  */
+import { CidrError, parseCidr } from '../access/cidr.js';
+import { formatRate, parseRate, type Rate, RateError } from '../access/rate-limit.js';
 import { DurationError, formatDuration, parseDuration } from './duration.js';
 
 /** JsonSchema is a JSON Schema (draft-07) fragment, as plain data. */
@@ -50,10 +52,10 @@ export interface Kind {
  * `/api/listeners`): it parses them from every source and shows them.
  */
 export interface SettingKind<T, J = T> extends Kind {
-  readonly flagType: 'string';
   /**
    * parseFlag reads a command-line value; throws OptionValueError. A repeatable kind
-   * reads each value into a list, and the lists are joined. None for a config-only kind.
+   * reads each value into a list, and the lists are joined; a switch (`flagType`
+   * `boolean`) reads `'true'` when its flag is given. None for a config-only kind.
    */
   parseFlag?(text: string): T;
   /** fromFile reads a config file value the schema accepted; throws OptionValueError. */
@@ -197,6 +199,111 @@ export function list<T, J>(item: Kind | SettingKind<T, J>, minItems = 0): Kind {
   const withFlag: SettingKind<T[], J[]> = { ...kind, parseFlag: (text) => [parseFlag(text)] };
   return withFlag;
 }
+
+/**
+ * cidr: an IP address or CIDR range (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`), held
+ * as its canonical text (access/cidr.ts); the listener parses it into its AccessControl.
+ */
+export const cidr: SettingKind<string> = {
+  metavar: 'CIDR',
+  flagType: 'string',
+  schema: { type: 'string', minLength: 1 },
+  parseFlag: cidrText,
+  fromFile: (value) => cidrText(String(value)),
+  check: (value, fallback) => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'string') {
+      throw new OptionValueError(`expected a CIDR range like 10.0.0.0/8, got ${String(value)}`);
+    }
+    return cidrText(value);
+  },
+  toJson: (value) => value,
+  show: (value) => value,
+  page: 'text',
+};
+
+function cidrText(text: string): string {
+  try {
+    return parseCidr(text).text;
+  } catch (err) {
+    if (err instanceof CidrError) throw new OptionValueError(err.message);
+    throw err;
+  }
+}
+
+/**
+ * rate: `N/DUR` (`20/1s`, `600/1m`: at most N per DUR), or none (`null`, absent on the
+ * command line and in the file). Held as a Rate (`{ count, periodMs }`); a library
+ * caller may also give the text.
+ */
+export const rate: SettingKind<Rate | null, string | null> = {
+  metavar: 'N/DUR',
+  flagType: 'string',
+  schema: { type: 'string', pattern: '^[1-9][0-9]{0,8}/[0-9]+(ms|s|m|h)?$' },
+  patternMessage: 'expected N/DUR like 20/1s or 600/1m',
+  parseFlag: rateText,
+  fromFile: (value) => rateText(String(value)),
+  check(value, fallback) {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value === 'string') return rateText(value);
+    const { count, periodMs } = value as Partial<Rate>;
+    const whole = (n: unknown, min: number) =>
+      typeof n === 'number' && Number.isSafeInteger(n) && n >= min;
+    if (!whole(count, 1) || !whole(periodMs, 1)) {
+      throw new OptionValueError(
+        `expected N/DUR like 20/1s or { count, periodMs } (whole numbers >= 1), got ${JSON.stringify(value)}`,
+      );
+    }
+    return Object.freeze({ count: count as number, periodMs: periodMs as number });
+  },
+  toJson: (value) => (value === null ? null : formatRate(value)),
+  show: (value) => (value === null ? 'none' : formatRate(value)),
+  page: 'text',
+};
+
+function rateText(text: string): Rate {
+  try {
+    return parseRate(text);
+  } catch (err) {
+    if (err instanceof RateError) throw new OptionValueError(err.message);
+    throw err;
+  }
+}
+
+/** optionalChoice: one of a few words, or none (`null`, the default: `--send-proxy`). */
+export function optionalChoice<const T extends string>(
+  values: readonly T[],
+  metavar: string,
+): SettingKind<T | null> & { readonly values: readonly T[] } {
+  const words = choice(values, metavar);
+  return {
+    ...words,
+    check: (value, fallback) => (value === null ? null : words.check(value, fallback as T)),
+    show: (value) => value ?? 'none',
+  };
+}
+
+/**
+ * switchSetting: a listener setting that is on or off (`--accept-proxy`): a flag
+ * without a value turns it on; the file holds `true` or `false`.
+ */
+export const switchSetting: SettingKind<boolean> = {
+  metavar: '',
+  flagType: 'boolean',
+  schema: { type: 'boolean' },
+  parseFlag: (text) => text !== 'false',
+  fromFile: (value) => value === true,
+  check(value, fallback) {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean') {
+      throw new OptionValueError(`expected true or false, got ${String(value)}`);
+    }
+    return value;
+  },
+  toJson: (value) => value,
+  show: (value) => (value ? 'on' : 'off'),
+  page: 'text',
+};
 
 /** switchKind: a flag without a value (`--watch-config`, `--help`). */
 export const switchKind: Kind = { metavar: '', flagType: 'boolean', schema: { type: 'boolean' } };
