@@ -247,6 +247,18 @@ export const OPTIONS = {
     brief: 'send-proxy',
     reload: true,
   },
+  proxyHeaderTimeoutMs: {
+    flag: 'proxy-header-timeout',
+    places: SETTING_PLACES,
+    kind: duration,
+    default: 5000,
+    help: 'close a client that has not sent its whole PROXY header (or TLS\nClientHello, for SNI routing) within DUR (default 5s)',
+    description:
+      'Close a client whose PROXY header (with accept_proxy) or TLS ClientHello (SNI routes) is not complete within this long. Default 5s.',
+    label: 'PROXY header timeout',
+    brief: 'proxy-header',
+    reload: true,
+  },
   logLevel: {
     flag: 'log-level',
     places: ['cli', 'defaults'],
