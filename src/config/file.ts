@@ -290,7 +290,10 @@ function readOptions(raw: RawOptions, path: Path, fail: Fail): DefaultOverrides 
     try {
       options[name] = spec.kind.fromFile(value);
     } catch (err) {
-      if (err instanceof OptionValueError) fail([...path, key], err.message);
+      if (err instanceof OptionValueError) {
+        const at = err.index === undefined ? [...path, key] : [...path, key, err.index];
+        fail(at, err.message);
+      }
       throw err;
     }
   }

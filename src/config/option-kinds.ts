@@ -22,8 +22,30 @@ import { DurationError, formatDuration, parseDuration } from './duration.js';
 /** JsonSchema is a JSON Schema (draft-07) fragment, as plain data. */
 export type JsonSchema = { readonly [keyword: string]: unknown };
 
-/** OptionValueError says why a value is wrong; the caller adds where it came from. */
-export class OptionValueError extends Error {}
+/**
+ * OptionValueError says why a value is wrong; the caller adds where it came from.
+ * `index` is the wrong item's place in a list (`list`), for the file's position.
+ */
+export class OptionValueError extends Error {
+  readonly index: number | undefined;
+
+  constructor(message: string, index?: number) {
+    super(message);
+    this.index = index;
+  }
+}
+
+/** eachItem reads every item of a list, an error saying which item was wrong. */
+function eachItem<T>(values: unknown[], read: (value: unknown) => T): T[] {
+  return values.map((value, i) => {
+    try {
+      return read(value);
+    } catch (err) {
+      if (err instanceof OptionValueError) throw new OptionValueError(err.message, i);
+      throw err;
+    }
+  });
+}
 
 /**
  * PageFormat names how the status page writes a value of `/api/listeners`: `timeout`
@@ -187,9 +209,9 @@ export function list<T, J>(item: Kind | SettingKind<T, J>, minItems = 0): Kind {
   const kind: SettingKind<T[], J[]> = {
     ...base,
     flagType: 'string',
-    fromFile: (values) => many(values).map((v) => item.fromFile(v)),
+    fromFile: (values) => eachItem(many(values), (v) => item.fromFile(v)),
     check: (value, fallback) =>
-      value === undefined ? fallback : many(value).map((v) => item.check(v, v as T)),
+      value === undefined ? fallback : eachItem(many(value), (v) => item.check(v, v as T)),
     toJson: (values) => values.map((v) => item.toJson(v)),
     show: (values) => (values.length === 0 ? 'none' : values.map((v) => item.show(v)).join(' ')),
     page: 'text',
