@@ -14,7 +14,7 @@ import { Listener } from '../src/listener.js';
 import { Logger } from '../src/log.js';
 import { TimerSet } from '../src/timer-set.js';
 import { sourceHash } from '../src/upstream/balance.js';
-import { type Upstream, startUpstream, waitFor } from './helpers/net.js';
+import { startUpstream, type Upstream, waitFor } from './helpers/net.js';
 
 async function startListener(t: TestContext, options: Omit<ListenerOptions, 'listen'>) {
   const closed: ConnectionInfo[] = [];
