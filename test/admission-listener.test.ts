@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { type ListenerOptions, resolveListener } from '../src/config/config.js';
 import type { ConnectionInfo } from '../src/connection-info.js';
+import { AdminServer, createProxy } from '../src/index.js';
 import { Listener } from '../src/listener.js';
 import { Logger } from '../src/log.js';
 import { TimerSet } from '../src/timer-set.js';
@@ -86,4 +87,28 @@ test("a reload keeps the listener's AccessControl: open connections stay counted
   assert.equal(closed[1]?.cause, 'denied', 'the new deny list applies');
   assert.equal(upstream.sockets.length, 1);
   for (const socket of [open, second, denied]) socket.destroy();
+});
+
+test('/api/connections shows the PROXY header source as the client of an open connection', async (t) => {
+  const upstream = await startUpstream(t, (socket) => socket.resume());
+  const proxy = createProxy({
+    listen: '127.0.0.1:0',
+    targets: [upstream.address],
+    acceptProxy: true,
+  });
+  await proxy.listen();
+  t.after(() => proxy.close({ graceful: false }));
+  const admin = new AdminServer(proxy, { listen: { host: '127.0.0.1', port: 0 } });
+  await admin.listen();
+  t.after(() => admin.close());
+  const client = await clientFrom(proxy.address()?.port as number, '127.0.0.2');
+  t.after(() => client.destroy());
+  client.write('PROXY TCP4 192.0.2.7 127.0.0.1 5000 80\r\nhello');
+  await upstream.accepted(0);
+  const response = await fetch(`http://127.0.0.1:${admin.address()?.port}/api/connections`);
+  const connections = (await response.json()) as { client: string }[];
+  assert.deepEqual(
+    connections.map((c) => c.client),
+    ['192.0.2.7:5000'],
+  );
 });
