@@ -15,8 +15,10 @@
  *    when its client socket closes.
  */
 import type { Socket } from 'node:net';
-import type { AccessControl } from './access/access-control.js';
+import { AccessControl, type AccessOptions } from './access/access-control.js';
+import { parseCidr } from './access/cidr.js';
 import { formatAddress } from './config/address.js';
+import type { ListenerConfig } from './config/config.js';
 import type { ConnectionHooks, Handshake, HandshakeClient, HandshakeVerdict } from './handshake.js';
 import type { ProxyEndpoint } from './proxy-protocol/header.js';
 import { parseProxyHeader } from './proxy-protocol/parse.js';
@@ -86,7 +88,12 @@ function admit(
     if (admission.key !== null) releaseOnClose(client.socket, access, admission.key);
   }
   if (source === null) return { allow: true, consumed };
-  return { allow: true, consumed, client: formatAddress(source.address, source.port) };
+  return {
+    allow: true,
+    consumed,
+    client: formatAddress(source.address, source.port),
+    clientIp: source.address,
+  };
 }
 
 /** What to count off when an admitted client's socket closes. */
@@ -126,4 +133,69 @@ export function admissionHooks(options: AdmissionOptions): ConnectionHooks | und
     ...(handshake === undefined ? {} : { handshake }),
     ...(preface === undefined ? {} : { preface }),
   });
+}
+
+/**
+ * accessRules are the AccessControl rules of a listener's settings (`allow`, `deny`,
+ * `maxConnectionsPerIp`, `connectionRatePerIp`), or null when it sets none.
+ */
+export function accessRules(config: ListenerConfig): AccessOptions | null {
+  const limited = Number.isFinite(config.maxConnectionsPerIp);
+  if (
+    config.allow.length === 0 &&
+    config.deny.length === 0 &&
+    !limited &&
+    config.connectionRatePerIp === null
+  ) {
+    return null;
+  }
+  return {
+    // The texts were checked (option-kinds.ts `cidr`): parsing them again cannot fail.
+    allow: config.allow.map(parseCidr),
+    deny: config.deny.map(parseCidr),
+    maxConnectionsPerIp: limited ? config.maxConnectionsPerIp : 0,
+    ...(config.connectionRatePerIp === null
+      ? {}
+      : { connectionRatePerIp: config.connectionRatePerIp }),
+  };
+}
+
+/**
+ * ListenerAdmission gives one listener's connections the hooks of its settings
+ * (`--accept-proxy`, `--proxy-header-timeout`, the access rules, `--send-proxy`). It
+ * keeps the listener's one AccessControl for the listener's life: a reload updates its
+ * rules (`AccessControl.update`), so the open connections counted per address stay
+ * counted. A listener without any of these settings keeps its config as it is: no
+ * hooks, no cost.
+ */
+export class ListenerAdmission {
+  #access: AccessControl | null = null;
+  #given: ListenerConfig | null = null;
+  #config: ListenerConfig | null = null;
+
+  /**
+   * configFor is `config` with the admission hooks its settings ask for. Hooks the
+   * config already has (`kConnectionHooks`, handshake.ts) win over these, one by one.
+   * Asked again with the same config, it answers the same object.
+   */
+  configFor(config: ListenerConfig): ListenerConfig {
+    if (config === this.#given && this.#config !== null) return this.#config;
+    const rules = accessRules(config);
+    if (rules !== null) {
+      if (this.#access === null) this.#access = new AccessControl(rules);
+      else this.#access.update(rules);
+    } else this.#access?.update({});
+    const hooks = admissionHooks({
+      acceptProxy: config.acceptProxy,
+      proxyHeaderTimeoutMs: config.proxyHeaderTimeoutMs,
+      access: rules === null ? null : this.#access,
+      sendProxy: config.sendProxy,
+    });
+    this.#given = config;
+    this.#config =
+      hooks === undefined
+        ? config
+        : Object.freeze({ ...config, hooks: { ...hooks, ...config.hooks } });
+    return this.#config;
+  }
 }

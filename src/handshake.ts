@@ -47,6 +47,8 @@ export interface HandshakeAllow {
   readonly consumed: number;
   /** client replaces the client's address for logs, the admin API and balancing (the PROXY header's source). */
   readonly client?: string;
+  /** clientIp is `client`'s IP address without the port, for balancing (source hashing). */
+  readonly clientIp?: string;
   /** pool replaces the listener's targets for this connection (a route chosen by SNI). */
   readonly pool?: TargetPool<Target>;
   /**

@@ -9,6 +9,7 @@
  */
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
+import { ListenerAdmission } from './admission.js';
 import { formatAddress, formatParsed } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
 import { type ConnectionInfo, formatConnectFailures } from './connection-info.js';
@@ -74,6 +75,8 @@ export class Listener implements ContextHost {
   #lastShortageMs = Number.NEGATIVE_INFINITY;
   #shortagesInBurst = 0;
   #health: PoolHealth<Target> | null = null;
+  /** #admission: the hooks of the PROXY protocol and access settings, and the listener's AccessControl. */
+  readonly #admission = new ListenerAdmission();
   /**
    * queue holds clients waiting for a slot under maxConnections; its `timeoutMs`
    * (`--queue-timeout`, 0 by default: no queue) is set by the owner. Waiting clients
@@ -108,6 +111,15 @@ export class Listener implements ContextHost {
     this.#server.on('connection', (socket: Socket) => this.#onConnection(socket));
     // Always listen for 'error': an accept error must never crash the process.
     this.#server.on('error', (err: Error) => this.#onAcceptError(err));
+  }
+
+  /**
+   * contextConfig is `config` as a new connection gets it: with the handshake and
+   * preface of `--accept-proxy`, the access rules and `--send-proxy` (admission.ts),
+   * when any is set. Worked out again only when `config` was replaced (a reload).
+   */
+  get contextConfig(): ListenerConfig {
+    return this.#admission.configFor(this.config);
   }
 
   /** listenAddress is the configured address as logs print it. */

@@ -101,6 +101,8 @@ export class Opening {
   readonly failures: ConnectFailure[] = [];
   /** #drainedSkipped lists the drained targets this connection skipped. */
   #drainedSkipped: string[] = [];
+  /** #clientIp: the real client's IP when a handshake gave one (HandshakeAllow.clientIp). */
+  #clientIp: string | undefined = undefined;
 
   constructor(context: OpeningContext) {
     this.#context = context;
@@ -206,6 +208,7 @@ export class Opening {
     context.cancelTimer();
     this.#early?.consume(verdict.consumed);
     if (verdict.client !== undefined) context.clientAddress = verdict.client;
+    if (verdict.clientIp !== undefined) this.#clientIp = verdict.clientIp;
     if (verdict.pool !== undefined) this.#routePool = verdict.pool;
     if (verdict.sni !== undefined) context.sni = verdict.sni;
     if (verdict.socket !== undefined) this.#replaceClient(verdict.socket);
@@ -257,7 +260,8 @@ export class Opening {
   #dialFirst(): void {
     const context = this.#context;
     const pool = this.#routePool ?? context.host.pool;
-    const plan = pool.plan(context.client.transport?.remoteAddress);
+    // The real client's IP (a PROXY header's source), so source hashing follows the client.
+    const plan = pool.plan(this.#clientIp ?? context.client.transport?.remoteAddress);
     this.#plan = plan;
     // A drained target gets no new connections: the plan leaves it out, as if not listed.
     for (const skipped of plan.skipped) {

@@ -42,6 +42,8 @@ import type { PoolTarget } from './upstream/target-pool.js';
 /** ContextHost is what a context needs from the listener that accepted it. */
 export interface ContextHost extends OpeningHost {
   readonly config: ListenerConfig;
+  /** contextConfig is `config` as new connections get it, with the hooks its settings ask for. */
+  readonly contextConfig: ListenerConfig;
   readonly timers: TimerSet;
   onContextClosed(context: ProxyContext): void;
   onContextConnected(context: ProxyContext): void;
@@ -96,7 +98,7 @@ export class ProxyContext implements StageControl, StageOwner {
   constructor(host: ContextHost, clientSocket: Socket) {
     this.id = String(++lastId);
     this.host = host;
-    this.config = host.config;
+    this.config = host.contextConfig;
     this.trace = host.log.enabled('trace');
     this.acceptedAtMs = host.timers.now();
     this.lastActivityMs = this.acceptedAtMs;

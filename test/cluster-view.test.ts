@@ -25,12 +25,6 @@ function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): 
     listen: '127.0.0.1:8080',
     address: '127.0.0.1:8080',
     ...settingsJson(DEFAULTS),
-    idleTimeoutMs: 0,
-    halfCloseTimeoutMs: 0,
-    connectTimeoutMs: 10_000,
-    shutdownTimeoutMs: 30_000,
-    maxConnections: null,
-    proxyHeaderTimeoutMs: 5000,
     targets: [
       {
         address: '127.0.0.1:9000',

@@ -20,11 +20,14 @@ import { DEFAULTS, type ListenerOptions, resolveConfig } from '../src/config/con
 import { parseConfigText } from '../src/config/file.js';
 import { buildSchema } from '../src/config/json-schema.js';
 import {
+  cidr,
   duration,
   flag,
   limit,
   list,
   OptionValueError,
+  rate,
+  switchSetting,
   tlsFiles,
 } from '../src/config/option-kinds.js';
 import {
@@ -41,7 +44,10 @@ import { routesKind } from '../src/config/routes-kind.js';
 import { summarizeConfig } from '../src/config/summary.js';
 import { AdminServer, createProxy } from '../src/index.js';
 
-/** Sample is a value other than the default, as written (flag and file) and as held. */
+/**
+ * Sample is a value other than the default, as written (flag and file) and as held;
+ * a switch's `text` is '' (its flag takes no value).
+ */
 interface Sample {
   text: string;
   file: unknown;
@@ -94,6 +100,13 @@ function sampleOf(spec: SettingSpec, name: string): Sample {
   if (spec.kind === flag) return { text: '', file: true, value: true };
   if (spec.kind === duration) return { text: '1500ms', file: '1500ms', value: 1500 };
   if (spec.kind === limit) return { text: '7', file: 7, value: 7 };
+  if (spec.kind === switchSetting) return { text: '', file: true, value: true };
+  if (spec.kind === rate) {
+    return { text: '20/1s', file: '20/1s', value: { count: 20, periodMs: 1000 } };
+  }
+  if ('repeatable' in spec.kind && spec.kind.schema['items'] === cidr.schema) {
+    return { text: '10.1.2.0/24', file: ['10.1.2.0/24'], value: ['10.1.2.0/24'] };
+  }
   if ('values' in spec.kind && Array.isArray(spec.kind.values)) {
     const word = String(spec.kind.values.find((v) => v !== spec.default));
     return { text: word, file: word, value: word };
@@ -226,7 +239,8 @@ describe('each listener setting', () => {
       assert.deepEqual(config.listeners[1]?.[name], spec.default);
       assert.throws(
         () => resolveConfig([{ listen: 8080, targets: ['a:1'], [name]: { wrong: true } }]),
-        (err: Error) => err.message.startsWith(`${name}: expected `),
+        // A list names its wrong item: `allow[0]: expected ...`.
+        (err: Error) => new RegExp(`^${name}(\\[0\\])?: expected `).test(err.message),
       );
       const lines = summarizeConfig('x.json', config).split('\n');
       assert.ok(lines[2]?.includes(`${spec.brief} ${spec.kind.show(sample.value)}`), lines[2]);

@@ -178,7 +178,10 @@ function formatTimeout(ms) {
 function formatSetting(format, value) {
   if (format === 'timeout') return formatTimeout(value);
   if (format === 'limit') return value === null ? 'no limit' : String(value);
-  if (value === null) return 'none';
+  // text: a word, a list of words, a switch, or null (none set).
+  if (value === null || (Array.isArray(value) && value.length === 0)) return 'none';
+  if (Array.isArray(value)) return value.join(' ');
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
   if (typeof value === 'object') return JSON.stringify(value);
   return String(value);
 }

@@ -221,7 +221,8 @@ function listFlag(values: FlagValues, flag: FlagName): string[] {
 /**
  * settingFlags reads every listener setting that has a flag, in table order (so the
  * first bad one is the one reported); a setting not given is there as undefined. A
- * repeatable setting's values are each read into a list, and the lists joined.
+ * repeatable setting's values are each read into a list, and the lists joined; a
+ * switch given is read as `'true'`.
  */
 function settingFlags(values: FlagValues): SettingsInput {
   const settings: Record<string, unknown> = {};
@@ -235,9 +236,19 @@ function settingFlags(values: FlagValues): SettingsInput {
     }
     settings[name] = kind.repeatable
       ? joinLists(listFlag(values, flag as FlagName).map((t) => parseFlagValue(flag, kind, t)))
-      : parseFlagValue(flag, kind, stringFlag(values, flag as FlagName));
+      : parseFlagValue(flag, kind, settingText(values, flag as FlagName, kind));
   }
   return settings as SettingsInput;
+}
+
+/** settingText is a setting flag's text: its value, or `'true'` for a switch that is given. */
+function settingText(
+  values: FlagValues,
+  flag: FlagName,
+  kind: SettingKind<unknown>,
+): string | undefined {
+  if (kind.flagType === 'boolean') return values[flag] === true ? 'true' : undefined;
+  return stringFlag(values, flag);
 }
 
 function joinLists(lists: unknown[]): unknown[] | undefined {

@@ -149,7 +149,10 @@ function resolveSettings(options: SettingsInput, where: string): ListenerSetting
     try {
       settings[name] = spec.kind.check(options[name], spec.default);
     } catch (err) {
-      if (err instanceof OptionValueError) throw invalid(`${where}${name}`, err.message);
+      if (err instanceof OptionValueError) {
+        const item = err.index === undefined ? '' : `[${err.index}]`;
+        throw invalid(`${where}${name}${item}`, err.message);
+      }
       throw err;
     }
   }

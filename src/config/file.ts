@@ -318,7 +318,10 @@ function readOptions(raw: RawOptions, path: Path, fail: Fail, dir: string): Defa
       const read = spec.kind.fromFile(value);
       options[name] = spec.kind.paths ? spec.kind.paths(read, (n) => resolve(dir, n)) : read;
     } catch (err) {
-      if (err instanceof OptionValueError) fail([...path, key], err.message);
+      if (err instanceof OptionValueError) {
+        const at = err.index === undefined ? [...path, key] : [...path, key, err.index];
+        fail(at, err.message);
+      }
       throw err;
     }
   }

@@ -15,15 +15,19 @@
  * `tls.certs`, `health`, `toxics`), a StructuredKind, which brings its own schema and
  * definitions and has no `parseFlag`.
  */
+import { CidrError, parseCidr } from '../access/cidr.js';
+import { formatRate, parseRate, type Rate, RateError } from '../access/rate-limit.js';
 import { DurationError, formatDuration, parseDuration } from './duration.js';
 
 /** JsonSchema is a JSON Schema (draft-07) fragment, as plain data. */
 export type JsonSchema = { readonly [keyword: string]: unknown };
 
 /**
+/**
  * OptionValueError says why a value is wrong; the caller adds where it came from. A
  * structured value's error also says where inside it (`path`: `[1, 'sni']` for
- * `routes[1].sni`), which the caller appends to the option's own place.
+ * `routes[1].sni`), which the caller appends to the option's own place; a list's
+ * (`list`) gives the wrong item's place, `[2]`, which is also its `index`.
  */
 export class OptionValueError extends Error {
   readonly path: readonly (string | number)[];
@@ -32,6 +36,25 @@ export class OptionValueError extends Error {
     super(message);
     this.path = path;
   }
+
+  /** index is the wrong item's place when the value is a list, else undefined. */
+  get index(): number | undefined {
+    const first = this.path[0];
+    return typeof first === 'number' ? first : undefined;
+  }
+}
+
+/** eachItem reads every item of a list, an error saying which item was wrong. */
+function eachItem<T>(values: unknown[], read: (value: unknown) => T): T[] {
+  return values.map((value, i) => {
+    try {
+      return read(value);
+    } catch (err) {
+      if (err instanceof OptionValueError)
+        throw new OptionValueError(err.message, [i, ...err.path]);
+      throw err;
+    }
+  });
 }
 
 /**
@@ -80,7 +103,8 @@ export interface StructuredKind<I, T> extends Kind {
 export interface SettingKind<T, J = T> extends Kind {
   /**
    * parseFlag reads a command-line value; throws OptionValueError. A repeatable kind
-   * reads each value into a list, and the lists are joined. None for a config-only kind.
+   * reads each value into a list, and the lists are joined; a switch (`flagType`
+   * `boolean`) reads `'true'` when its flag is given. None for a config-only kind.
    */
   parseFlag?(text: string): T;
   /** fromFile reads a config file value the schema accepted; throws OptionValueError. */
@@ -217,9 +241,9 @@ export function list<T, J>(item: Kind | SettingKind<T, J>, minItems = 0): Kind {
   const kind: SettingKind<T[], J[]> = {
     ...base,
     flagType: 'string',
-    fromFile: (values) => many(values).map((v) => item.fromFile(v)),
+    fromFile: (values) => eachItem(many(values), (v) => item.fromFile(v)),
     check: (value, fallback) =>
-      value === undefined ? fallback : many(value).map((v) => item.check(v, v as T)),
+      value === undefined ? fallback : eachItem(many(value), (v) => item.check(v, v as T)),
     toJson: (values) => values.map((v) => item.toJson(v)),
     show: (values) => (values.length === 0 ? 'none' : values.map((v) => item.show(v)).join(' ')),
     page: 'text',
@@ -229,6 +253,111 @@ export function list<T, J>(item: Kind | SettingKind<T, J>, minItems = 0): Kind {
   const withFlag: SettingKind<T[], J[]> = { ...kind, parseFlag: (text) => [parseFlag(text)] };
   return withFlag;
 }
+
+/**
+ * cidr: an IP address or CIDR range (`10.0.0.0/8`, `192.0.2.7`, `2001:db8::/32`), held
+ * as its canonical text (access/cidr.ts); the listener parses it into its AccessControl.
+ */
+export const cidr: SettingKind<string> = {
+  metavar: 'CIDR',
+  flagType: 'string',
+  schema: { type: 'string', minLength: 1 },
+  parseFlag: cidrText,
+  fromFile: (value) => cidrText(String(value)),
+  check: (value, fallback) => {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'string') {
+      throw new OptionValueError(`expected a CIDR range like 10.0.0.0/8, got ${String(value)}`);
+    }
+    return cidrText(value);
+  },
+  toJson: (value) => value,
+  show: (value) => value,
+  page: 'text',
+};
+
+function cidrText(text: string): string {
+  try {
+    return parseCidr(text).text;
+  } catch (err) {
+    if (err instanceof CidrError) throw new OptionValueError(err.message);
+    throw err;
+  }
+}
+
+/**
+ * rate: `N/DUR` (`20/1s`, `600/1m`: at most N per DUR), or none (`null`, absent on the
+ * command line and in the file). Held as a Rate (`{ count, periodMs }`); a library
+ * caller may also give the text.
+ */
+export const rate: SettingKind<Rate | null, string | null> = {
+  metavar: 'N/DUR',
+  flagType: 'string',
+  schema: { type: 'string', pattern: '^[1-9][0-9]{0,8}/[0-9]+(ms|s|m|h)?$' },
+  patternMessage: 'expected N/DUR like 20/1s or 600/1m',
+  parseFlag: rateText,
+  fromFile: (value) => rateText(String(value)),
+  check(value, fallback) {
+    if (value === undefined || value === null) return fallback;
+    if (typeof value === 'string') return rateText(value);
+    const { count, periodMs } = value as Partial<Rate>;
+    const whole = (n: unknown, min: number) =>
+      typeof n === 'number' && Number.isSafeInteger(n) && n >= min;
+    if (!whole(count, 1) || !whole(periodMs, 1)) {
+      throw new OptionValueError(
+        `expected N/DUR like 20/1s or { count, periodMs } (whole numbers >= 1), got ${JSON.stringify(value)}`,
+      );
+    }
+    return Object.freeze({ count: count as number, periodMs: periodMs as number });
+  },
+  toJson: (value) => (value === null ? null : formatRate(value)),
+  show: (value) => (value === null ? 'none' : formatRate(value)),
+  page: 'text',
+};
+
+function rateText(text: string): Rate {
+  try {
+    return parseRate(text);
+  } catch (err) {
+    if (err instanceof RateError) throw new OptionValueError(err.message);
+    throw err;
+  }
+}
+
+/** optionalChoice: one of a few words, or none (`null`, the default: `--send-proxy`). */
+export function optionalChoice<const T extends string>(
+  values: readonly T[],
+  metavar: string,
+): SettingKind<T | null> & { readonly values: readonly T[] } {
+  const words = choice(values, metavar);
+  return {
+    ...words,
+    check: (value, fallback) => (value === null ? null : words.check(value, fallback as T)),
+    show: (value) => value ?? 'none',
+  };
+}
+
+/**
+ * switchSetting: a listener setting that is on or off (`--accept-proxy`): a flag
+ * without a value turns it on; the file holds `true` or `false`.
+ */
+export const switchSetting: SettingKind<boolean> = {
+  metavar: '',
+  flagType: 'boolean',
+  schema: { type: 'boolean' },
+  parseFlag: (text) => text !== 'false',
+  fromFile: (value) => value === true,
+  check(value, fallback) {
+    if (value === undefined) return fallback;
+    if (typeof value !== 'boolean') {
+      throw new OptionValueError(`expected true or false, got ${String(value)}`);
+    }
+    return value;
+  },
+  toJson: (value) => value,
+  show: (value) => (value ? 'on' : 'off'),
+  page: 'text',
+};
 
 /** switchKind: a flag without a value (`--watch-config`, `--help`). */
 export const switchKind: Kind = { metavar: '', flagType: 'boolean', schema: { type: 'boolean' } };
