@@ -23,12 +23,15 @@ import {
 import { type SettingsJson, settingsJson } from './config/options.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { ProxyError } from './errors.js';
+import { ToxicRegistry } from './faults/registry.js';
+import { RegistryToxicStore } from './faults/store.js';
 import { Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
 import type { ProxyContext } from './proxy-context.js';
+import type { StageControl } from './stage.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
-import { MemoryToxicStore, type Toxic, type ToxicStore } from './toxic-store.js';
+import type { Toxic, ToxicStore } from './toxic-store.js';
 import { type PoolTarget, stateOf, type TargetState } from './upstream/target-pool.js';
 
 /** ProxyEvents are the events a proxy emits, with their arguments. */
@@ -145,8 +148,8 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   readonly #runtime = new Set<string>();
   /** #disabled: listeners switched off by changeListener (kept, not listening). */
   readonly #disabled = new WeakSet<Listener>();
-  /** #toxics: each listener's toxics by name, made when first asked for. */
-  readonly #toxics = new Map<string, ToxicStore>();
+  /** #toxics: each listener's toxics by name (made with the listener, kept across reloads). */
+  readonly #toxics = new Map<string, RegistryToxicStore>();
   /** startedAtMs is when the proxy was created, on the timer set's clock. */
   readonly startedAtMs: number;
 
@@ -167,7 +170,9 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       },
       connectionClose: (info: ConnectionInfo) => this.emit('connectionClose', info),
     };
-    this.#listeners = config.listeners.map((l) => new Listener(l, timers, log, this.#events));
+    this.#listeners = config.listeners.map((l) =>
+      this.#withToxics(new Listener(l, timers, log, this.#events)),
+    );
   }
 
   /**
@@ -401,7 +406,9 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
         return old;
       }
       // The address changed: a new listener there, the old one drains.
-      const moved = new Listener(listenerConfig, this.timers, this.log, this.#events, old.stats);
+      const moved = this.#withToxics(
+        new Listener(listenerConfig, this.timers, this.log, this.#events, old.stats),
+      );
       toStart.push(moved);
       toRetire.push(old);
       return moved;
@@ -421,7 +428,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
         toUpdate.push([renamed, slot]);
         return renamed;
       }
-      const listener = new Listener(slot, this.timers, this.log, this.#events);
+      const listener = this.#withToxics(new Listener(slot, this.timers, this.log, this.#events));
       toStart.push(listener);
       return listener;
     });
@@ -444,7 +451,11 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       this.log.error('config reload refused', { reason });
       throw failed.reason;
     }
-    for (const [listener, listenerConfig] of toUpdate) listener.update(listenerConfig);
+    // (A renamed listener takes the toxics of its new name.)
+    for (const [listener, listenerConfig] of toUpdate) {
+      listener.update(listenerConfig);
+      this.#withToxics(listener);
+    }
     for (const listener of toRetire) this.#retire(listener);
     for (const listener of toStart) listener.logListening();
     for (const name of result.removed) this.#toxics.delete(name);
@@ -483,11 +494,8 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     this.#checkRunning('create listener');
     const name = options.name ?? String(options.listen);
     if (this.#find(name) !== undefined) return 'exists';
-    const listener = new Listener(
-      resolveListener(options, ''),
-      this.timers,
-      this.log,
-      this.#events,
+    const listener = this.#withToxics(
+      new Listener(resolveListener(options, ''), this.timers, this.log, this.#events),
     );
     if (enabled) await listener.listen();
     if (this.#state !== 'listening') {
@@ -581,19 +589,49 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   }
 
   /**
-   * toxicStore is the toxics of the listener of that name (made when first asked for),
-   * or undefined when there is no such listener. Kept by name, so a listener that a
-   * reload moved to a new address keeps its toxics; dropped with the listener. The
-   * one place a store is made: the data path's own `ToxicStore` plugs in here.
+   * toxicStore is the toxics of the listener of that name (the Toxiproxy API's view of
+   * its ToxicRegistry: a change acts on its open connections at once), or undefined
+   * when there is no such listener. Kept by name, so a listener that a reload moved
+   * to a new address keeps its toxics; dropped with the listener.
    */
   toxicStore(name: string): ToxicStore | undefined {
     if (this.#find(name) === undefined) return undefined;
+    return this.#toxicsOf(name);
+  }
+
+  /** toxicRegistry is the toxics of the listener of that name, as the data path applies them. */
+  toxicRegistry(name: string): ToxicRegistry | undefined {
+    return this.toxicStore(name) === undefined ? undefined : this.#toxicsOf(name).registry;
+  }
+
+  /**
+   * #toxicsOf: the store and registry of the listeners called `name` (made when first
+   * needed, one TimerSet for all). The registry attaches, when its first toxic comes,
+   * the relaying connections of every listener of that name (one draining after a
+   * reload moved it, too).
+   */
+  #toxicsOf(name: string): RegistryToxicStore {
     let store = this.#toxics.get(name);
     if (store === undefined) {
-      store = new MemoryToxicStore();
+      const registry: ToxicRegistry = new ToxicRegistry({
+        timers: this.timers,
+        openConnections: () => this.#relaying(registry),
+      });
+      store = new RegistryToxicStore(registry);
       this.#toxics.set(name, store);
     }
     return store;
+  }
+
+  *#relaying(registry: ToxicRegistry): Generator<StageControl> {
+    for (const listener of [...this.#listeners, ...this.#retiring])
+      if (listener.toxics === registry) yield* listener.relayingContexts();
+  }
+
+  /** #withToxics gives a new listener the registry of its name. */
+  #withToxics(listener: Listener): Listener {
+    listener.toxics = this.#toxicsOf(listener.config.name).registry;
+    return listener;
   }
 
   #find(name: string): Listener | undefined {
