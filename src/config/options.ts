@@ -35,6 +35,7 @@ import {
   workerCount,
 } from './option-kinds.js';
 import { routesKind } from './routes-kind.js';
+import { toxicsKind } from './toxics-kind.js';
 
 /**
  * Place: where an option may be written. `cli`: the command line; `defaults`: the
@@ -195,6 +196,14 @@ export const OPTIONS = {
       'How long a client may take to send what the listener reads before dialling: the TLS ClientHello of a listener with routes (closed with tls_handshake_failed). Default 5s.',
     label: 'proxy header timeout',
     brief: 'proxy header',
+    reload: true,
+  },
+  toxics: {
+    key: 'toxics',
+    places: ['listener'],
+    kind: toxicsKind,
+    description:
+      "Toxics (fault injection, docs/faults.md) that act on the listener's connections from the start, as Toxiproxy's API takes them: [{ name, type, stream, toxicity, attributes }]. A reload that changes the list replaces the toxics the file gave; those added over the API stay.",
     reload: true,
   },
   logLevel: {
