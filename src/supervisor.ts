@@ -150,6 +150,8 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   readonly #disabled = new WeakSet<Listener>();
   /** #toxics: each listener's toxics by name (made with the listener, kept across reloads). */
   readonly #toxics = new Map<string, RegistryToxicStore>();
+  /** #configToxics: the toxics each listener's config gave (the file's), applied by #applyConfigToxics. */
+  readonly #configToxics = new Map<string, NonNullable<ListenerConfig['toxics']>>();
   /** startedAtMs is when the proxy was created, on the timer set's clock. */
   readonly startedAtMs: number;
 
@@ -173,6 +175,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     this.#listeners = config.listeners.map((l) =>
       this.#withToxics(new Listener(l, timers, log, this.#events)),
     );
+    for (const l of config.listeners) this.#applyConfigToxics(l);
   }
 
   /**
@@ -458,7 +461,11 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     }
     for (const listener of toRetire) this.#retire(listener);
     for (const listener of toStart) listener.logListening();
-    for (const name of result.removed) this.#toxics.delete(name);
+    for (const name of result.removed) {
+      this.#toxics.delete(name);
+      this.#configToxics.delete(name);
+    }
+    for (const l of config.listeners) this.#applyConfigToxics(l);
     for (const l of config.listeners) this.#runtime.delete(l.name);
     this.#listeners = [...next, ...kept.values()];
     this.config = config;
@@ -508,6 +515,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     } else this.#disabled.add(listener);
     this.#listeners.push(listener);
     this.#runtime.add(name);
+    this.#applyConfigToxics(listener.config);
     return this.#describe(listener);
   }
 
@@ -585,6 +593,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     this.#listeners = this.#listeners.filter((l) => l !== listener);
     this.#runtime.delete(name);
     this.#toxics.delete(name);
+    this.#configToxics.delete(name);
     return true;
   }
 
@@ -626,6 +635,28 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   *#relaying(registry: ToxicRegistry): Generator<StageControl> {
     for (const listener of [...this.#listeners, ...this.#retiring])
       if (listener.toxics === registry) yield* listener.relayingContexts();
+  }
+
+  /**
+   * #applyConfigToxics gives a listener the toxics its config lists (`toxics` in the
+   * file). When the list differs from the one applied before, the toxics the config
+   * gave before are removed and the new ones added (one of the same name added over
+   * the API is replaced); toxics added over the API stay. An unchanged list changes
+   * nothing, so a reload does not restart the toxics of open connections.
+   */
+  #applyConfigToxics(config: ListenerConfig): void {
+    const before = this.#configToxics.get(config.name) ?? [];
+    const after = config.toxics ?? [];
+    if (isDeepStrictEqual(before, after)) return;
+    const { registry } = this.#toxicsOf(config.name);
+    for (const toxic of before)
+      if (registry.get(toxic.name) !== undefined) registry.remove(toxic.name);
+    for (const toxic of after) {
+      if (registry.get(toxic.name) !== undefined) registry.remove(toxic.name);
+      registry.add(toxic);
+    }
+    if (after.length === 0) this.#configToxics.delete(config.name);
+    else this.#configToxics.set(config.name, after);
   }
 
   /** #withToxics gives a new listener the registry of its name. */
