@@ -26,6 +26,7 @@ import {
 
 interface Server {
   proxy: Supervisor;
+  base: string;
   client: Toxiproxy;
   port: number;
   controls: StageControl[];
@@ -54,9 +55,10 @@ async function startServer(t: TestContext): Promise<Server> {
   const server = new AdminServer(proxy, { listen: { host: '127.0.0.1', port: 0 } });
   await server.listen();
   t.after(() => server.close());
-  const client = new Toxiproxy(`http://127.0.0.1:${server.address()?.port}`);
+  const base = `http://127.0.0.1:${server.address()?.port}`;
+  const client = new Toxiproxy(base);
   const port = proxy.addresses()['echo']?.port ?? 0;
-  return { proxy, client, port, controls, closes };
+  return { proxy, base, client, port, controls, closes };
 }
 
 /** roundTripMs writes `text` on an open echo connection and resolves with the ms until it is back. */
@@ -158,4 +160,17 @@ test('toxicity 0 never acts; a plain listener relays with no stage and attaches 
     assert.equal(controls[i + 1]?.stageOf('downstream'), null, 'no stage for a toxic not drawn');
   }
   await roundTripMs(plain, 'still flowing');
+});
+
+test('/metrics: proxy_toxics{listener} counts the listener’s toxics', async (t) => {
+  const { base, client } = await startServer(t);
+  const gauge = async () => {
+    const text = await (await fetch(`${base}/metrics`)).text();
+    return text.split('\n').find((line) => line.startsWith('proxy_toxics{listener="echo"}'));
+  };
+  assert.equal(await gauge(), 'proxy_toxics{listener="echo"} 0');
+  const proxy = await client.get('echo');
+  await proxy.addToxic({ type: 'noop' } as never);
+  await proxy.addToxic({ type: 'latency', stream: 'upstream' } as never);
+  assert.equal(await gauge(), 'proxy_toxics{listener="echo"} 2');
 });
