@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { Toxiproxy } from 'toxiproxy-node-client';
 import { runCli, spawnCli, withTimeout } from '../helpers/cli.js';
-import { connectClient, echo, startUpstream } from '../helpers/net.js';
+import { connectClient, echo, startUpstream, waitFor } from '../helpers/net.js';
 import { tempDir } from '../helpers/tls.js';
 
 function configText(upstream: string, toxics: readonly string[]): string {
@@ -71,6 +71,44 @@ test('toxics from the config file act from the start; the access record names th
     toxics.map((x) => [x.name, x.type, x.stream]),
     [['cut', 'limit_data', 'downstream']],
   );
+});
+
+test('with --workers 2 every worker applies the file’s toxics', async (t) => {
+  const { file } = await setup(t, [CUT]);
+  const cli = spawnCli(t, ['--config', file, '--workers', '2', '--log-format', 'json']);
+  const pids = () =>
+    cli
+      .records()
+      .filter((r) => r.msg === 'worker started')
+      .map((r) => (r as { pid?: number }).pid ?? 0);
+  t.after(() => {
+    for (const pid of pids()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  await cli.waitForRecord((r) => r.msg === 'workers listening', 10_000, 'every worker to listen');
+  const listening = await cli.waitForRecord((r) => r.msg === 'listening', 1000, 'listening');
+  const port = Number(/:(\d+)$/.exec(listening.address ?? '')?.[1]);
+  for (let i = 0; i < 6; i += 1) {
+    const client = connectClient(port);
+    t.after(() => client.socket.destroy());
+    client.socket.write('0123456789abcdefghij');
+    await withTimeout(client.ended, 5000, `the close by limit_data (${i})`);
+    assert.equal(client.received().toString(), '0123456789');
+  }
+  await waitFor(
+    () => cli.records().filter((r) => r.msg === 'connection closed').length === 6,
+    5000,
+    'the six records',
+  );
+  const closed = cli.records().filter((r) => r.msg === 'connection closed');
+  assert.ok(closed.every((r) => r.cause === 'toxic' && r.toxic === 'cut'));
+  const workers = new Set(closed.map((r) => (r as { worker?: number }).worker));
+  assert.equal(workers.size, 2, 'both workers relayed (round-robin)');
 });
 
 test('a reload that changes the list replaces the file’s toxics; one added over the API stays', async (t) => {
