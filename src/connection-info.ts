@@ -51,6 +51,8 @@ export interface ConnectionInfo {
   ageMs: number;
   /** cause: why it closed; null while open. */
   cause: CloseCause | null;
+  /** toxic: the name of the toxic that ended it (cause `toxic`, fault injection); absent otherwise. */
+  toxic?: string;
   /** firstClose: the side that finished sending (or failed) first, if any. */
   firstClose: Side | null;
   /** error: the error code that ended it (ECONNRESET, ECONNREFUSED, ...), if any. */

@@ -16,6 +16,7 @@ import { type ConnectionInfo, formatConnectFailures } from './connection-info.js
 import { ConnectionQueue } from './connection-queue.js';
 import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
 import { errorCode, listenErrorText, ProxyError } from './errors.js';
+import type { ToxicRegistry } from './faults/registry.js';
 import type { Logger } from './log.js';
 import { type ContextHost, ProxyContext } from './proxy-context.js';
 import { requireOnread } from './read-buffer.js';
@@ -68,6 +69,12 @@ export class Listener implements ContextHost {
   readonly pool: TargetPool<Target>;
   /** contexts holds every open connection of this listener; a context leaves it when it closes. */
   readonly contexts = new Set<ProxyContext>();
+  /**
+   * toxics: the listener's toxics (fault injection), set by the owner (Supervisor,
+   * kept by name across reloads); null: none. A connection is attached to it when it
+   * starts relaying only while it has toxics, and detached when it closes.
+   */
+  toxics: ToxicRegistry | null = null;
   readonly #events: ListenerEvents;
   readonly #server: Server;
   readonly #drainTimer: Timer<Listener>;
@@ -390,6 +397,7 @@ export class Listener implements ContextHost {
   /** onContextClosed: the context is done; count it, log the access record, forget it. */
   onContextClosed(context: ProxyContext): void {
     if (!this.contexts.delete(context)) return;
+    this.toxics?.detach(context.id);
     // Only a connection that reached its target was counted on it (onContextConnected).
     if (context.poolTarget !== null && context.connectedAtMs >= 0)
       this.pool.closed(context.poolTarget);
@@ -434,6 +442,7 @@ export class Listener implements ContextHost {
       attempts: info.attempts === 1 && failures.length === 0 ? undefined : info.attempts,
       connect_failures: failures.length === 0 ? undefined : formatConnectFailures(failures),
       cause: info.cause,
+      toxic: info.toxic,
       first_close: info.firstClose ?? undefined,
       error: info.error,
     });
@@ -474,6 +483,12 @@ export class Listener implements ContextHost {
       this.#drainWaiters.push(resolve);
       if (!this.#drainTimer.scheduled) this.timers.scheduleIn(this.#drainTimer, timeoutMs);
     });
+  }
+
+  /** relayingContexts: the open connections that relay now (for the toxics: ToxicRegistry's openConnections). */
+  *relayingContexts(): Generator<ProxyContext> {
+    for (const context of this.contexts)
+      if (context.state === 'relaying' || context.state === 'half_closed') yield context;
   }
 
   /** closeAll tears down every open connection at once with `cause`. */

@@ -30,6 +30,7 @@ import type { ListenerConfig, Target } from './config/config.js';
 import type { ConnectionInfo, ContextState } from './connection-info.js';
 import { Endpoint, type EndpointSocket, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
+import type { ToxicRegistry } from './faults/registry.js';
 import { armInactivity, inactivityExpired } from './inactivity.js';
 import { Opening, type OpeningHost } from './opening.js';
 import { followStage, startClientRelay, startUpstreamRelay, watchSocket } from './relay.js';
@@ -45,6 +46,8 @@ export interface ContextHost extends OpeningHost {
   /** contextConfig is `config` as new connections get it, with the hooks its settings ask for. */
   readonly contextConfig: ListenerConfig;
   readonly timers: TimerSet;
+  /** toxics: the listener's toxics; a connection is attached only while there are some. */
+  readonly toxics?: ToxicRegistry | null;
   onContextClosed(context: ProxyContext): void;
   onContextConnected(context: ProxyContext): void;
 }
@@ -184,6 +187,8 @@ export class ProxyContext implements StageControl, StageOwner {
     this.host.onContextConnected(this);
     startUpstreamRelay(upstream);
     this.config.hooks?.relaying?.(this);
+    const toxics = this.host.toxics;
+    if (toxics != null && toxics.size > 0) toxics.attach(this);
     if (this.closed) return; // the hook (or a stage) closed it
     if (this.upstream.stage !== null) followStage(upstream);
     this.#opening.handOver(upstream);
@@ -385,6 +390,7 @@ export class ProxyContext implements StageControl, StageOwner {
       connectMs: this.connectedAtMs >= 0 ? this.connectedAtMs - this.acceptedAtMs : undefined,
       ageMs: end - this.acceptedAtMs,
       cause: this.cause,
+      ...(this.closingStage === null ? {} : { toxic: this.closingStage }),
       firstClose: this.firstClose,
       error: this.errorCode,
     };

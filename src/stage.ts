@@ -79,6 +79,8 @@ export interface Stage {
 export interface StageControl {
   /** id is the connection's id, as the admin API and the access record show it. */
   readonly id: string;
+  /** closed: the connection has closed (its stages are stopped; setStage is ignored). */
+  readonly closed: boolean;
   /**
    * setStage puts `stage` into `stream` in place of the one there (which is stopped,
    * its bytes and FIN flushed on in order), or, with null, takes it out. Safe at any

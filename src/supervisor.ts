@@ -23,12 +23,15 @@ import {
 import { type SettingsJson, settingsJson } from './config/options.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { ProxyError } from './errors.js';
+import { ToxicRegistry } from './faults/registry.js';
+import { RegistryToxicStore } from './faults/store.js';
 import { Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
 import type { ProxyContext } from './proxy-context.js';
+import type { StageControl } from './stage.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
-import { MemoryToxicStore, type Toxic, type ToxicStore } from './toxic-store.js';
+import type { Toxic, ToxicStore } from './toxic-store.js';
 import { type PoolTarget, stateOf, type TargetState } from './upstream/target-pool.js';
 
 /** ProxyEvents are the events a proxy emits, with their arguments. */
@@ -145,8 +148,10 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   readonly #runtime = new Set<string>();
   /** #disabled: listeners switched off by changeListener (kept, not listening). */
   readonly #disabled = new WeakSet<Listener>();
-  /** #toxics: each listener's toxics by name, made when first asked for. */
-  readonly #toxics = new Map<string, ToxicStore>();
+  /** #toxics: each listener's toxics by name (made with the listener, kept across reloads). */
+  readonly #toxics = new Map<string, RegistryToxicStore>();
+  /** #configToxics: the toxics each listener's config gave (the file's), applied by #applyConfigToxics. */
+  readonly #configToxics = new Map<string, NonNullable<ListenerConfig['toxics']>>();
   /** startedAtMs is when the proxy was created, on the timer set's clock. */
   readonly startedAtMs: number;
 
@@ -167,7 +172,10 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       },
       connectionClose: (info: ConnectionInfo) => this.emit('connectionClose', info),
     };
-    this.#listeners = config.listeners.map((l) => new Listener(l, timers, log, this.#events));
+    this.#listeners = config.listeners.map((l) =>
+      this.#withToxics(new Listener(l, timers, log, this.#events)),
+    );
+    for (const l of config.listeners) this.#applyConfigToxics(l);
   }
 
   /**
@@ -401,7 +409,9 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
         return old;
       }
       // The address changed: a new listener there, the old one drains.
-      const moved = new Listener(listenerConfig, this.timers, this.log, this.#events, old.stats);
+      const moved = this.#withToxics(
+        new Listener(listenerConfig, this.timers, this.log, this.#events, old.stats),
+      );
       toStart.push(moved);
       toRetire.push(old);
       return moved;
@@ -421,7 +431,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
         toUpdate.push([renamed, slot]);
         return renamed;
       }
-      const listener = new Listener(slot, this.timers, this.log, this.#events);
+      const listener = this.#withToxics(new Listener(slot, this.timers, this.log, this.#events));
       toStart.push(listener);
       return listener;
     });
@@ -444,10 +454,18 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       this.log.error('config reload refused', { reason });
       throw failed.reason;
     }
-    for (const [listener, listenerConfig] of toUpdate) listener.update(listenerConfig);
+    // (A renamed listener takes the toxics of its new name.)
+    for (const [listener, listenerConfig] of toUpdate) {
+      listener.update(listenerConfig);
+      this.#withToxics(listener);
+    }
     for (const listener of toRetire) this.#retire(listener);
     for (const listener of toStart) listener.logListening();
-    for (const name of result.removed) this.#toxics.delete(name);
+    for (const name of result.removed) {
+      this.#toxics.delete(name);
+      this.#configToxics.delete(name);
+    }
+    for (const l of config.listeners) this.#applyConfigToxics(l);
     for (const l of config.listeners) this.#runtime.delete(l.name);
     this.#listeners = [...next, ...kept.values()];
     this.config = config;
@@ -483,11 +501,8 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     this.#checkRunning('create listener');
     const name = options.name ?? String(options.listen);
     if (this.#find(name) !== undefined) return 'exists';
-    const listener = new Listener(
-      resolveListener(options, ''),
-      this.timers,
-      this.log,
-      this.#events,
+    const listener = this.#withToxics(
+      new Listener(resolveListener(options, ''), this.timers, this.log, this.#events),
     );
     if (enabled) await listener.listen();
     if (this.#state !== 'listening') {
@@ -500,6 +515,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     } else this.#disabled.add(listener);
     this.#listeners.push(listener);
     this.#runtime.add(name);
+    this.#applyConfigToxics(listener.config);
     return this.#describe(listener);
   }
 
@@ -577,23 +593,76 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     this.#listeners = this.#listeners.filter((l) => l !== listener);
     this.#runtime.delete(name);
     this.#toxics.delete(name);
+    this.#configToxics.delete(name);
     return true;
   }
 
   /**
-   * toxicStore is the toxics of the listener of that name (made when first asked for),
-   * or undefined when there is no such listener. Kept by name, so a listener that a
-   * reload moved to a new address keeps its toxics; dropped with the listener. The
-   * one place a store is made: the data path's own `ToxicStore` plugs in here.
+   * toxicStore is the toxics of the listener of that name (the Toxiproxy API's view of
+   * its ToxicRegistry: a change acts on its open connections at once), or undefined
+   * when there is no such listener. Kept by name, so a listener that a reload moved
+   * to a new address keeps its toxics; dropped with the listener.
    */
   toxicStore(name: string): ToxicStore | undefined {
     if (this.#find(name) === undefined) return undefined;
+    return this.#toxicsOf(name);
+  }
+
+  /** toxicRegistry is the toxics of the listener of that name, as the data path applies them. */
+  toxicRegistry(name: string): ToxicRegistry | undefined {
+    return this.toxicStore(name) === undefined ? undefined : this.#toxicsOf(name).registry;
+  }
+
+  /**
+   * #toxicsOf: the store and registry of the listeners called `name` (made when first
+   * needed, one TimerSet for all). The registry attaches, when its first toxic comes,
+   * the relaying connections of every listener of that name (one draining after a
+   * reload moved it, too).
+   */
+  #toxicsOf(name: string): RegistryToxicStore {
     let store = this.#toxics.get(name);
     if (store === undefined) {
-      store = new MemoryToxicStore();
+      const registry: ToxicRegistry = new ToxicRegistry({
+        timers: this.timers,
+        openConnections: () => this.#relaying(registry),
+      });
+      store = new RegistryToxicStore(registry);
       this.#toxics.set(name, store);
     }
     return store;
+  }
+
+  *#relaying(registry: ToxicRegistry): Generator<StageControl> {
+    for (const listener of [...this.#listeners, ...this.#retiring])
+      if (listener.toxics === registry) yield* listener.relayingContexts();
+  }
+
+  /**
+   * #applyConfigToxics gives a listener the toxics its config lists (`toxics` in the
+   * file). When the list differs from the one applied before, the toxics the config
+   * gave before are removed and the new ones added (one of the same name added over
+   * the API is replaced); toxics added over the API stay. An unchanged list changes
+   * nothing, so a reload does not restart the toxics of open connections.
+   */
+  #applyConfigToxics(config: ListenerConfig): void {
+    const before = this.#configToxics.get(config.name) ?? [];
+    const after = config.toxics ?? [];
+    if (isDeepStrictEqual(before, after)) return;
+    const { registry } = this.#toxicsOf(config.name);
+    for (const toxic of before)
+      if (registry.get(toxic.name) !== undefined) registry.remove(toxic.name);
+    for (const toxic of after) {
+      if (registry.get(toxic.name) !== undefined) registry.remove(toxic.name);
+      registry.add(toxic);
+    }
+    if (after.length === 0) this.#configToxics.delete(config.name);
+    else this.#configToxics.set(config.name, after);
+  }
+
+  /** #withToxics gives a new listener the registry of its name. */
+  #withToxics(listener: Listener): Listener {
+    listener.toxics = this.#toxicsOf(listener.config.name).registry;
+    return listener;
   }
 
   #find(name: string): Listener | undefined {

@@ -42,6 +42,7 @@ import {
 } from '../src/config/options.js';
 import { routesKind } from '../src/config/routes-kind.js';
 import { summarizeConfig } from '../src/config/summary.js';
+import { toxicsKind } from '../src/config/toxics-kind.js';
 import { AdminServer, createProxy } from '../src/index.js';
 
 /**
@@ -304,6 +305,8 @@ interface StructuredSample {
   /** bad is a wrong value and the start of the library's message for it (its place inside). */
   bad: unknown;
   badMessage: string;
+  /** with: the other keys a listener needs beside it (none for routes, which replace targets). */
+  with?: Record<string, unknown>;
 }
 
 /** structuredSampleOf gives each structured kind a sample; a new kind must add its own here. */
@@ -314,6 +317,18 @@ function structuredSampleOf(spec: OptionSpec): StructuredSample {
       shown: ['sni *.example.com -> 127.0.0.1:1', 'default -> 127.0.0.1:2'],
       bad: [{ sni: 'a.*.com', targets: ['127.0.0.1:1'] }, { targets: ['127.0.0.1:2'] }],
       badMessage: 'routes[0].sni: "a.*.com": a wildcard',
+    };
+  }
+  if (spec.kind === toxicsKind) {
+    return {
+      file: [{ name: 'slow', type: 'latency', attributes: { latency: 100 } }, { type: 'noop' }],
+      shown: [
+        'toxic slow: latency downstream (latency 100, jitter 0)',
+        'toxic noop_downstream: noop downstream',
+      ],
+      bad: [{ type: 'latency', attributes: { latency: 1, lag: 2 } }],
+      badMessage: 'toxics[0].attributes.lag: latency has no attribute "lag"',
+      with: { targets: ['127.0.0.1:1'] },
     };
   }
   throw new Error(`no sample value for the kind of ${configKey(spec)}: add one`);
@@ -332,7 +347,7 @@ describe('each config-only structured key of a listener', () => {
   for (const [name, spec] of STRUCTURED) {
     const key = configKey(spec);
     const sample = structuredSampleOf(spec);
-    const listener = { name: 'x', listen: 8080, [key]: sample.file };
+    const listener = { name: 'x', listen: 8080, ...sample.with, [key]: sample.file };
 
     test(`${name}: a listener's key in the schema (with its definitions), nowhere else`, () => {
       const schema = buildSchema() as { definitions: Record<string, unknown> };

@@ -126,6 +126,16 @@ export class ProxyMetrics {
         for (const l of metrics.#listeners()) this.set({ listener: l.name }, l.stats.active);
       },
     });
+    new Gauge({
+      name: 'proxy_toxics',
+      help: 'Toxics (fault injection) on the listener now, both streams.',
+      labelNames: ['listener'],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of metrics.#listeners()) this.set({ listener: l.name }, l.toxics?.length ?? 0);
+      },
+    });
     new Counter({
       name: 'proxy_connections_closed_total',
       help: 'Closed connections by cause (client_fin, idle_timeout, ...).',

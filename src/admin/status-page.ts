@@ -192,6 +192,12 @@ function formatCounts(counts) {
   return keys.map(function (key) { return key + ' ' + counts[key]; }).join(', ');
 }
 
+// formatToxics: a listener's toxics as 'slow (latency downstream), cut (limit_data upstream)'.
+function formatToxics(toxics) {
+  if (!toxics || toxics.length === 0) return '-';
+  return toxics.map(function (x) { return x.name + ' (' + x.type + ' ' + x.stream + ')'; }).join(', ');
+}
+
 function sum(counts) {
   return Object.keys(counts || {}).reduce(function (total, key) { return total + counts[key]; }, 0);
 }
@@ -303,7 +309,7 @@ function createListener(l) {
     el('dl', {},
       term('accepted', 'accepted'), term('active', 'active'), term('closed', 'closed'),
       term('bytes to upstream', 'to-upstream'), term('bytes to client', 'to-client'),
-      term('connect failures', 'failures')),
+      term('connect failures', 'failures'), term('toxics', 'toxics')),
     el('table', {},
       el('thead', {}, el('tr', {},
         el('th', {}, 'Target'), el('th', { className: 'num' }, 'Weight'), el('th', {}, 'State'),
@@ -329,6 +335,7 @@ function updateListener(card, l) {
   setField(card, 'to-upstream', formatBytes(l.bytes_to_upstream), l.bytes_to_upstream + ' bytes');
   setField(card, 'to-client', formatBytes(l.bytes_to_client), l.bytes_to_client + ' bytes');
   setField(card, 'failures', formatCounts(l.connect_failures));
+  setField(card, 'toxics', formatToxics(l.toxics));
   var tbody = card.querySelector('[data-testid="targets"]');
   syncChildren(tbody, l.targets, function (t) { return t.address; },
     function (t) { return createTarget(l.name, t); }, updateTarget);

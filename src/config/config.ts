@@ -24,6 +24,7 @@ import {
   settingDefaults,
 } from './options.js';
 import { type Route, type RouteOption, routesKind } from './routes-kind.js';
+import { type Toxic, type ToxicDefinition, toxicsKind } from './toxics-kind.js';
 
 /**
  * DEFAULTS are the listener settings' defaults (from the option table, config/options.ts):
@@ -47,6 +48,8 @@ export interface ListenerConfig extends ListenerSettings {
   readonly targets: readonly Target[];
   /** routes: route by TLS server name (SNI) without decrypting; absent on a listener without. */
   readonly routes?: readonly Route[];
+  /** toxics: the file's (or library caller's) toxics, checked; absent on a listener without. */
+  readonly toxics?: readonly Toxic[];
   /** hooks: the listener's handshake and preface (internal, experimental: handshake.ts). */
   readonly hooks?: ConnectionHooks;
 }
@@ -79,6 +82,8 @@ export interface ListenerOptions extends SettingsInput {
    * The ClientHello must come within `proxyHeaderTimeoutMs` (else `tls_handshake_failed`).
    */
   routes?: readonly RouteOption[];
+  /** toxics: fault injection from the start, as Toxiproxy's API takes them (docs/faults.md). */
+  toxics?: readonly ToxicDefinition[];
 }
 
 /** DefaultOverrides are the settings given as flags, which override a config file's `defaults`. */
@@ -94,7 +99,14 @@ function invalid(where: string, what: string): ProxyError {
 }
 
 /** The keys a ListenerOptions may have; anything else is a typo to report, not to ignore. */
-const LISTENER_KEYS: readonly string[] = ['name', 'listen', 'targets', 'routes', ...SETTING_NAMES];
+const LISTENER_KEYS: readonly string[] = [
+  'name',
+  'listen',
+  'targets',
+  'routes',
+  'toxics',
+  ...SETTING_NAMES,
+];
 
 /**
  * checkKeys refuses a key of `options` that is not in `known`. TypeScript catches
@@ -217,6 +229,7 @@ export function resolveListener(options: ListenerOptions, where: string): Listen
     listen: Object.freeze(listen),
     targets: Object.freeze(targets),
     ...(routes === undefined ? {} : { routes }),
+    ...(options.toxics === undefined ? {} : { toxics: toxicsOption(options.toxics, where) }),
     ...settings,
     ...withHooks(hooks),
   });
@@ -237,6 +250,17 @@ function routesOption(options: ListenerOptions, where: string): readonly Route[]
   } catch (err) {
     if (err instanceof OptionValueError)
       throw invalid(`${where}routes${formatPath(err.path)}`, err.message);
+    throw err;
+  }
+}
+
+/** toxicsOption checks a listener's `toxics` (toxics-kind.ts). */
+function toxicsOption(toxics: unknown, where: string): readonly Toxic[] {
+  try {
+    return Object.freeze(toxicsKind.check(toxics));
+  } catch (err) {
+    if (err instanceof OptionValueError)
+      throw invalid(`${where}toxics${formatPath(err.path)}`, err.message);
     throw err;
   }
 }

@@ -32,6 +32,7 @@ import {
   setting,
 } from './options.js';
 import { type SchemaError, validateSchema } from './schema-validator.js';
+import type { ToxicDefinition } from './toxics-kind.js';
 
 /** FileSettings is what a config file holds, as options for createProxy. */
 export interface FileSettings {
@@ -214,6 +215,7 @@ interface RawListener extends RawOptions {
   /** targets: required unless the listener has routes (the schema says so). */
   targets?: (string | RawTarget)[];
   routes?: unknown;
+  toxics?: unknown;
 }
 interface RawFile {
   defaults?: RawOptions & { log_level?: LogLevel; log_format?: LogFormat };
@@ -268,8 +270,9 @@ function buildSettings(
     }
     names.set(name, i);
     const to = routes === undefined ? { targets } : { routes };
+    const toxics = l.toxics === undefined ? {} : { toxics: readToxics(l.toxics, path, fail) };
     const own = readOptions(l, path, fail, dir);
-    return { ...inherited(base, own), ...own, name, listen, ...to };
+    return { ...inherited(base, own), ...own, name, listen, ...to, ...toxics };
   });
   let admin: FileSettings['admin'];
   if (raw.admin !== undefined) {
@@ -343,6 +346,16 @@ function readRoutes(l: RawListener, path: Path, fail: Fail): RouteOption[] {
     return OPTIONS.routes.kind.fromFile(l.routes);
   } catch (err) {
     if (err instanceof OptionValueError) fail([...path, 'routes', ...err.path], err.message);
+    throw err;
+  }
+}
+
+/** readToxics reads a listener's `toxics` (toxics-kind.ts), every error at its place (`listeners[0].toxics[1].attributes.latency`). */
+function readToxics(value: unknown, path: Path, fail: Fail): ToxicDefinition[] {
+  try {
+    return OPTIONS.toxics.kind.fromFile(value);
+  } catch (err) {
+    if (err instanceof OptionValueError) fail([...path, 'toxics', ...err.path], err.message);
     throw err;
   }
 }

@@ -43,6 +43,7 @@ import {
   workerCount,
 } from './option-kinds.js';
 import { routesKind } from './routes-kind.js';
+import { toxicsKind } from './toxics-kind.js';
 
 /**
  * Place: where an option may be written. `cli`: the command line; `defaults`: the
@@ -368,6 +369,14 @@ export const OPTIONS = {
       "With target_tls: do not verify the targets' certificates (for tests only; logged as a warning). Default false.",
     label: 'target TLS unverified',
     brief: 'target-insecure',
+    reload: true,
+  },
+  toxics: {
+    key: 'toxics',
+    places: ['listener'],
+    kind: toxicsKind,
+    description:
+      "Toxics (fault injection, docs/faults.md) that act on the listener's connections from the start, as Toxiproxy's API takes them: [{ name, type, stream, toxicity, attributes }]. A reload that changes the list replaces the toxics the file gave; those added over the API stay.",
     reload: true,
   },
   logLevel: {

@@ -20,6 +20,7 @@ export function summarizeConfig(file: string, config: Config): string {
       lines.push(`  ${l.name}: ${formatListen(l.listen)} -> routes by SNI`);
       for (const route of OPTIONS.routes.kind.show([...l.routes])) lines.push(`    ${route}`);
     }
+    for (const toxic of OPTIONS.toxics.kind.show([...(l.toxics ?? [])])) lines.push(`    ${toxic}`);
     lines.push(`    ${showSettings(l)}`);
   }
   return `${lines.join('\n')}\n`;

@@ -35,6 +35,12 @@ export interface ToxicRegistryOptions {
   readonly timers?: TimerSet;
   /** random for toxicity, jitter and slice sizes (default Math.random; see seededRandom). */
   readonly random?: Random;
+  /**
+   * openConnections: the listener's relaying connections now. A listener attaches a
+   * connection only while the registry has toxics (a plain listener pays nothing), so
+   * when the first toxic is added the registry attaches these (those it does not know).
+   */
+  readonly openConnections?: () => Iterable<StageControl>;
 }
 
 /** Attached: what the registry keeps of one open connection. */
@@ -50,6 +56,7 @@ const STREAMS: readonly Stream[] = ['upstream', 'downstream'];
 /** ToxicRegistry keeps one listener's toxics and applies them to its connections. */
 export class ToxicRegistry {
   readonly #env: ToxicEnv;
+  readonly #openConnections: (() => Iterable<StageControl>) | undefined;
   /** Every toxic, in the order added (each stream's order is its chain's order). */
   #toxics: Toxic[] = [];
   readonly #connections = new Map<string, Attached>();
@@ -61,6 +68,7 @@ export class ToxicRegistry {
       timers: options.timers ?? fallback.timers,
       random: options.random ?? fallback.random,
     };
+    this.#openConnections = options.openConnections;
   }
 
   /** list: every toxic, upstream ones first, then downstream, each in the order added (as Toxiproxy lists them). */
@@ -102,7 +110,9 @@ export class ToxicRegistry {
         'toxic already exists',
       );
     this.#toxics.push(toxic);
+    if (this.#toxics.length === 1) this.#attachOpen();
     for (const attached of this.#live()) {
+      if (attached.applied.has(toxic.name)) continue; // just attached with it
       if (!this.#draw(toxic)) continue;
       attached.applied.add(toxic.name);
       this.#insert(attached, toxic);
@@ -189,6 +199,13 @@ export class ToxicRegistry {
     this.#connections.set(control.id, attached);
   }
 
+  /** #attachOpen attaches the open connections the registry does not know (openConnections). */
+  #attachOpen(): void {
+    if (this.#openConnections === undefined) return;
+    for (const control of this.#openConnections())
+      if (!this.#connections.has(control.id) && !control.closed) this.attach(control);
+  }
+
   /** detach: the connection `id` closed (the listener's `connectionClose`); forget it. */
   detach(id: string): void {
     this.#connections.delete(id);
@@ -268,10 +285,7 @@ export class ToxicRegistry {
   }
 }
 
-/**
- * isClosed: the connection behind `control` has closed. StageControl does not say so;
- * ProxyContext, which implements it, has a `closed` getter, read here if present.
- */
+/** isClosed: the connection behind `control` has closed. */
 function isClosed(control: StageControl): boolean {
-  return (control as { readonly closed?: unknown }).closed === true;
+  return control.closed;
 }

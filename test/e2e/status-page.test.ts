@@ -247,6 +247,24 @@ describe('status page', { skip: SKIP }, () => {
     assert.equal(await card('web').count(), 1);
   });
 
+  test('lists each listener’s toxics: names, types, streams', async (t) => {
+    const upstream = await startUpstream(t, echo);
+    const toxics =
+      'toxics: [{ name: slow, type: latency, attributes: { latency: 1 } }, { type: noop, stream: upstream }]';
+    const cli = await startAdminCli(t, {
+      web: { targets: [upstream.address] },
+      db: { targets: [upstream.address], extra: toxics },
+    });
+    const page = await newPage(t);
+    await page.goto(`${cli.adminUrl}/`);
+    const card = (name: string) => page.locator(`[data-testid="listener"][data-name="${name}"]`);
+    const field = card('db').locator('[data-field="toxics"]');
+    await field
+      .filter({ hasText: 'noop_upstream (noop upstream), slow (latency downstream)' })
+      .waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await card('web').locator('[data-field="toxics"]').textContent(), '-');
+  });
+
   test('drains and undrains a target from the page', async (t) => {
     const [a, b] = [await startUpstream(t, echo), await startUpstream(t, echo)];
     const cli = await startAdminCli(t, { web: { targets: [a.address, b.address] } });

@@ -31,6 +31,8 @@ export interface LogRecord {
   bytes_to_upstream?: number;
   bytes_to_client?: number;
   cause?: string;
+  /** toxic: the toxic that ended the connection (cause `toxic`). */
+  toxic?: string;
   first_close?: string;
   error?: string;
   signal?: string;
