@@ -22,7 +22,6 @@ import { buildSchema } from '../src/config/json-schema.js';
 import {
   cidr,
   duration,
-  flag,
   limit,
   list,
   OptionValueError,
@@ -98,7 +97,6 @@ function sampleOf(spec: SettingSpec, name: string): Sample {
     const value = { certs: [{ cert: CERT, key: KEY }] };
     return { text: '', file: value, value };
   }
-  if (spec.kind === flag) return { text: '', file: true, value: true };
   if (spec.kind === duration) return { text: '1500ms', file: '1500ms', value: 1500 };
   if (spec.kind === limit) return { text: '7', file: 7, value: 7 };
   if (spec.kind === switchSetting) return { text: '', file: true, value: true };

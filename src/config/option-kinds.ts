@@ -421,27 +421,6 @@ export function workerCount(max: number): Kind {
   };
 }
 
-/**
- * flag: a listener setting that is a switch (`--target-tls`): the flag alone sets it,
- * the file holds `true` or `false`. Default false.
- */
-export const flag: SettingKind<boolean> = {
-  metavar: '',
-  flagType: 'boolean',
-  schema: { type: 'boolean' },
-  parseFlag: () => true,
-  fromFile: (value) => value as boolean,
-  check(value, fallback) {
-    if (value === undefined) return fallback;
-    if (typeof value !== 'boolean')
-      throw new OptionValueError(`expected true or false, got ${String(value)}`);
-    return value;
-  },
-  toJson: (value) => value,
-  show: (value) => (value ? 'on' : 'off'),
-  page: 'text',
-};
-
 function nonEmpty(value: unknown, what: string): string {
   if (typeof value !== 'string' || value === '')
     throw new OptionValueError(`expected ${what}, got ${JSON.stringify(value) ?? String(value)}`);

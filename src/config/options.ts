@@ -27,7 +27,6 @@ import {
   cidr,
   duration,
   file,
-  flag,
   hostName,
   type Kind,
   limit,
@@ -327,7 +326,7 @@ export const OPTIONS = {
   targetTls: {
     flag: 'target-tls',
     places: SETTING_PLACES,
-    kind: flag,
+    kind: switchSetting,
     default: false,
     help: 'speak TLS to the targets (verified against the system CAs unless --target-ca)',
     description: 'TLS origination: speak TLS to the targets. Default false.',
@@ -362,7 +361,7 @@ export const OPTIONS = {
   targetInsecure: {
     flag: 'target-insecure',
     places: SETTING_PLACES,
-    kind: flag,
+    kind: switchSetting,
     default: false,
     help: "with --target-tls, do not verify the targets' certificates (warned at start)",
     description:
