@@ -3,10 +3,13 @@
  * merged, how prefixed connection ids are routed, and what happens when a worker is
  * gone or does not answer. The real processes are tested in test/e2e/workers.test.ts.
  */
+
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { WorkerAnswers, WorkerRequest } from '../src/cluster-protocol.js';
 import { ClusterView, mergeListeners, type WorkerPool } from '../src/cluster-view.js';
+import { DEFAULTS } from '../src/config/config.js';
+import { settingsJson } from '../src/config/options.js';
 import { ProxyError } from '../src/errors.js';
 import type { ConnectionInfo, ListenerInfo, StatsSnapshot } from '../src/index.js';
 import { Logger } from '../src/log.js';
@@ -22,15 +25,12 @@ function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): 
     state: 'serving',
     listen: '127.0.0.1:8080',
     address: '127.0.0.1:8080',
-    idleTimeoutMs: 0,
-    halfCloseTimeoutMs: 0,
-    connectTimeoutMs: 10_000,
-    shutdownTimeoutMs: 30_000,
-    maxConnections: null,
+    ...settingsJson(DEFAULTS),
     targets: [
       {
         address: '127.0.0.1:9000',
         weight: 1,
+        backup: false,
         state: 'up',
         connections: 0,
         connects,

@@ -16,7 +16,13 @@ import { parseArgv, USAGE } from '../src/config/args.js';
 import { DEFAULTS, resolveConfig } from '../src/config/config.js';
 import { parseConfigText } from '../src/config/file.js';
 import { buildSchema } from '../src/config/json-schema.js';
-import { duration, limit, list, OptionValueError } from '../src/config/option-kinds.js';
+import {
+  duration,
+  healthProbe,
+  limit,
+  list,
+  OptionValueError,
+} from '../src/config/option-kinds.js';
 import {
   configKey,
   jsonKey,
@@ -29,6 +35,7 @@ import {
 } from '../src/config/options.js';
 import { summarizeConfig } from '../src/config/summary.js';
 import { AdminServer, createProxy } from '../src/index.js';
+import { BALANCE_POLICIES } from '../src/upstream/balance.js';
 
 /** Sample is a value other than the default, as written (flag and file) and as held. */
 interface Sample {
@@ -41,6 +48,10 @@ interface Sample {
 function sampleOf(spec: SettingSpec): Sample {
   if (spec.kind === duration) return { text: '1500ms', file: '1500ms', value: 1500 };
   if (spec.kind === limit) return { text: '7', file: 7, value: 7 };
+  if (spec.kind === healthProbe) {
+    const probe = { send: 'PING', expect: 'PONG' };
+    return { text: '', file: probe, value: probe };
+  }
   if ('values' in spec.kind && Array.isArray(spec.kind.values)) {
     const word = String(spec.kind.values.find((v) => v !== spec.default));
     return { text: word, file: word, value: word };
@@ -203,6 +214,12 @@ describe('each listener setting', () => {
       assert.deepEqual(listener?.[jsonKey(name)], json, `/api/listeners ${jsonKey(name)}`);
       assert.deepEqual(info?.[name], json, `listenerInfo() ${name}`);
     }
+  });
+});
+
+describe('the balancing and health options', () => {
+  test('--balance offers exactly the policies upstream/balance.ts implements', () => {
+    assert.deepEqual(OPTIONS.balance.kind.values, BALANCE_POLICIES);
   });
 });
 
