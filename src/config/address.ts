@@ -20,6 +20,8 @@ export type Target = {
   readonly address: string;
   /** weight is the target's relative share of new connections (default 1). */
   readonly weight: number;
+  /** backup: used only while no other (non-backup) target is up; absent means false. */
+  readonly backup?: boolean;
 } & (
   | { readonly host: string; readonly port: number; readonly path?: undefined }
   | { readonly path: string; readonly host?: undefined; readonly port?: undefined }

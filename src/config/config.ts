@@ -24,8 +24,13 @@ export const DEFAULTS: ListenerSettings = Object.freeze(settingDefaults());
 
 export type { Target } from './address.js';
 
-/** TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight }`. */
-export type TargetOption = string | { readonly address: string; readonly weight?: number };
+/**
+ * TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight,
+ * backup }` (`backup: true`: used only while no other target is up).
+ */
+export type TargetOption =
+  | string
+  | { readonly address: string; readonly weight?: number; readonly backup?: boolean };
 
 /**
  * ListenerConfig is one listener with its targets and settings, all validated. The
@@ -150,20 +155,26 @@ function listenOption(value: unknown, where: string): Address {
 function targetOption(value: unknown, where: string): Target {
   let text = value;
   let weight: unknown = 1;
+  let backup: unknown = false;
   if (typeof value === 'object' && value !== null && 'address' in value) {
     text = value.address;
     if ('weight' in value && value.weight !== undefined) weight = value.weight;
+    if ('backup' in value && value.backup !== undefined) backup = value.backup;
   }
   if (typeof text !== 'string') throw invalid(where, `expected HOST:PORT, got ${String(text)}`);
   if (typeof weight !== 'number' || !Number.isSafeInteger(weight) || weight < 1) {
     throw invalid(`${where}.weight`, `expected a whole number >= 1, got ${String(weight)}`);
   }
+  if (typeof backup !== 'boolean')
+    throw invalid(`${where}.backup`, `expected true or false, got ${String(backup)}`);
+  // A target that is not a backup has no `backup` key, as before backups existed.
+  const flags = backup ? { weight, backup } : { weight };
   try {
     const parsed = parseAddress(text);
     const address = formatParsed(parsed);
-    if (parsed.path !== undefined) return Object.freeze({ path: parsed.path, address, weight });
+    if (parsed.path !== undefined) return Object.freeze({ path: parsed.path, address, ...flags });
     // parseAddress without allowBarePort always yields a host for TCP.
-    return Object.freeze({ host: parsed.host ?? '', port: parsed.port, address, weight });
+    return Object.freeze({ host: parsed.host ?? '', port: parsed.port, address, ...flags });
   } catch (err) {
     if (err instanceof AddressError) throw invalid(where, err.message);
     throw err;

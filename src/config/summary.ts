@@ -11,12 +11,19 @@ import { SETTING_NAMES, setting } from './options.js';
 export function summarizeConfig(file: string, config: Config): string {
   const lines = [`${file}: ok, ${config.listeners.length} listener(s)`];
   for (const l of config.listeners) {
-    const targets = l.targets
-      .map((t) => (t.weight === 1 ? t.address : `${t.address} (weight ${t.weight})`))
-      .join(', ');
+    const targets = l.targets.map(describeTarget).join(', ');
     lines.push(`  ${l.name}: ${formatListen(l.listen)} -> ${targets}`, `    ${showSettings(l)}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** describeTarget writes a target: `a:1`, `a:1 (weight 2)`, `a:1 (backup)`, `a:1 (weight 2, backup)`. */
+function describeTarget(t: ListenerConfig['targets'][number]): string {
+  const notes = [
+    ...(t.weight === 1 ? [] : [`weight ${t.weight}`]),
+    ...(t.backup ? ['backup'] : []),
+  ];
+  return notes.length === 0 ? t.address : `${t.address} (${notes.join(', ')})`;
 }
 
 /** showSettings writes a listener's settings: `idle 5m, half-close 0, ..., max connections none`. */
