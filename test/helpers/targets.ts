@@ -1,6 +1,7 @@
 /**
  * Targets that say who they are, for the balancing and health tests: a line server on
- * 127.0.0.1 that answers `WHO` with its tag and `PING` with its `pong` word, and can
+ * 127.0.0.1 that answers `WHO` with its tag and `PING` with its `pong` word (then
+ * ends the connection), and can
  * be stopped and started again on the same port (a target that dies and comes back).
  * `ask` connects a client through the proxy (from a chosen 127.0.0.x source address)
  * and reads which target answered.
@@ -45,7 +46,8 @@ export async function startTagTarget(
           const line = buffered.slice(0, at);
           buffered = buffered.slice(at + 1);
           if (line === 'WHO') socket.write(`${tag}\n`);
-          else if (line === 'PING') socket.write(`${pong}\n`);
+          // Like a health endpoint: the answer, then the end.
+          else if (line === 'PING') socket.end(`${pong}\n`);
         }
       });
     });
