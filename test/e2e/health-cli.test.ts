@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { type LogRecord, runCli, spawnCli, startCli } from '../helpers/cli.js';
+import { type LogRecord, runCli, spawnCli, startCli, withTimeout } from '../helpers/cli.js';
 import { connectClient } from '../helpers/net.js';
 import { type HealthRecord, isHealth, startTagTarget, tagOf } from '../helpers/targets.js';
 
@@ -69,7 +69,9 @@ test('--health-interval: a stopped target is marked down once and skipped; all d
   await cli.waitForRecord((r) => r.msg === 'no healthy target: every target is down', 5000);
   for (let i = 0; i < 3; i++) {
     const client = connectClient(cli.port);
-    await client.closed;
+    // Closed at once: the client sees the end (it keeps its own side open: allowHalfOpen).
+    await withTimeout(Promise.race([client.ended, client.closed]), 5000, 'the client closed');
+    client.socket.destroy();
     assert.equal(client.received().length, 0);
   }
   await cli.waitForRecord(
