@@ -29,6 +29,7 @@ import {
   sniHandshake,
 } from './tls/sni-handshake.js';
 import { removeStaleSocket } from './unix-socket.js';
+import { strategyFor } from './upstream/balance.js';
 import { PoolHealth, type PoolHealthOptions, sameHealthOptions } from './upstream/pool-health.js';
 import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
 
@@ -107,11 +108,16 @@ export class Listener implements ContextHost {
     this.pool = new TargetPool(config.targets, {
       addressOf: targetAddress,
       weightOf: targetWeight,
+      backupOf: targetBackup,
+      strategy: strategyFor(config.balance),
       now: () => timers.now(),
     });
     this.config = this.#withRoutes(config);
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
     this.queue = new ConnectionQueue(timers, onQueueTimeout);
+    this.queue.timeoutMs = config.queueTimeoutMs;
+    // Passive health is always on; active checks when --health-interval is set.
+    this.useHealth(healthOptionsOf(config));
     // The relay reads through Node's onread internals: a Node without them stops here.
     requireOnread();
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
@@ -143,6 +149,9 @@ export class Listener implements ContextHost {
    * else at the path (a regular file, a directory) is left alone and is an error.
    */
   async listen(): Promise<void> {
+    // stopAccepting stopped the health; a listener that listens again (enabled through
+    // the admin API) gets it back.
+    if (this.#health === null) this.useHealth(healthOptionsOf(this.config));
     if (this.inheritedFd !== undefined) {
       await this.#bind().catch((err: unknown) => {
         throw this.#listenError(err);
@@ -457,10 +466,15 @@ export class Listener implements ContextHost {
       this.pool.update(config.targets);
       this.#health?.sync();
     }
+    if (config.balance !== this.config.balance) this.pool.strategy = strategyFor(config.balance);
     const wasInsecure = this.config.targetTls && this.config.targetInsecure;
     this.#given = config;
     this.config = this.#withRoutes(config);
     if (!wasInsecure) this.#warnInsecure();
+    // Targets keep their states: the same health options keep the running one; others
+    // replace it without resetting states. A listener that stopped accepting stays off.
+    if (this.#health !== null) this.useHealth(healthOptionsOf(config));
+    this.queue.timeoutMs = config.queueTimeoutMs;
     if (this.queue.size > 0) this.#admitWaiting(); // the limit may have grown
   }
 
@@ -528,9 +542,29 @@ function targetWeight(target: Target): number {
   return target.weight;
 }
 
+function targetBackup(target: Target): boolean {
+  return target.backup === true;
+}
+
 function sameTargets(a: readonly Target[], b: readonly Target[]): boolean {
   return (
     a.length === b.length &&
-    a.every((t, i) => t.address === b[i]?.address && t.weight === b[i]?.weight)
+    a.every(
+      (t, i) =>
+        t.address === b[i]?.address &&
+        t.weight === b[i]?.weight &&
+        targetBackup(t) === (b[i] !== undefined && targetBackup(b[i])),
+    )
   );
+}
+
+/** healthOptionsOf gives the health options of a listener's settings (`--health-*`, `health`). */
+function healthOptionsOf(config: ListenerConfig): PoolHealthOptions {
+  return {
+    intervalMs: config.healthIntervalMs,
+    timeoutMs: config.healthTimeoutMs,
+    rise: config.healthRise,
+    fall: config.healthFall,
+    ...config.health,
+  };
 }

@@ -60,6 +60,8 @@ export interface ReloadResult {
 export interface TargetInfo {
   address: string;
   weight: number;
+  /** backup: the target gets connections only while no other target is up (config `backup: true`). */
+  backup: boolean;
   /**
    * state: `up` takes new connections; `down` failed its health check; `drained` was
    * taken out of rotation by an operator.
@@ -712,6 +714,7 @@ function describeListener(
     return {
       address: t.address,
       weight: t.weight,
+      backup: t.backup === true,
       state: first === undefined ? 'up' : stateOf(first),
       connections: entries.reduce((sum, entry) => sum + (entry?.connections ?? 0), 0),
       connects: stats.targets[t.address]?.connects ?? 0,

@@ -229,6 +229,7 @@ describe('admin API', () => {
       {
         address: upstream.address,
         weight: 3,
+        backup: false,
         state: 'up',
         connections: 1,
         connects: 1,
@@ -433,6 +434,7 @@ describe('POST /api/listeners/{name}/targets/{address}/drain and /undrain', () =
     assert.deepEqual(await json(drained), {
       address: b.address,
       weight: 1,
+      backup: false,
       state: 'drained',
       connections: 0,
       connects: 0,

@@ -3,6 +3,7 @@
  * merged, how prefixed connection ids are routed, and what happens when a worker is
  * gone or does not answer. The real processes are tested in test/e2e/workers.test.ts.
  */
+
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { WorkerAnswers, WorkerRequest } from '../src/cluster-protocol.js';
@@ -29,6 +30,7 @@ function listener(name: string, partial: Partial<StatsSnapshot>, connects = 0): 
       {
         address: '127.0.0.1:9000',
         weight: 1,
+        backup: false,
         state: 'up',
         connections: 0,
         connects,

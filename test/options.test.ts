@@ -22,6 +22,7 @@ import { buildSchema } from '../src/config/json-schema.js';
 import {
   cidr,
   duration,
+  healthProbe,
   limit,
   list,
   OptionValueError,
@@ -43,6 +44,7 @@ import { routesKind } from '../src/config/routes-kind.js';
 import { summarizeConfig } from '../src/config/summary.js';
 import { toxicsKind } from '../src/config/toxics-kind.js';
 import { AdminServer, createProxy } from '../src/index.js';
+import { BALANCE_POLICIES } from '../src/upstream/balance.js';
 
 /**
  * Sample is a value other than the default, as written (flag and file) and as held;
@@ -105,6 +107,10 @@ function sampleOf(spec: SettingSpec, name: string): Sample {
   }
   if ('repeatable' in spec.kind && spec.kind.schema['items'] === cidr.schema) {
     return { text: '10.1.2.0/24', file: ['10.1.2.0/24'], value: ['10.1.2.0/24'] };
+  }
+  if (spec.kind === healthProbe) {
+    const probe = { send: 'PING', expect: 'PONG' };
+    return { text: '', file: probe, value: probe };
   }
   if ('values' in spec.kind && Array.isArray(spec.kind.values)) {
     const word = String(spec.kind.values.find((v) => v !== spec.default));
@@ -272,6 +278,12 @@ describe('each listener setting', () => {
       assert.deepEqual(listener?.[jsonKey(name)], json, `/api/listeners ${jsonKey(name)}`);
       assert.deepEqual(info?.[name], json, `listenerInfo() ${name}`);
     }
+  });
+});
+
+describe('the balancing and health options', () => {
+  test('--balance offers exactly the policies upstream/balance.ts implements', () => {
+    assert.deepEqual(OPTIONS.balance.kind.values, BALANCE_POLICIES);
   });
 });
 

@@ -174,10 +174,18 @@ function formatTimeout(ms) {
   return ms === 0 ? 'off' : formatDuration(ms);
 }
 
+// formatProbe writes the health mapping ({ send, expect }, nulls when unset) as l4proxy check does.
+function formatProbe(value) {
+  var parts = ['send', 'expect'].filter(function (k) { return value && value[k] !== null; })
+    .map(function (k) { return k + ' ' + JSON.stringify(value[k]); });
+  return parts.length === 0 ? 'connect' : parts.join(' ');
+}
+
 // formatSetting writes a listener setting's value as its format says (option-kinds.ts PageFormat).
 function formatSetting(format, value) {
   if (format === 'timeout') return formatTimeout(value);
   if (format === 'limit') return value === null ? 'no limit' : String(value);
+  if (format === 'probe') return formatProbe(value);
   // text: a word, a list of words, a switch, or null (none set).
   if (value === null || (Array.isArray(value) && value.length === 0)) return 'none';
   if (Array.isArray(value)) return value.join(' ');

@@ -20,20 +20,33 @@ export type Target = {
   readonly address: string;
   /** weight is the target's relative share of new connections (default 1). */
   readonly weight: number;
+  /** backup: used only while no other (non-backup) target is up; absent means false. */
+  readonly backup?: boolean;
 } & (
   | { readonly host: string; readonly port: number; readonly path?: undefined }
   | { readonly path: string; readonly host?: undefined; readonly port?: undefined }
 );
 
-/** TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight }`. */
-export type TargetOption = string | { readonly address: string; readonly weight?: number };
+/**
+ * TargetOption is a target as written: `'HOST:PORT'`, or `{ address: 'HOST:PORT', weight,
+ * backup }` (`backup: true`: used only while no other target is up).
+ */
+export type TargetOption =
+  | string
+  | { readonly address: string; readonly weight?: number; readonly backup?: boolean };
 
-/** targetOf makes the Target of a parsed address (parseAddress without allowBarePort). */
-export function targetOf(parsed: Address, weight: number): Target {
+/**
+ * targetOf makes the Target of a parsed address (parseAddress without allowBarePort);
+ * `flags` is its weight and, for a backup target only, `backup: true`.
+ */
+export function targetOf(
+  parsed: Address,
+  flags: { readonly weight: number; readonly backup?: true },
+): Target {
   const address = formatParsed(parsed);
-  if (parsed.path !== undefined) return Object.freeze({ path: parsed.path, address, weight });
+  if (parsed.path !== undefined) return Object.freeze({ path: parsed.path, address, ...flags });
   // parseAddress without allowBarePort always yields a host for TCP.
-  return Object.freeze({ host: parsed.host ?? '', port: parsed.port, address, weight });
+  return Object.freeze({ host: parsed.host ?? '', port: parsed.port, address, ...flags });
 }
 
 /** UNIX_PREFIX marks a Unix domain socket address: `unix:/run/app.sock`. */

@@ -185,16 +185,22 @@ function listenOption(value: unknown, where: string): Address {
 function targetOption(value: unknown, where: string): Target {
   let text = value;
   let weight: unknown = 1;
+  let backup: unknown = false;
   if (typeof value === 'object' && value !== null && 'address' in value) {
     text = value.address;
     if ('weight' in value && value.weight !== undefined) weight = value.weight;
+    if ('backup' in value && value.backup !== undefined) backup = value.backup;
   }
   if (typeof text !== 'string') throw invalid(where, `expected HOST:PORT, got ${String(text)}`);
   if (typeof weight !== 'number' || !Number.isSafeInteger(weight) || weight < 1) {
     throw invalid(`${where}.weight`, `expected a whole number >= 1, got ${String(weight)}`);
   }
+  if (typeof backup !== 'boolean')
+    throw invalid(`${where}.backup`, `expected true or false, got ${String(backup)}`);
+  // A target that is not a backup has no `backup` key, as before backups existed.
+  const flags = backup ? { weight, backup } : { weight };
   try {
-    return targetOf(parseAddress(text), weight);
+    return targetOf(parseAddress(text), flags);
   } catch (err) {
     if (err instanceof AddressError) throw invalid(where, err.message);
     throw err;

@@ -206,6 +206,7 @@ function describeValue(value: unknown): string {
 interface RawTarget {
   address: string;
   weight?: number;
+  backup?: boolean;
 }
 /** RawOptions: the settings as written in `defaults` or a listener, by config key. */
 type RawOptions = { readonly [key: string]: unknown };
@@ -253,7 +254,8 @@ function buildSettings(
       if (first !== undefined)
         fail(targetPath, `duplicate target ${normal} (already targets[${first}])`);
       targetIndex.set(normal, j);
-      return typeof t === 'string' ? t : { address, weight: t.weight ?? 1 };
+      if (typeof t === 'string') return t;
+      return { address, weight: t.weight ?? 1, ...(t.backup === true ? { backup: true } : {}) };
     });
     const sameListen = listens.get(listen);
     if (sameListen !== undefined) {

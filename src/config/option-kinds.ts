@@ -59,9 +59,10 @@ function eachItem<T>(values: unknown[], read: (value: unknown) => T): T[] {
 
 /**
  * PageFormat names how the status page writes a value of `/api/listeners`: `timeout`
- * (milliseconds; 0 is `off`), `limit` (a number; null is `no limit`) or `text`.
+ * (milliseconds; 0 is `off`), `limit` (a number; null is `no limit`), `text`, or
+ * `probe` (the `health` mapping: `send "..." expect "..."`, or `connect`).
  */
-export type PageFormat = 'timeout' | 'limit' | 'text';
+export type PageFormat = 'timeout' | 'limit' | 'text' | 'probe';
 
 /** Kind describes the values of one type of option, as written and as held. */
 export interface Kind {
@@ -376,7 +377,7 @@ export function address(metavar: string): Kind {
   };
 }
 
-/** target: `HOST:PORT` on the command line; in the file also `{ address, weight }` (a `list`). */
+/** target: `HOST:PORT` on the command line; in the file also `{ address, weight, backup }` (a `list`). */
 export const target: Kind = {
   metavar: 'HOST:PORT',
   flagType: 'string',
@@ -388,7 +389,7 @@ export const target: Kind = {
       minLength: 1,
     },
     target: {
-      description: 'HOST:PORT (or unix:/path), or an object with address and weight.',
+      description: 'HOST:PORT (or unix:/path), or an object with address, weight and backup.',
       type: ['string', 'object'],
       if: { type: 'string' },
       // biome-ignore lint/suspicious/noThenProperty: JSON Schema's if/then/else, never awaited.
@@ -405,11 +406,83 @@ export const target: Kind = {
             maximum: 1000,
             description: 'Relative share of new connections. Default 1.',
           },
+          backup: {
+            type: 'boolean',
+            description:
+              'Get connections only while no other (non-backup) target is up. Default false.',
+          },
         },
       },
     },
   },
 };
+
+/**
+ * HealthProbe is what an active health check does after connecting (the config
+ * file's `health: { send, expect }`): write `send`, then read until `expect` appears.
+ * Neither set (the default): the check only connects.
+ */
+export interface HealthProbe {
+  readonly send?: string;
+  readonly expect?: string;
+}
+
+const PROBE_KEYS = ['send', 'expect'] as const;
+
+/**
+ * healthProbe: the config-only `health` mapping of a listener or of `defaults`, with
+ * `send` and `expect` (strings); no flag. The timings are the flat `health_*` keys.
+ */
+export const healthProbe: SettingKind<HealthProbe, { send: string | null; expect: string | null }> =
+  {
+    metavar: '',
+    flagType: 'string',
+    schema: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        send: {
+          type: 'string',
+          minLength: 1,
+          description: 'Written to the target once a check has connected.',
+        },
+        expect: {
+          type: 'string',
+          minLength: 1,
+          description: 'The answer must contain this string within --health-timeout.',
+        },
+      },
+    },
+    fromFile: (value) => probeOf(value as HealthProbe),
+    check(value, fallback) {
+      if (value === undefined) return fallback;
+      if (typeof value !== 'object' || value === null || Array.isArray(value))
+        throw new OptionValueError(`expected { send?, expect? }, got ${String(value)}`);
+      for (const [key, field] of Object.entries(value)) {
+        if (!(PROBE_KEYS as readonly string[]).includes(key))
+          throw new OptionValueError(`expected { send?, expect? }, got a key ${key}`);
+        if (field !== undefined && (typeof field !== 'string' || field === ''))
+          throw new OptionValueError(`expected ${key} to be a non-empty string`);
+      }
+      return probeOf(value as HealthProbe);
+    },
+    toJson: (value) => ({ send: value.send ?? null, expect: value.expect ?? null }),
+    show(value) {
+      if (value.send === undefined && value.expect === undefined) return 'connect';
+      const parts = PROBE_KEYS.filter((k) => value[k] !== undefined).map(
+        (k) => `${k} ${JSON.stringify(value[k])}`,
+      );
+      return parts.join(' ');
+    },
+    page: 'probe',
+  };
+
+function probeOf(value: HealthProbe): HealthProbe {
+  return Object.freeze({
+    ...(value.send === undefined ? {} : { send: value.send }),
+    ...(value.expect === undefined ? {} : { expect: value.expect }),
+  });
+}
 
 /** workerCount: a whole number 1 to `max`, or `auto` (one per CPU core). */
 export function workerCount(max: number): Kind {

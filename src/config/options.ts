@@ -27,6 +27,7 @@ import {
   cidr,
   duration,
   file,
+  healthProbe,
   hostName,
   type Kind,
   limit,
@@ -91,6 +92,12 @@ export interface SettingSpec<T = unknown, J = unknown> extends OptionSpec {
 
 /** SETTING_PLACES: a listener setting's places; a config-only one leaves out `cli`. */
 const SETTING_PLACES = ['cli', 'defaults', 'listener'] as const;
+
+/**
+ * BALANCE_POLICIES are the words of `--balance`, the default first; the same as
+ * upstream/balance.ts's, written here so that `--help` loads no balancing code.
+ */
+const BALANCE_POLICIES = ['round-robin', 'least-connections', 'random-two', 'source-hash'] as const;
 
 /** MAX_WORKERS is the largest `--workers` (and config file `workers`) accepted. */
 export const MAX_WORKERS = 64;
@@ -376,6 +383,89 @@ export const OPTIONS = {
     kind: toxicsKind,
     description:
       "Toxics (fault injection, docs/faults.md) that act on the listener's connections from the start, as Toxiproxy's API takes them: [{ name, type, stream, toxicity, attributes }]. A reload that changes the list replaces the toxics the file gave; those added over the API stay.",
+    reload: true,
+  },
+  balance: {
+    flag: 'balance',
+    places: SETTING_PLACES,
+    kind: choice(BALANCE_POLICIES, 'POLICY'),
+    default: 'round-robin',
+    help:
+      'round-robin, least-connections, random-two or source-hash\n' +
+      '(default round-robin; each weighted)',
+    description:
+      'How a new connection picks its target: round-robin (default), least-connections, random-two or source-hash (a consistent hash of the client address). Each honours the weights; failover still tries the others.',
+    label: 'balance',
+    brief: 'balance',
+    reload: true,
+  },
+  healthIntervalMs: {
+    flag: 'health-interval',
+    places: SETTING_PLACES,
+    kind: duration,
+    default: 0,
+    help: 'check every target by connecting to it every DUR (default 0: off)',
+    description:
+      'Probe every target by connecting to it this often; 0 (default) means no active checks (failed client connects still mark a target down).',
+    label: 'health interval',
+    brief: 'health every',
+    reload: true,
+  },
+  healthTimeoutMs: {
+    flag: 'health-timeout',
+    places: SETTING_PLACES,
+    kind: duration,
+    default: 2000,
+    help: 'a check that takes longer than DUR fails (default 2s)',
+    description: 'A health check not done within this long fails. Default 2s.',
+    label: 'health timeout',
+    brief: 'health timeout',
+    reload: true,
+  },
+  healthRise: {
+    flag: 'health-rise',
+    places: SETTING_PLACES,
+    kind: limit,
+    default: 2,
+    help: 'N passed checks in a row mark a down target up (default 2)',
+    description: 'This many passed checks in a row mark a down target up. Default 2.',
+    label: 'health rise',
+    brief: 'rise',
+    reload: true,
+  },
+  healthFall: {
+    flag: 'health-fall',
+    places: SETTING_PLACES,
+    kind: limit,
+    default: 3,
+    help: 'N failed checks or connects in a row mark a target down (default 3)',
+    description:
+      'This many failed checks (or failed client connects) in a row mark an up target down. Default 3.',
+    label: 'health fall',
+    brief: 'fall',
+    reload: true,
+  },
+  health: {
+    key: 'health',
+    places: ['defaults', 'listener'],
+    kind: healthProbe,
+    default: {},
+    description:
+      'What a health check does once connected: send writes a string, expect is a string the answer must contain. Default: connecting is enough. The timings are health_interval, health_timeout, health_rise and health_fall.',
+    label: 'health check',
+    brief: 'health check',
+    reload: true,
+  },
+  queueTimeoutMs: {
+    flag: 'queue-timeout',
+    places: SETTING_PLACES,
+    kind: duration,
+    default: 0,
+    help: 'over --max-connections, let a client wait up to DUR for a slot (default 0: none)',
+    description:
+      'When max_connections is reached, a new client waits up to this long for a free slot (first in, first out), then is closed with max_connections. 0 (default): closed at once.',
+    label: 'queue timeout',
+    brief: 'queue',
     reload: true,
   },
   logLevel: {

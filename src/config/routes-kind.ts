@@ -66,9 +66,13 @@ export const routesKind: StructuredKind<RouteOption[], Route[]> = {
     ),
 };
 
-/** showTarget writes a target as `l4proxy check` does: `host:port`, with its weight if not 1. */
+/** showTarget writes a target as `l4proxy check` does: `a:1`, `a:1 (weight 2)`, `a:1 (weight 2, backup)`. */
 export function showTarget(t: Target): string {
-  return t.weight === 1 ? t.address : `${t.address} (weight ${t.weight})`;
+  const notes = [
+    ...(t.weight === 1 ? [] : [`weight ${t.weight}`]),
+    ...(t.backup ? ['backup'] : []),
+  ];
+  return notes.length === 0 ? t.address : `${t.address} (${notes.join(', ')})`;
 }
 
 function checkRoute(value: unknown, i: number): Route {
@@ -118,7 +122,7 @@ function checkTarget(value: unknown, path: Path): Target {
       'weight',
     ]);
   try {
-    return targetOf(parseAddress(text), weight);
+    return targetOf(parseAddress(text), { weight });
   } catch (err) {
     if (err instanceof AddressError) throw new OptionValueError(err.message, at);
     throw err;
