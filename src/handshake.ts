@@ -142,6 +142,8 @@ export interface ConnectionHooks {
   readonly handshake?: Handshake;
   readonly preface?: Preface;
   readonly wrapUpstream?: UpstreamWrapper;
+  /** upstreamFacts describes a ready upstream wrapper (its TLS handshake), for the access record. */
+  readonly upstreamFacts?: (wrapper: Duplex) => TlsFacts | undefined;
   readonly relaying?: (connection: StageControl) => void;
 }
 

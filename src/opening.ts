@@ -42,7 +42,6 @@ import {
   watchSocket,
 } from './relay.js';
 import type { Stats } from './stats.js';
-import { upstreamTlsFacts } from './tls/facts.js';
 import { abandonDial, dial, finishDial } from './upstream/dial.js';
 import type { Plan, PoolTarget, TargetPool } from './upstream/target-pool.js';
 
@@ -349,7 +348,7 @@ export class Opening {
       finishDial(socket);
       this.#dialing = null;
       socket.on('error', ignoreLateError); // its errors reach us through the wrapper
-      context.upstreamTls = upstreamTlsFacts(wrapper);
+      context.upstreamTls = context.config.hooks?.upstreamFacts?.(wrapper);
       if (context.trace && context.upstreamTls !== undefined)
         context.traceEvent('upstream', 'upstream TLS ready', traceTls(context.upstreamTls));
       context.startRelaying(context.upstream.attachWrapper(wrapper, socket));

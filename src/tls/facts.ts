@@ -2,8 +2,9 @@
  * The TLS facts of a connection, for the access record, `/api/connections` and the
  * trace: the protocol version and cipher a handshake settled, and the subject of the
  * client's certificate under mutual TLS. Read once, when the handshake completes
- * (termination.ts for the client, opening.ts for an originated upstream); a plain
- * connection has none and pays nothing.
+ * (termination.ts for the client; for an originated upstream, opening.ts through the
+ * listener's `upstreamFacts` hook, listener-tls.ts); a plain connection has none and
+ * pays nothing.
  */
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
