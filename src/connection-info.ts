@@ -16,6 +16,16 @@ export interface ConnectFailure {
   code: string;
 }
 
+/** TlsFacts: what a TLS handshake settled (tls/facts.ts); only connections that used TLS have them. */
+export interface TlsFacts {
+  /** version: the protocol, as Node names it (`TLSv1.3`, `TLSv1.2`). */
+  readonly version: string;
+  /** cipher: the cipher suite's OpenSSL name (`TLS_AES_256_GCM_SHA384`). */
+  readonly cipher: string;
+  /** clientSubject: the client certificate's subject on one line (`CN=client one`), under mutual TLS. */
+  readonly clientSubject?: string;
+}
+
 /** ConnectionInfo describes a connection, open or closed (the library's and the log's view). */
 export interface ConnectionInfo {
   /** id is unique within the process. */
@@ -26,8 +36,12 @@ export interface ConnectionInfo {
   client: string;
   /** upstream is the target's `host:port`, or null before one was reached. */
   upstream: string | null;
-  /** sni is the TLS server name that chose the route (a listener with `routes`), if the client sent one. */
+  /** sni is the TLS server name the client sent: the one that chose the route (`routes`) or the certificate (termination). */
   sni?: string | undefined;
+  /** clientTls: the client's TLS handshake (termination); undefined for a plain client. */
+  clientTls?: TlsFacts | undefined;
+  /** upstreamTls: the upstream's TLS handshake (origination, `--target-tls`); undefined for a plain upstream. */
+  upstreamTls?: TlsFacts | undefined;
   /**
    * bytesToUpstream: bytes delivered to the upstream, i.e. accepted by the kernel for
    * the upstream socket (docs/observability.md says exactly what that means).
@@ -71,6 +85,7 @@ export function connectionRecord(c: ConnectionInfo) {
     client: c.client,
     upstream: c.upstream,
     sni: c.sni,
+    ...tlsRecord(c),
     bytes_to_upstream: c.bytesToUpstream,
     bytes_to_client: c.bytesToClient,
     bytes_from_client: c.bytesFromClient,
@@ -80,6 +95,24 @@ export function connectionRecord(c: ConnectionInfo) {
       c.connectFailures.length === 0 ? undefined : formatConnectFailures(c.connectFailures),
     connect_ms: c.connectMs === undefined ? undefined : Math.round(c.connectMs),
     age_ms: Math.round(c.ageMs),
+  };
+}
+
+/**
+ * tlsRecord spells the TLS facts of a connection (both sides) as the access record, the
+ * admin API and the snapshot do, to be spread into the record; undefined (nothing to
+ * spread, no object made) for a plain connection.
+ */
+export function tlsRecord(c: ConnectionInfo) {
+  const client = c.clientTls;
+  const upstream = c.upstreamTls;
+  if (client === undefined && upstream === undefined) return undefined;
+  return {
+    tls_version: client?.version,
+    tls_cipher: client?.cipher,
+    tls_client_subject: client?.clientSubject,
+    upstream_tls_version: upstream?.version,
+    upstream_tls_cipher: upstream?.cipher,
   };
 }
 

@@ -26,6 +26,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CloseCause } from './close-cause.js';
 import type { Target } from './config/address.js';
+import type { TlsFacts } from './connection-info.js';
 import type { StageControl } from './stage.js';
 import type { TargetPool } from './upstream/target-pool.js';
 
@@ -63,6 +64,8 @@ export interface HandshakeAllow {
   readonly socket?: Duplex;
   /** sni is the server name the client asked for (its TLS ClientHello), for the access record. */
   readonly sni?: string;
+  /** tls: the facts of the client's TLS handshake (termination), for the access record. */
+  readonly tls?: TlsFacts;
 }
 
 /** HandshakeRefuse closes the client at once, before any upstream is dialled. */
@@ -139,6 +142,8 @@ export interface ConnectionHooks {
   readonly handshake?: Handshake;
   readonly preface?: Preface;
   readonly wrapUpstream?: UpstreamWrapper;
+  /** upstreamFacts describes a ready upstream wrapper (its TLS handshake), for the access record. */
+  readonly upstreamFacts?: (wrapper: Duplex) => TlsFacts | undefined;
   readonly relaying?: (connection: StageControl) => void;
 }
 

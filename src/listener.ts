@@ -12,7 +12,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { ListenerAdmission } from './admission.js';
 import { formatAddress, formatParsed } from './config/address.js';
 import type { ListenerConfig, Target } from './config/config.js';
-import { type ConnectionInfo, formatConnectFailures } from './connection-info.js';
+import { type ConnectionInfo, formatConnectFailures, tlsRecord } from './connection-info.js';
 import { ConnectionQueue } from './connection-queue.js';
 import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
 import { errorCode, listenErrorText, ProxyError } from './errors.js';
@@ -438,6 +438,7 @@ export class Listener implements ContextHost {
       client: info.client,
       upstream: info.upstream,
       sni: info.sni,
+      ...tlsRecord(info),
       connect_ms: info.connectMs === undefined ? undefined : Math.round(info.connectMs),
       duration_ms: Math.round(info.ageMs),
       bytes_to_upstream: info.bytesToUpstream,

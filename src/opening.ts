@@ -21,6 +21,7 @@ import {
   type ConnectFailure,
   type ContextState,
   formatConnectFailures,
+  type TlsFacts,
 } from './connection-info.js';
 import type { Endpoint, EndpointSocket, Side } from './endpoint.js';
 import { errorCode } from './errors.js';
@@ -69,6 +70,9 @@ export interface OpeningContext {
   clientAddress: string;
   /** sni: the server name a handshake read (SNI routing), for the access record. */
   sni: string | undefined;
+  /** clientTls, upstreamTls: the TLS handshakes' facts (termination, origination), for the access record. */
+  clientTls: TlsFacts | undefined;
+  upstreamTls: TlsFacts | undefined;
   target: Target | null;
   poolTarget: PoolTarget<Target> | null;
   errorCode: string | undefined;
@@ -211,10 +215,14 @@ export class Opening {
     if (verdict.clientIp !== undefined) this.#clientIp = verdict.clientIp;
     if (verdict.pool !== undefined) this.#routePool = verdict.pool;
     if (verdict.sni !== undefined) context.sni = verdict.sni;
+    if (verdict.tls !== undefined) context.clientTls = verdict.tls;
     if (verdict.socket !== undefined) this.#replaceClient(verdict.socket);
     if (context.trace) {
+      const tls = verdict.tls;
       context.traceEvent('client', `handshake ${handshake.name} allowed ${context.clientAddress}`, {
         consumed: verdict.consumed,
+        ...(tls === undefined ? {} : traceTls(tls)),
+        ...(verdict.sni === undefined ? {} : { sni: verdict.sni }),
       });
     }
     context.state = 'connecting';
@@ -340,6 +348,9 @@ export class Opening {
       finishDial(socket);
       this.#dialing = null;
       socket.on('error', ignoreLateError); // its errors reach us through the wrapper
+      context.upstreamTls = context.config.hooks?.upstreamFacts?.(wrapper);
+      if (context.trace && context.upstreamTls !== undefined)
+        context.traceEvent('upstream', 'upstream TLS ready', traceTls(context.upstreamTls));
       context.startRelaying(context.upstream.attachWrapper(wrapper, socket));
     };
     try {
@@ -415,6 +426,13 @@ export class Opening {
 }
 
 function ignoreLateError(): void {}
+
+/** traceTls: a handshake's facts as trace fields. */
+function traceTls(tls: TlsFacts): Record<string, string> {
+  const fields: Record<string, string> = { tls_version: tls.version, tls_cipher: tls.cipher };
+  if (tls.clientSubject !== undefined) fields['tls_client_subject'] = tls.clientSubject;
+  return fields;
+}
 
 function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));

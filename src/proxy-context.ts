@@ -27,7 +27,7 @@
 import type { Socket } from 'node:net';
 import { type CloseCause, isResetCode, PASSED_ON_AS_RESET } from './close-cause.js';
 import type { ListenerConfig, Target } from './config/config.js';
-import type { ConnectionInfo, ContextState } from './connection-info.js';
+import type { ConnectionInfo, ContextState, TlsFacts } from './connection-info.js';
 import { Endpoint, type EndpointSocket, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
 import type { ToxicRegistry } from './faults/registry.js';
@@ -73,6 +73,9 @@ export class ProxyContext implements StageControl, StageOwner {
   clientAddress: string;
   /** sni: the TLS server name a handshake read (SNI routing), for the access record. */
   sni: string | undefined = undefined;
+  /** clientTls, upstreamTls: the TLS handshakes' facts (termination, origination), for the access record. */
+  clientTls: TlsFacts | undefined = undefined;
+  upstreamTls: TlsFacts | undefined = undefined;
   readonly trace: boolean;
   state: ContextState = 'connecting';
   cause: CloseCause | null = null;
@@ -380,6 +383,8 @@ export class ProxyContext implements StageControl, StageOwner {
       client: this.clientAddress,
       upstream: this.connectedAtMs >= 0 && this.target !== null ? this.target.address : null,
       sni: this.sni,
+      clientTls: this.clientTls,
+      upstreamTls: this.upstreamTls,
       bytesToUpstream: this.bytesToUpstream,
       bytesToClient: this.bytesToClient,
       bytesFromClient: this.client.bytesRead,

@@ -15,6 +15,7 @@ import type { TlsFiles } from '../config/option-kinds.js';
 import { ProxyError } from '../errors.js';
 import type { ConnectionHooks } from '../handshake.js';
 import { CertificateChooser, type CertificatePair } from './certificates.js';
+import { upstreamTlsFacts } from './facts.js';
 import { originationWrapper } from './origination.js';
 import { terminationHandshake } from './termination.js';
 
@@ -71,7 +72,7 @@ export function tlsHooks(settings: TlsSettings, where: string): ConnectionHooks 
   if (handshake === undefined && wrapUpstream === undefined) return undefined;
   return Object.freeze({
     ...(handshake === undefined ? {} : { handshake }),
-    ...(wrapUpstream === undefined ? {} : { wrapUpstream }),
+    ...(wrapUpstream === undefined ? {} : { wrapUpstream, upstreamFacts: upstreamTlsFacts }),
   });
 }
 

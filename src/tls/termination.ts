@@ -13,6 +13,9 @@
  * The certificate is chosen by the client's SNI name (CertificateChooser, SNICallback);
  * one SecureContext per certificate is made when the hooks are built (at start and
  * on each reload), so no handshake pays for one.
+ *
+ * The allow carries the handshake's facts (tls/facts.ts: version, cipher, the client
+ * certificate's subject under mutual TLS) and the client's SNI name, for the access record.
  */
 import {
   createSecureContext,
@@ -29,6 +32,7 @@ import {
   type HandshakeRefuse,
 } from '../handshake.js';
 import { type CertificateChooser, type CertificatePair, sniCallback } from './certificates.js';
+import { tlsFacts } from './facts.js';
 
 /** TerminationOptions: the certificates, the client CA (mutual TLS) and the deadline. */
 export interface TerminationOptions {
@@ -89,7 +93,10 @@ function terminate(
         refuse(`client certificate not accepted: ${problem}`, problem);
         return;
       }
-      resolve({ allow: true, consumed: bytes.length, socket: secure });
+      const tls = tlsFacts(secure, verifyClient);
+      const servername = secure.servername;
+      const sni = typeof servername === 'string' && servername !== '' ? { sni: servername } : {};
+      resolve({ allow: true, consumed: bytes.length, socket: secure, tls, ...sni });
     });
     secure.once('error', (err: Error) => refuse(firstLine(err.message), errorCode(err)));
   });

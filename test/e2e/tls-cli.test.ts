@@ -20,7 +20,12 @@ import { createServer as createTlsServer } from 'node:tls';
 import { promisify } from 'node:util';
 import { type CliChild, type LogRecord, runCli, startCli } from '../helpers/cli.js';
 import { deadline } from '../helpers/time.js';
-import { type CertificateFiles, makeCertificate, tempDir } from '../helpers/tls.js';
+import {
+  type CertificateFiles,
+  makeCertificate,
+  signedClientCertificate,
+  tempDir,
+} from '../helpers/tls.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -108,41 +113,6 @@ async function plainExchange(port: number, text: string): Promise<string> {
   socket.end(text);
   await closed;
   return Buffer.concat(chunks).toString();
-}
-
-/** signedClientCertificate makes a CA and a client certificate it signed (for mutual TLS). */
-async function signedClientCertificate(
-  dir: string,
-): Promise<{ ca: CertificateFiles; certPath: string; keyPath: string }> {
-  const ca = await makeCertificate(dir, 'client-ca', 'Test Client CA', []);
-  const keyPath = join(dir, 'client.key');
-  const csrPath = join(dir, 'client.csr');
-  const certPath = join(dir, 'client.crt');
-  const options = { timeout: deadline(10_000) };
-  await execFileAsync(
-    'openssl',
-    ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat([
-      '-keyout',
-      keyPath,
-      '-out',
-      csrPath,
-      '-subj',
-      '/CN=client one',
-    ]),
-    options,
-  );
-  await execFileAsync(
-    'openssl',
-    ['x509', '-req', '-in', csrPath, '-CA', ca.certPath, '-CAkey', ca.keyPath].concat([
-      '-CAcreateserial',
-      '-out',
-      certPath,
-      '-days',
-      '2',
-    ]),
-    options,
-  );
-  return { ca, certPath, keyPath };
 }
 
 test('curl through a terminating listener reaches a plain HTTP upstream; plain TCP is refused with tls_handshake_failed', async (t) => {

@@ -157,6 +157,41 @@ export async function makeCertificate(
   return { cn, cert, key, certPath, keyPath };
 }
 
+/** signedClientCertificate makes a CA and a client certificate it signed, subject `CN=client one` (mutual TLS). */
+export async function signedClientCertificate(
+  dir: string,
+): Promise<{ ca: CertificateFiles; certPath: string; keyPath: string }> {
+  const ca = await makeCertificate(dir, 'client-ca', 'Test Client CA', []);
+  const keyPath = join(dir, 'client.key');
+  const csrPath = join(dir, 'client.csr');
+  const certPath = join(dir, 'client.crt');
+  const options = { timeout: deadline(10_000) };
+  await execFileAsync(
+    'openssl',
+    ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'].concat([
+      '-keyout',
+      keyPath,
+      '-out',
+      csrPath,
+      '-subj',
+      '/CN=client one',
+    ]),
+    options,
+  );
+  await execFileAsync(
+    'openssl',
+    ['x509', '-req', '-in', csrPath, '-CA', ca.certPath, '-CAkey', ca.keyPath].concat([
+      '-CAcreateserial',
+      '-out',
+      certPath,
+      '-days',
+      '2',
+    ]),
+    options,
+  );
+  return { ca, certPath, keyPath };
+}
+
 /**
  * captureClientHello starts a raw TCP server on 127.0.0.1:0, runs `client(port)`,
  * collects the first connection's bytes until parseClientHello decides (or the client
