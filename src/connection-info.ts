@@ -6,6 +6,7 @@
  */
 import type { CloseCause } from './close-cause.js';
 import type { Side } from './endpoint.js';
+import type { TlsFacts } from './handshake.js';
 
 /** ContextState is where a connection is in its life. */
 export type ContextState = 'handshake' | 'connecting' | 'relaying' | 'half_closed' | 'closed';
@@ -14,16 +15,6 @@ export type ContextState = 'handshake' | 'connecting' | 'relaying' | 'half_close
 export interface ConnectFailure {
   upstream: string;
   code: string;
-}
-
-/** TlsFacts: what a TLS handshake settled (tls/facts.ts); only connections that used TLS have them. */
-export interface TlsFacts {
-  /** version: the protocol, as Node names it (`TLSv1.3`, `TLSv1.2`). */
-  readonly version: string;
-  /** cipher: the cipher suite's OpenSSL name (`TLS_AES_256_GCM_SHA384`). */
-  readonly cipher: string;
-  /** clientSubject: the client certificate's subject on one line (`CN=client one`), under mutual TLS. */
-  readonly clientSubject?: string;
 }
 
 /** ConnectionInfo describes a connection, open or closed (the library's and the log's view). */

@@ -26,7 +26,6 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { CloseCause } from './close-cause.js';
 import type { Target } from './config/address.js';
-import type { TlsFacts } from './connection-info.js';
 import type { StageControl } from './stage.js';
 import type { TargetPool } from './upstream/target-pool.js';
 
@@ -39,6 +38,16 @@ export interface HandshakeClient {
    * read or write it, except to wrap it (HandshakeAllow.socket).
    */
   readonly socket: Socket;
+}
+
+/** TlsFacts: what a TLS handshake settled; only connections that used TLS have them (tls/facts.ts reads them). */
+export interface TlsFacts {
+  /** version: the protocol, as Node names it (`TLSv1.3`, `TLSv1.2`). */
+  readonly version: string;
+  /** cipher: the cipher suite's OpenSSL name (`TLS_AES_256_GCM_SHA384`). */
+  readonly cipher: string;
+  /** clientSubject: the client certificate's subject on one line (`CN=client one`), under mutual TLS. */
+  readonly clientSubject?: string;
 }
 
 /** HandshakeAllow lets the connection go on to dial its upstream. */

@@ -21,7 +21,6 @@ import {
   type ConnectFailure,
   type ContextState,
   formatConnectFailures,
-  type TlsFacts,
 } from './connection-info.js';
 import type { Endpoint, EndpointSocket, Side } from './endpoint.js';
 import { errorCode } from './errors.js';
@@ -31,6 +30,7 @@ import {
   type Handshake,
   type HandshakeAllow,
   type HandshakeRefuse,
+  type TlsFacts,
   type UpstreamWrapper,
 } from './handshake.js';
 import type { Logger } from './log.js';

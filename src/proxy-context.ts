@@ -27,10 +27,11 @@
 import type { Socket } from 'node:net';
 import { type CloseCause, isResetCode, PASSED_ON_AS_RESET } from './close-cause.js';
 import type { ListenerConfig, Target } from './config/config.js';
-import type { ConnectionInfo, ContextState, TlsFacts } from './connection-info.js';
+import type { ConnectionInfo, ContextState } from './connection-info.js';
 import { Endpoint, type EndpointSocket, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
 import type { ToxicRegistry } from './faults/registry.js';
+import type { TlsFacts } from './handshake.js';
 import { armInactivity, inactivityExpired } from './inactivity.js';
 import { Opening, type OpeningHost } from './opening.js';
 import { followStage, startClientRelay, startUpstreamRelay, watchSocket } from './relay.js';

@@ -8,7 +8,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
-import type { TlsFacts } from '../connection-info.js';
+import type { TlsFacts } from '../handshake.js';
 
 /**
  * tlsFacts reads the facts of the completed handshake of `secure`; `peerSubject`: also
