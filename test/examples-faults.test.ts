@@ -13,9 +13,12 @@ import { withTimeout } from './helpers/cli.js';
 const EXAMPLE = fileURLToPath(new URL('../examples/faults.test.mjs', import.meta.url));
 
 test('examples/faults.test.mjs passes against the built package', async (t) => {
+  // Without NODE_TEST_CONTEXT, the child runs as a test runner of its own (not a subtest of this one).
+  const env: NodeJS.ProcessEnv = { ...process.env, NODE_OPTIONS: '' };
+  delete env['NODE_TEST_CONTEXT'];
   const child = spawn(process.execPath, ['--test', '--test-reporter=tap', EXAMPLE], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env,
   });
   t.after(() => {
     if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid);
