@@ -288,6 +288,7 @@ export class Listener implements ContextHost {
   /** #applyFault refuses (RST, cause `toxic`) or hangs a client a test asked for; true if it did. */
   #applyFault(context: ProxyContext): boolean {
     const fate = this.faults?.onAccept() ?? 'dial';
+    if (this.faults?.idle) this.faults = null; // served: back to the plain path
     if (fate === 'refuse') context.closeForStage('refuse_next', true);
     else if (fate === 'hang') context.hang();
     return fate !== 'dial';
@@ -429,7 +430,10 @@ export class Listener implements ContextHost {
     this.stats.active -= 1;
     holdDescriptors(-2);
     const info = context.info();
-    this.faults?.onClosed(info);
+    if (this.faults !== null) {
+      this.faults.onClosed(info);
+      if (this.faults.idle) this.faults = null;
+    }
     this.stats.countClosed(info.cause ?? 'shutdown', info.bytesToUpstream, info.bytesToClient);
     this.#logClosed(info);
     this.#events.connectionClose(info);

@@ -132,6 +132,24 @@ test('cutAfter lets exactly n more bytes through, then closes with cause toxic',
   assert.equal(info.bytesToClient, 15);
 });
 
+test('cutAfter upstream: the target gets exactly n more bytes', async (t) => {
+  const { upstream, proxy, port } = await setUp(t);
+  await using _proxy = proxy;
+  const next = proxy.nextConnection();
+  const client = connectClient(port);
+  const conn = await withTimeout(next, 5000, 'nextConnection');
+  conn.cutAfter('upstream', 7);
+  client.socket.write(Buffer.alloc(64 * 1024, 'y'));
+  const info = await withTimeout(conn.closed, 5000, 'closed');
+  assert.equal(info.cause, 'toxic');
+  assert.equal(info.bytesToUpstream, 7);
+  const server = await upstream.accepted(0);
+  await waitFor(() => server.readableEnded || server.destroyed, 5000, 'the target saw the end');
+  assert.equal(server.bytesRead, 7);
+  assert.throws(() => conn.cutAfter('upstream', -1), RangeError);
+  client.socket.destroy();
+});
+
 test('bytes(), addToxic on one connection only, reset and close', async (t) => {
   const { proxy, port } = await setUp(t);
   await using _proxy = proxy;
