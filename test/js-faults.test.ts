@@ -100,6 +100,43 @@ test('nextConnection: pause holds 1 MiB upstream in order, resume delivers it in
   assert.equal(info.cause, 'client_fin');
 });
 
+test('a listener toxic there before the connection composes with its handle', async (t) => {
+  const { proxy, port } = await setUp(t);
+  await using _proxy = proxy;
+  proxy.toxics().add({ type: 'slicer', stream: 'downstream', attributes: { average_size: 100 } });
+  const next = proxy.nextConnection();
+  const client = connectClient(port);
+  const conn = await withTimeout(next, 5000, 'nextConnection');
+  conn.pause('downstream');
+  const payload = randomBytes(128 * 1024);
+  client.socket.write(payload);
+  await withTimeout(conn.bytes('upstream', payload.length), 10000, 'all sent upstream');
+  assert.equal(client.received().length, 0, 'held behind the slicer');
+  conn.resume('downstream');
+  proxy.toxics().reset();
+  const back = await echoed(client, payload.length, 'echo through slicer and pause');
+  assert.equal(sha256(back), sha256(payload));
+  client.socket.destroy();
+});
+
+test('a listener limit_data toxic acts on a held connection, before its pause', async (t) => {
+  const { proxy, port } = await setUp(t);
+  await using _proxy = proxy;
+  proxy.toxics().add({ type: 'limit_data', stream: 'downstream', attributes: { bytes: 1000 } });
+  const next = proxy.nextConnection();
+  const client = connectClient(port);
+  const conn = await withTimeout(next, 5000, 'nextConnection');
+  conn.pause('downstream');
+  client.socket.write(Buffer.alloc(5000, 'q'));
+  await withTimeout(conn.bytes('upstream', 5000), 5000, 'sent upstream');
+  conn.resume('downstream');
+  const info = await withTimeout(conn.closed, 5000, 'closed by limit_data');
+  assert.equal(info.cause, 'toxic');
+  assert.equal(info.toxic, 'limit_data_downstream');
+  await withTimeout(client.ended, 5000, 'client got FIN');
+  assert.equal(client.received().length, 1000);
+});
+
 test('nextConnection: pause downstream holds the echo until resume', async (t) => {
   const { proxy, port } = await setUp(t);
   await using _proxy = proxy;
@@ -130,6 +167,7 @@ test('cutAfter lets exactly n more bytes through, then closes with cause toxic',
   assert.equal(info.cause, 'toxic');
   assert.equal(client.received().toString(), `hello${'x'.repeat(10)}`);
   assert.equal(info.bytesToClient, 15);
+  assert.equal(info.toxic, 'cut_after');
 });
 
 test('cutAfter upstream: the target gets exactly n more bytes', async (t) => {
@@ -171,7 +209,8 @@ test('bytes(), addToxic on one connection only, reset and close', async (t) => {
   assert.equal((await echoed(a, 5, 'a echoed')).toString(), '12345');
   assert.equal(held.removeToxic('latency_downstream'), true);
   held.reset();
-  assert.equal((await withTimeout(held.closed, 5000, 'a closed')).cause, 'toxic');
+  const resetInfo = await withTimeout(held.closed, 5000, 'a closed');
+  assert.deepEqual([resetInfo.cause, resetInfo.toxic], ['toxic', 'reset']);
   assert.equal(await withTimeout(a.closed, 5000, 'a socket closed'), 'ECONNRESET');
 
   next = proxy.nextConnection();
@@ -181,7 +220,7 @@ test('bytes(), addToxic on one connection only, reset and close', async (t) => {
   await echoed(b, 1, 'b echoed');
   graceful.close();
   const info: ConnectionInfo = await withTimeout(graceful.closed, 5000, 'b closed');
-  assert.equal(info.cause, 'toxic');
+  assert.deepEqual([info.cause, info.toxic], ['toxic', 'close']);
   await withTimeout(b.ended, 5000, 'b got FIN');
   assert.equal(b.errorCode, null);
 });

@@ -17,7 +17,8 @@ interface ByteWaiter {
 
 /** ControlStage passes, counts, holds and cuts one direction of one connection. */
 export class ControlStage implements Stage {
-  readonly name = 'control';
+  /** name: `control`, or what closed the connection (`cut_after`, `reset`, `close`: the close record's `toxic`). */
+  name = 'control';
   /** passed: the bytes this stage let through so far. */
   passed = 0;
   #output: StageOutput | null = null;
@@ -88,12 +89,13 @@ export class ControlStage implements Stage {
   /** cutAfter closes the connection (FIN, cause `toxic`) once `n` more bytes have passed. */
   cutAfter(n: number): void {
     this.#cutLeft = n;
-    if (n === 0) this.close(false);
+    if (n === 0) this.close(false, 'cut_after');
   }
 
   /** close ends the connection now (cause `toxic`): with a reset both ways, or a FIN. */
-  close(reset: boolean): void {
+  close(reset: boolean, why: string = reset ? 'reset' : 'close'): void {
     if (this.#stopped) return;
+    this.name = why;
     this.#output?.close(reset);
   }
 
@@ -115,7 +117,7 @@ export class ControlStage implements Stage {
     }
     if (left !== null) {
       this.#cutLeft = left - out.length;
-      if (this.#cutLeft === 0) this.close(false);
+      if (this.#cutLeft === 0) this.close(false, 'cut_after');
     }
   }
 
