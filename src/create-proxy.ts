@@ -12,6 +12,8 @@ import type { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { type ProxyOptions, resolveOptions } from './config/config.js';
 import type { ConnectionInfo } from './connection-info.js';
+import type { ConnectionHandle } from './faults/connection-handle.js';
+import type { ToxicsHandle } from './faults/typed-toxics.js';
 import { Logger } from './log.js';
 import {
   type CloseOptions,
@@ -67,6 +69,35 @@ export interface TcpProxy extends EventEmitter<ProxyEvents> {
    * bind changes nothing.
    */
   reload(options: ProxyOptions): Promise<ReloadResult>;
+
+  // Deterministic faults for tests (docs/testing.md). `listener` names a listener;
+  // by default the first. An unknown name throws PROXY_ERR_INVALID_CONFIG.
+
+  /**
+   * toxics is the listener's toxics, typed: the same list the Toxiproxy HTTP API
+   * changes (docs/faults.md). A change acts on open connections at once.
+   */
+  toxics(listener?: string): ToxicsHandle;
+  /**
+   * nextConnection resolves when the next client of the listener is accepted, its
+   * upstream connected, and it relays: with a handle that can pause, cut, reset and
+   * close it, add toxics to it only, and await its bytes and its close. Each call
+   * waits for its own connection (calls are served in order).
+   */
+  nextConnection(listener?: string): Promise<ConnectionHandle>;
+  /**
+   * refuseNext: the next `n` clients the listener accepts are reset (RST) at once,
+   * before any upstream is dialled: the client sees ECONNRESET (or its connection
+   * closed). Close record cause `toxic`. Adds to a count still pending.
+   */
+  refuseNext(n: number, listener?: string): void;
+  /**
+   * hangNext: the next `n` clients the listener accepts (after any still to be
+   * refused) are never dialled: they stay open, sending and getting nothing, until
+   * the client leaves (cause `client_fin` or `client_reset`) or the proxy closes
+   * (`shutdown`): a connect timeout, as the client sees it.
+   */
+  hangNext(n: number, listener?: string): void;
 }
 
 /**

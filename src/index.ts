@@ -25,7 +25,11 @@ export type { TcpProxy } from './create-proxy.js';
 export { createProxy } from './create-proxy.js';
 export type { ProxyErrorCode } from './errors.js';
 export { ProxyError } from './errors.js';
+export type { ConnectionHandle } from './faults/connection-handle.js';
+export type { Toxic, ToxicType } from './faults/toxic.js';
+export type { ToxicInput, ToxicInputOf, ToxicsHandle, ToxicUpdate } from './faults/typed-toxics.js';
 export type { LogFormat, LoggerOptions, LogLevel } from './log.js';
+export type { Stream } from './stage.js';
 export type { StatsSnapshot } from './stats.js';
 export type {
   CloseOptions,

@@ -16,10 +16,12 @@ import { type ConnectionInfo, formatConnectFailures, tlsRecord } from './connect
 import { ConnectionQueue } from './connection-queue.js';
 import { descriptorsExhausted, holdDescriptors } from './descriptors.js';
 import { errorCode, listenErrorText, ProxyError } from './errors.js';
+import type { ListenerFaults } from './faults/listener-faults.js';
 import type { ToxicRegistry } from './faults/registry.js';
 import type { Logger } from './log.js';
 import { type ContextHost, ProxyContext } from './proxy-context.js';
 import { requireOnread } from './read-buffer.js';
+import type { StageControl } from './stage.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
 import {
@@ -76,6 +78,11 @@ export class Listener implements ContextHost {
    * starts relaying only while it has toxics, and detached when it closes.
    */
   toxics: ToxicRegistry | null = null;
+  /**
+   * faults: what a JavaScript test asked of the next connections (nextConnection,
+   * refuseNext, hangNext; faults/listener-faults.ts), set by the Supervisor; null: none.
+   */
+  faults: ListenerFaults | null = null;
   readonly #events: ListenerEvents;
   readonly #server: Server;
   readonly #drainTimer: Timer<Listener>;
@@ -269,12 +276,22 @@ export class Listener implements ContextHost {
       context.traceEvent('client', `accepted ${context.clientAddress} on ${this.config.name}`);
     }
     this.#events.connectionOpen(context);
+    if (this.faults !== null && this.#applyFault(context)) return;
     if (this.contexts.size - this.queue.size > this.config.maxConnections) {
       if (this.queue.timeoutMs > 0) this.queue.add(context);
       else context.close('max_connections');
       return;
     }
     context.connect();
+  }
+
+  /** #applyFault refuses (RST, cause `toxic`) or hangs a client a test asked for; true if it did. */
+  #applyFault(context: ProxyContext): boolean {
+    const fate = this.faults?.onAccept() ?? 'dial';
+    if (this.faults?.idle) this.faults = null; // served: back to the plain path
+    if (fate === 'refuse') context.closeForStage('refuse_next', true);
+    else if (fate === 'hang') context.hang();
+    return fate !== 'dial';
   }
 
   // Design cases "accept() fails": EAGAIN and EINTR never get here (libuv retries
@@ -413,6 +430,10 @@ export class Listener implements ContextHost {
     this.stats.active -= 1;
     holdDescriptors(-2);
     const info = context.info();
+    if (this.faults !== null) {
+      this.faults.onClosed(info);
+      if (this.faults.idle) this.faults = null;
+    }
     this.stats.countClosed(info.cause ?? 'shutdown', info.bytesToUpstream, info.bytesToClient);
     this.#logClosed(info);
     this.#events.connectionClose(info);
@@ -501,9 +522,10 @@ export class Listener implements ContextHost {
   }
 
   /** relayingContexts: the open connections that relay now (for the toxics: ToxicRegistry's openConnections). */
-  *relayingContexts(): Generator<ProxyContext> {
+  *relayingContexts(): Generator<StageControl> {
     for (const context of this.contexts)
-      if (context.state === 'relaying' || context.state === 'half_closed') yield context;
+      if (context.state === 'relaying' || context.state === 'half_closed')
+        yield context.toxicControl ?? context;
   }
 
   /** closeAll tears down every open connection at once with `cause`. */

@@ -30,6 +30,7 @@ import type { ListenerConfig, Target } from './config/config.js';
 import type { ConnectionInfo, ContextState } from './connection-info.js';
 import { Endpoint, type EndpointSocket, type Side } from './endpoint.js';
 import { errorCode } from './errors.js';
+import type { ListenerFaults } from './faults/listener-faults.js';
 import type { ToxicRegistry } from './faults/registry.js';
 import type { TlsFacts } from './handshake.js';
 import { armInactivity, inactivityExpired } from './inactivity.js';
@@ -49,6 +50,8 @@ export interface ContextHost extends OpeningHost {
   readonly timers: TimerSet;
   /** toxics: the listener's toxics; a connection is attached only while there are some. */
   readonly toxics?: ToxicRegistry | null;
+  /** faults: a JavaScript test's requests for the next connections (listener-faults.ts). */
+  readonly faults?: ListenerFaults | null;
   onContextClosed(context: ProxyContext): void;
   onContextConnected(context: ProxyContext): void;
 }
@@ -79,6 +82,13 @@ export class ProxyContext implements StageControl, StageOwner {
   upstreamTls: TlsFacts | undefined = undefined;
   readonly trace: boolean;
   state: ContextState = 'connecting';
+  /**
+   * toxicControl: what the listener's toxics are given in place of this connection
+   * when a test holds it (ConnectionHandle.stageControl); null: the connection itself.
+   */
+  toxicControl: StageControl | null = null;
+  /** #hanging: a test asked that this client hang (never dialled) until it leaves. */
+  #hanging = false;
   cause: CloseCause | null = null;
   firstClose: Side | null = null;
   /** target is the target being dialed, then the one connected to. */
@@ -150,6 +160,17 @@ export class ProxyContext implements StageControl, StageOwner {
     this.#opening.start();
   }
 
+  /**
+   * hang reads the client but never dials (a test's `hangNext`): the connection stays
+   * until the client leaves (FIN: `client_fin`, reset: `client_reset`) or the proxy
+   * closes it. What the client sends is held up to the early-bytes bound, then not read.
+   */
+  hang(): void {
+    this.#hanging = true;
+    const client = this.client.transport;
+    if (client !== null) startClientRelay(client);
+  }
+
   // The opening's events, as the endpoints and dial() report them (EndpointOwner).
 
   /** holdEarly keeps a chunk read before the upstream was connected (relay.ts); false: pause reading. */
@@ -191,8 +212,10 @@ export class ProxyContext implements StageControl, StageOwner {
     this.host.onContextConnected(this);
     startUpstreamRelay(upstream);
     this.config.hooks?.relaying?.(this);
+    const faults = this.host.faults;
+    if (faults != null) this.toxicControl = faults.onRelaying(this)?.stageControl ?? null;
     const toxics = this.host.toxics;
-    if (toxics != null && toxics.size > 0) toxics.attach(this);
+    if (toxics != null && toxics.size > 0) toxics.attach(this.toxicControl ?? this);
     if (this.closed) return; // the hook (or a stage) closed it
     if (this.upstream.stage !== null) followStage(upstream);
     this.#opening.handOver(upstream);
@@ -204,8 +227,8 @@ export class ProxyContext implements StageControl, StageOwner {
   onFin(from: Endpoint): void {
     if (this.closed) return;
     if (this.firstClose === null) this.firstClose = from.side;
-    if (this.state === 'handshake') {
-      this.close('client_fin'); // it left before the handshake was done
+    if (this.state === 'handshake' || this.#hanging) {
+      this.close('client_fin'); // it left before the handshake was done (or while hanging)
       return;
     }
     if (this.state === 'connecting') {

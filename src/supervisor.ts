@@ -7,6 +7,7 @@
  * It is the object `createProxy()` returns. Signals are not handled here: the CLI
  * (or the embedding program) decides what a signal means and calls `close()`.
  */
+
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
@@ -23,8 +24,11 @@ import {
 import { type SettingsJson, settingsJson } from './config/options.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { ProxyError } from './errors.js';
+import type { ConnectionHandle } from './faults/connection-handle.js';
+import { ListenerFaults } from './faults/listener-faults.js';
 import { ToxicRegistry } from './faults/registry.js';
 import { RegistryToxicStore } from './faults/store.js';
+import { type ToxicsHandle, toxicsHandle } from './faults/typed-toxics.js';
 import { Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
 import type { ProxyContext } from './proxy-context.js';
@@ -616,6 +620,45 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   }
 
   /**
+   * toxics is the typed handle on the toxics of the listener `name` (default: the
+   * first), the same ones the Toxiproxy HTTP API changes. Throws PROXY_ERR_INVALID_CONFIG for an unknown name.
+   */
+  toxics(name?: string): ToxicsHandle {
+    return toxicsHandle(this.#toxicsOf(this.#named(name, 'toxics').config.name).registry);
+  }
+
+  /** nextConnection resolves with a handle on the next connection of `name` that relays. */
+  nextConnection(name?: string): Promise<ConnectionHandle> {
+    return this.#faultsOf(this.#named(name, 'nextConnection')).nextConnection();
+  }
+
+  /** refuseNext: the next `n` clients accepted by `name` are reset at once (cause `toxic`). */
+  refuseNext(n: number, name?: string): void {
+    this.#faultsOf(this.#named(name, 'refuseNext')).refuseNext(checkCount(n, 'refuseNext'));
+  }
+
+  /** hangNext: the next `n` clients accepted by `name` are never dialled until they leave. */
+  hangNext(n: number, name?: string): void {
+    this.#faultsOf(this.#named(name, 'hangNext')).hangNext(checkCount(n, 'hangNext'));
+  }
+
+  /** #named: the listener called `name`, or the first; throws PROXY_ERR_INVALID_CONFIG. */
+  #named(name: string | undefined, what: string): Listener {
+    const listener = name === undefined ? this.#listeners[0] : this.#find(name);
+    if (listener === undefined)
+      throw new ProxyError(
+        'PROXY_ERR_INVALID_CONFIG',
+        `${what}: no listener named ${String(name)}`,
+      );
+    return listener;
+  }
+
+  #faultsOf(listener: Listener): ListenerFaults {
+    listener.faults ??= new ListenerFaults();
+    return listener.faults;
+  }
+
+  /**
    * #toxicsOf: the store and registry of the listeners called `name` (made when first
    * needed, one TimerSet for all). The registry attaches, when its first toxic comes,
    * the relaying connections of every listener of that name (one draining after a
@@ -777,4 +820,14 @@ function sameListen(listen: Address, listener: Listener): boolean {
   if (listen.port === 0 || listen.port !== (bound?.port ?? own.port)) return false;
   const host = listen.host ?? '::';
   return host === (own.host ?? '::') || host === bound?.address;
+}
+
+/** checkCount: a count of connections a test asked for (a whole number >= 0). */
+function checkCount(n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new ProxyError(
+      'PROXY_ERR_INVALID_CONFIG',
+      `${what}: n must be a whole number >= 0, got ${n}`,
+    );
+  return n;
 }

@@ -20,7 +20,9 @@
  * the bytes it let through still pass the toxics after it (as in Toxiproxy, where a
  * toxic closing its output makes the next ones drain and close); a reset is at once.
  */
+
 import type { Stage, StageOutput } from '../stage.js';
+import { ControlStage } from './control-stage.js';
 
 /** ChainLink is one toxic's place in a chain, and that toxic's output. */
 class ChainLink implements StageOutput {
@@ -246,11 +248,11 @@ export class ToxicChain implements Stage {
   closeFrom(link: ChainLink, reset: boolean): void {
     if (this.#stopped || (link.closing && !reset)) return;
     if (reset || link.endPassed) {
-      this.#closingName = link.name;
+      this.#closingName = closingName(link);
       this.#output?.close(reset);
       return;
     }
-    this.#closingName ??= link.name;
+    this.#closingName ??= closingName(link);
     link.closing = true;
     link.endPassed = true;
     this.forwardEnd(link.next);
@@ -259,4 +261,15 @@ export class ToxicChain implements Stage {
   #indexOf(name: string): number {
     return this.#links.findIndex((link) => link.name === name);
   }
+}
+
+/**
+ * closingName: the name a close record shows for `link`'s stage: a chain inside a chain
+ * (a held connection's listener toxics, connection-handle.ts) or a ControlStage names
+ * what closed; any other stage is named by its link.
+ */
+function closingName(link: ChainLink): string {
+  return link.stage instanceof ToxicChain || link.stage instanceof ControlStage
+    ? link.stage.name
+    : link.name;
 }
