@@ -7,7 +7,7 @@
  */
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ConnectionInfo } from './connection-info.js';
-import type { ListenerInfo, ReloadResult, TargetInfo } from './supervisor.js';
+import type { ListenerInfo, ReloadResult, TargetInfo } from './proxy-info.js';
 
 /** WorkerRequest is a question or an action the primary sends one worker. */
 export type WorkerRequest =

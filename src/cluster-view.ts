@@ -24,8 +24,8 @@ import type { WorkerAnswers, WorkerRequest } from './cluster-protocol.js';
 import type { ConnectionInfo } from './connection-info.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
+import type { ListenerInfo, ReloadResult, RouteInfo, TargetInfo } from './proxy-info.js';
 import { addCounts, sumSnapshots } from './stats.js';
-import type { ListenerInfo, ReloadResult, RouteInfo, TargetInfo } from './supervisor.js';
 
 /** WorkerPool is what the view needs from the primary: who is ready, and a way to ask. */
 export interface WorkerPool {

@@ -15,7 +15,7 @@ import {
 import type { TcpProxy } from './create-proxy.js';
 import { errorCode } from './errors.js';
 import { type LogFormat, writeStderr } from './log.js';
-import type { ReloadResult } from './supervisor.js';
+import type { ReloadResult } from './proxy-info.js';
 
 /** workerId is this process's worker id (1, 2, ...) when the primary forked it, else undefined. */
 export function workerId(): number | undefined {

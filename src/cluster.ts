@@ -33,7 +33,7 @@ import {
 import { ClusterView } from './cluster-view.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
-import type { ReloadResult } from './supervisor.js';
+import type { ReloadResult } from './proxy-info.js';
 
 // ---------------------------------------------------------------- the primary
 

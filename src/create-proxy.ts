@@ -15,16 +15,16 @@ import type { ConnectionInfo } from './connection-info.js';
 import type { ConnectionHandle } from './faults/connection-handle.js';
 import type { ToxicsHandle } from './faults/typed-toxics.js';
 import { Logger } from './log.js';
-import {
-  type CloseOptions,
-  type ListenerInfo,
-  type ListenOptions,
-  type ProxyEvents,
-  type ProxyStats,
-  type ReloadResult,
-  Supervisor,
-  type TargetInfo,
-} from './supervisor.js';
+import type {
+  CloseOptions,
+  ListenerInfo,
+  ListenOptions,
+  ProxyEvents,
+  ProxyStats,
+  ReloadResult,
+  TargetInfo,
+} from './proxy-info.js';
+import { Supervisor } from './supervisor.js';
 
 /**
  * TcpProxy is a proxy as createProxy returns it: what a program embedding it may call.

@@ -29,8 +29,6 @@ export type { ConnectionHandle } from './faults/connection-handle.js';
 export type { Toxic, ToxicType } from './faults/toxic.js';
 export type { ToxicInput, ToxicInputOf, ToxicsHandle, ToxicUpdate } from './faults/typed-toxics.js';
 export type { LogFormat, LoggerOptions, LogLevel } from './log.js';
-export type { Stream } from './stage.js';
-export type { StatsSnapshot } from './stats.js';
 export type {
   CloseOptions,
   ListenerInfo,
@@ -41,5 +39,7 @@ export type {
   ReloadResult,
   RouteInfo,
   TargetInfo,
-} from './supervisor.js';
+} from './proxy-info.js';
+export type { Stream } from './stage.js';
+export type { StatsSnapshot } from './stats.js';
 export { NAME, VERSION } from './version.js';

@@ -20,7 +20,7 @@ import { createRequire } from 'node:module';
 import type * as PromClient from 'prom-client';
 import type { Registry } from 'prom-client';
 import type { ConnectionInfo } from '../connection-info.js';
-import type { ListenerInfo, ProxyEvents } from '../supervisor.js';
+import type { ListenerInfo, ProxyEvents } from '../proxy-info.js';
 import type { HistogramSource, ProxyView } from './view.js';
 
 const CONNECT_BUCKETS_S = [

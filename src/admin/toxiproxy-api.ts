@@ -17,7 +17,7 @@
  */
 import type { ListenerOptions } from '../config/config.js';
 import { errorCode } from '../errors.js';
-import type { ListenerChange, ListenerInfo } from '../supervisor.js';
+import type { ListenerChange, ListenerInfo } from '../proxy-info.js';
 import {
   jsonKind,
   parseToxic,

@@ -7,7 +7,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { ConnectionInfo } from '../connection-info.js';
-import type { ListenerInfo, TargetInfo } from '../supervisor.js';
+import type { ListenerInfo, TargetInfo } from '../proxy-info.js';
 
 /** Awaitable is a value now, or later. */
 export type Awaitable<T> = T | Promise<T>;
