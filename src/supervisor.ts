@@ -24,8 +24,8 @@ import type { ConnectionInfo } from './connection-info.js';
 import { ProxyError } from './errors.js';
 import type { ConnectionHandle } from './faults/connection-handle.js';
 import { ListenerFaults } from './faults/listener-faults.js';
-import { ToxicRegistry } from './faults/registry.js';
-import { RegistryToxicStore } from './faults/store.js';
+import { ListenerToxics } from './faults/listener-toxics.js';
+import type { ToxicRegistry } from './faults/registry.js';
 import { type ToxicsHandle, toxicsHandle } from './faults/typed-toxics.js';
 import { Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
@@ -42,7 +42,6 @@ import {
   type ReloadResult,
   type TargetInfo,
 } from './proxy-info.js';
-import type { StageControl } from './stage.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
 import type { ToxicStore } from './toxic-store.js';
@@ -67,9 +66,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   /** #disabled: listeners switched off by changeListener (kept, not listening). */
   readonly #disabled = new WeakSet<Listener>();
   /** #toxics: each listener's toxics by name (made with the listener, kept across reloads). */
-  readonly #toxics = new Map<string, RegistryToxicStore>();
-  /** #configToxics: the toxics each listener's config gave (the file's), applied by #applyConfigToxics. */
-  readonly #configToxics = new Map<string, NonNullable<ListenerConfig['toxics']>>();
+  readonly #toxics: ListenerToxics;
   /** startedAtMs is when the proxy was created, on the timer set's clock. */
   readonly startedAtMs: number;
 
@@ -79,6 +76,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     this.log = log;
     this.timers = timers;
     this.startedAtMs = timers.now();
+    this.#toxics = new ListenerToxics(timers, () => [...this.#listeners, ...this.#retiring]);
     this.#events = {
       // Describing a connection allocates; per accept and connect, do it only for a listener.
       connectionOpen: (context: ProxyContext) => {
@@ -91,9 +89,9 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       connectionClose: (info: ConnectionInfo) => this.emit('connectionClose', info),
     };
     this.#listeners = config.listeners.map((l) =>
-      this.#withToxics(new Listener(l, timers, log, this.#events)),
+      this.#toxics.attach(new Listener(l, timers, log, this.#events)),
     );
-    for (const l of config.listeners) this.#applyConfigToxics(l);
+    for (const l of config.listeners) this.#toxics.applyConfig(l);
   }
 
   /**
@@ -194,7 +192,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    */
   listenerInfo(): ListenerInfo[] {
     return this.#views().map(([listener, state, stats]) =>
-      describeListener(listener, state, stats, this.#toxics.get(listener.config.name)?.list()),
+      describeListener(listener, state, stats, this.#toxics.listOf(listener.config.name)),
     );
   }
 
@@ -327,7 +325,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
         return old;
       }
       // The address changed: a new listener there, the old one drains.
-      const moved = this.#withToxics(
+      const moved = this.#toxics.attach(
         new Listener(listenerConfig, this.timers, this.log, this.#events, old.stats),
       );
       toStart.push(moved);
@@ -349,7 +347,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
         toUpdate.push([renamed, slot]);
         return renamed;
       }
-      const listener = this.#withToxics(new Listener(slot, this.timers, this.log, this.#events));
+      const listener = this.#toxics.attach(new Listener(slot, this.timers, this.log, this.#events));
       toStart.push(listener);
       return listener;
     });
@@ -375,15 +373,14 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     // (A renamed listener takes the toxics of its new name.)
     for (const [listener, listenerConfig] of toUpdate) {
       listener.update(listenerConfig);
-      this.#withToxics(listener);
+      this.#toxics.attach(listener);
     }
     for (const listener of toRetire) this.#retire(listener);
     for (const listener of toStart) listener.logListening();
     for (const name of result.removed) {
-      this.#toxics.delete(name);
-      this.#configToxics.delete(name);
+      this.#toxics.forget(name);
     }
-    for (const l of config.listeners) this.#applyConfigToxics(l);
+    for (const l of config.listeners) this.#toxics.applyConfig(l);
     for (const l of config.listeners) this.#runtime.delete(l.name);
     this.#listeners = [...next, ...kept.values()];
     this.config = config;
@@ -419,7 +416,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     this.#checkRunning('create listener');
     const name = options.name ?? String(options.listen);
     if (this.#find(name) !== undefined) return 'exists';
-    const listener = this.#withToxics(
+    const listener = this.#toxics.attach(
       new Listener(resolveListener(options, ''), this.timers, this.log, this.#events),
     );
     if (enabled) await listener.listen();
@@ -433,7 +430,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     } else this.#disabled.add(listener);
     this.#listeners.push(listener);
     this.#runtime.add(name);
-    this.#applyConfigToxics(listener.config);
+    this.#toxics.applyConfig(listener.config);
     return this.#describe(listener);
   }
 
@@ -510,8 +507,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     this.log.info('listener deleted', { listener: name });
     this.#listeners = this.#listeners.filter((l) => l !== listener);
     this.#runtime.delete(name);
-    this.#toxics.delete(name);
-    this.#configToxics.delete(name);
+    this.#toxics.forget(name);
     return true;
   }
 
@@ -523,12 +519,12 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    */
   toxicStore(name: string): ToxicStore | undefined {
     if (this.#find(name) === undefined) return undefined;
-    return this.#toxicsOf(name);
+    return this.#toxics.of(name);
   }
 
   /** toxicRegistry is the toxics of the listener of that name, as the data path applies them. */
   toxicRegistry(name: string): ToxicRegistry | undefined {
-    return this.toxicStore(name) === undefined ? undefined : this.#toxicsOf(name).registry;
+    return this.toxicStore(name) === undefined ? undefined : this.#toxics.of(name).registry;
   }
 
   /**
@@ -536,7 +532,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    * first), the same ones the Toxiproxy HTTP API changes. Throws PROXY_ERR_INVALID_CONFIG for an unknown name.
    */
   toxics(name?: string): ToxicsHandle {
-    return toxicsHandle(this.#toxicsOf(this.#named(name, 'toxics').config.name).registry);
+    return toxicsHandle(this.#toxics.of(this.#named(name, 'toxics').config.name).registry);
   }
 
   /** nextConnection resolves with a handle on the next connection of `name` that relays. */
@@ -570,58 +566,6 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     return listener.faults;
   }
 
-  /**
-   * #toxicsOf: the store and registry of the listeners called `name` (made when first
-   * needed, one TimerSet for all). The registry attaches, when its first toxic comes,
-   * the relaying connections of every listener of that name (one draining after a
-   * reload moved it, too).
-   */
-  #toxicsOf(name: string): RegistryToxicStore {
-    let store = this.#toxics.get(name);
-    if (store === undefined) {
-      const registry: ToxicRegistry = new ToxicRegistry({
-        timers: this.timers,
-        openConnections: () => this.#relaying(registry),
-      });
-      store = new RegistryToxicStore(registry);
-      this.#toxics.set(name, store);
-    }
-    return store;
-  }
-
-  *#relaying(registry: ToxicRegistry): Generator<StageControl> {
-    for (const listener of [...this.#listeners, ...this.#retiring])
-      if (listener.toxics === registry) yield* listener.relayingContexts();
-  }
-
-  /**
-   * #applyConfigToxics gives a listener the toxics its config lists (`toxics` in the
-   * file). When the list differs from the one applied before, the toxics the config
-   * gave before are removed and the new ones added (one of the same name added over
-   * the API is replaced); toxics added over the API stay. An unchanged list changes
-   * nothing, so a reload does not restart the toxics of open connections.
-   */
-  #applyConfigToxics(config: ListenerConfig): void {
-    const before = this.#configToxics.get(config.name) ?? [];
-    const after = config.toxics ?? [];
-    if (isDeepStrictEqual(before, after)) return;
-    const { registry } = this.#toxicsOf(config.name);
-    for (const toxic of before)
-      if (registry.get(toxic.name) !== undefined) registry.remove(toxic.name);
-    for (const toxic of after) {
-      if (registry.get(toxic.name) !== undefined) registry.remove(toxic.name);
-      registry.add(toxic);
-    }
-    if (after.length === 0) this.#configToxics.delete(config.name);
-    else this.#configToxics.set(config.name, after);
-  }
-
-  /** #withToxics gives a new listener the registry of its name. */
-  #withToxics(listener: Listener): Listener {
-    listener.toxics = this.#toxicsOf(listener.config.name).registry;
-    return listener;
-  }
-
   #find(name: string): Listener | undefined {
     return this.#listeners.find((l) => l.config.name === name);
   }
@@ -637,7 +581,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
 
   #describe(listener: Listener): ListenerInfo {
     const state = this.#disabled.has(listener) ? 'disabled' : 'serving';
-    const toxics = this.#toxics.get(listener.config.name)?.list();
+    const toxics = this.#toxics.listOf(listener.config.name);
     return describeListener(listener, state, listener.snapshot(), toxics);
   }
 
