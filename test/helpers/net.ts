@@ -133,14 +133,24 @@ export async function waitFor(
 
 /** refusedAddress returns 127.0.0.1:PORT where nothing listens (a port just freed). */
 export async function refusedAddress(): Promise<string> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const addr = server.address();
-  await new Promise((r) => server.close(r));
-  if (addr === null || typeof addr === 'string') throw new Error('no address');
-  return `127.0.0.1:${addr.port}`;
+  // The kernel may hand the same free port out twice in a row; a test that asks for
+  // several refused targets needs distinct ones, so a port given out before is skipped.
+  for (let tries = 0; tries < 20; tries++) {
+    const server = createServer();
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const addr = server.address();
+    await new Promise((r) => server.close(r));
+    if (addr === null || typeof addr === 'string') throw new Error('no address');
+    if (givenRefusedPorts.has(addr.port)) continue;
+    givenRefusedPorts.add(addr.port);
+    return `127.0.0.1:${addr.port}`;
+  }
+  throw new Error('refusedAddress: no new free port in 20 tries');
 }
+
+/** givenRefusedPorts: the ports refusedAddress has handed out in this process. */
+const givenRefusedPorts = new Set<number>();
 
 const BLACKHOLE = `
 const net = require('node:net');
