@@ -418,8 +418,9 @@ export class Listener implements ContextHost {
   /**
    * useHealth starts the health of this listener's targets (checks, passive marking,
    * `target down` / `target up` logs; upstream/pool-health.ts, or the owner's
-   * `startHealth`), or stops it (null). Off until called (`listen` does). Called again (a reload) with the same options it keeps running;
-   * with other options it starts afresh, and the targets keep their states.
+   * `startHealth`), or stops it (null). Off until called (`listen` does). Called
+   * again (a reload) with the same options it keeps running; with other options it
+   * starts afresh, and the targets keep their states.
    */
   useHealth(options: PoolHealthOptions | null): void {
     const running = this.#health;
