@@ -48,6 +48,8 @@ export class ClusterHealth {
   readonly #listeners = new Map<string, Shared>();
   /** #watching maps `WORKER:POOL` to the listener it watches. */
   readonly #watching = new Map<string, Shared>();
+  /** #drains: targets an operator drained, by `LISTENER\nADDRESS` (they do not count as up). */
+  readonly #drains = new Set<string>();
 
   constructor(log: Logger, send: HealthSend, timers: TimerSet = new TimerSet()) {
     this.#log = log;
@@ -81,6 +83,18 @@ export class ClusterHealth {
     }
   }
 
+  /**
+   * setDrained follows an operator's drain or undrain (the workers apply it
+   * themselves), so that a drained target does not count as up: with every other
+   * target down, `no healthy target` is said, as by a process on its own.
+   */
+  setDrained(listener: string, address: string, drained: boolean): void {
+    const key = `${listener}\n${address}`;
+    if (drained) this.#drains.add(key);
+    else this.#drains.delete(key);
+    this.#listeners.get(listener)?.pool.setDrained(address, drained);
+  }
+
   /** listeners names the listeners whose health is shared now (tests, debugging). */
   get listeners(): string[] {
     return [...this.#listeners.keys()];
@@ -99,6 +113,7 @@ export class ClusterHealth {
         watchers: new Map(),
       };
       this.#listeners.set(name, shared);
+      this.#applyDrains(shared);
     }
     shared.watchers.delete(key); // set again below: the last announced is last
     shared.watchers.set(key, watcher);
@@ -138,11 +153,19 @@ export class ClusterHealth {
       targets.every((t, i) => t.address === current[i]?.address);
     if (!same) {
       shared.pool.update(targets);
+      this.#applyDrains(shared);
       shared.health.sync();
     }
     if (options !== undefined && !sameHealthOptions(shared.health.options, options)) {
       shared.health.stop(true); // the targets keep their states
       shared.health = this.#start(shared.name, shared.pool, options);
+    }
+  }
+
+  #applyDrains(shared: Shared): void {
+    for (const entry of shared.pool.entries) {
+      if (this.#drains.has(`${shared.name}\n${entry.address}`))
+        shared.pool.setDrained(entry.address, true);
     }
   }
 

@@ -160,6 +160,11 @@ export class ClusterPrimary {
     return this.#state === 'running';
   }
 
+  /** drained: every worker drained or undrained a target (ClusterView); the shared health follows. */
+  drained(listener: string, address: string, drained: boolean): void {
+    this.health.setDrained(listener, address, drained);
+  }
+
   /** readyWorkers lists the ids of the workers that listen and answer, oldest first. */
   readyWorkers(): number[] {
     return [...this.#slots.values()].filter((s) => s.ready).map((s) => s.id);

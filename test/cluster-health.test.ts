@@ -161,3 +161,20 @@ test('the primary follows every target some worker has, and forgets a worker tha
   c.primary.workerGone(1);
   assert.deepEqual(c.primary.listeners, []);
 });
+
+test('a target the operator drained does not count as up: with the others down, no healthy target is said once', () => {
+  const c = cluster(1);
+  // Drained before any worker watched: kept, and applied when one does.
+  c.primary.setDrained('web', B.address, true);
+  const p1 = pool([A, B]);
+  p1.setDrained(B.address, true); // what the worker itself did on the drain
+  c.share(1).start(p1, 'web', { ...PASSIVE, fall: 1 });
+  p1.failed(entry(p1, A), 'ECONNREFUSED');
+  assert.deepEqual(downOf(p1), [A.address]);
+  assert.equal(c.lines('no healthy target: every target is down').length, 1);
+  c.primary.setDrained('web', B.address, false);
+  p1.setDrained(B.address, false);
+  p1.connected(entry(p1, A));
+  p1.failed(entry(p1, A), 'ECONNREFUSED');
+  assert.equal(c.lines('no healthy target: every target is down').length, 1, 'B is up now');
+});

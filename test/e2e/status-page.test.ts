@@ -285,7 +285,9 @@ describe('status page', { skip: SKIP }, () => {
     await page.goto(`${cli.adminUrl}/`);
     const backup = (address: string) =>
       page.locator(`[data-testid="target"][data-address="${address}"] [data-field="backup"]`);
-    await backup(b.address).filter({ hasText: /^backup$/ }).waitFor({ timeout: UI_TIMEOUT_MS });
+    await backup(b.address)
+      .filter({ hasText: /^backup$/ })
+      .waitFor({ timeout: UI_TIMEOUT_MS });
     assert.equal(await backup(a.address).textContent(), '');
   });
 
