@@ -266,6 +266,9 @@ async function runWorker(plan: Plan, side: WorkerSide, id: number): Promise<void
     format: plan.format,
     write: side.workerLogWriter(plan.format, id),
   });
+  // The primary decides the targets' states for every worker (src/cluster-health.ts).
+  const health = side.shareHealth();
+  proxy.shareHealth = (pool, listener, options) => health.start(pool, listener, options);
   // The primary matched the sockets systemd passed; it listens on them for us.
   await listenOrExit(proxy, takeWorkerFds(process.env));
   // The latency histograms of /metrics are kept here and added up by the primary.

@@ -8,6 +8,7 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ConnectionInfo } from './connection-info.js';
 import type { ListenerInfo, ReloadResult, TargetInfo } from './proxy-info.js';
+import type { HealthToPrimary, HealthToWorker } from './upstream/shared-health.js';
 
 /** WorkerRequest is a question or an action the primary sends one worker. */
 export type WorkerRequest =
@@ -40,14 +41,16 @@ export type RequestOf<K extends WorkerRequest['kind']> = Extract<WorkerRequest, 
 export type ToWorker =
   | { type: 'proxy:request'; seq: number; request: WorkerRequest }
   | { type: 'proxy:shutdown'; graceful: boolean; signal: string | undefined }
-  | { type: 'proxy:snapshot' };
+  | { type: 'proxy:snapshot' }
+  | { type: 'proxy:health-states'; states: HealthToWorker };
 
 /** FromWorker: what a worker sends the primary. */
 export type FromWorker =
   | { type: 'proxy:ready' }
   | { type: 'proxy:failed'; status: 1 | 2; message: string }
   | { type: 'proxy:answer'; seq: number; value: unknown }
-  | { type: 'proxy:refused'; seq: number; code: string; message: string };
+  | { type: 'proxy:refused'; seq: number; code: string; message: string }
+  | { type: 'proxy:health'; report: HealthToPrimary };
 
 /** isMessage tells our messages from anything else on the channel. */
 export function isMessage<T extends { type: string }>(value: unknown): value is T {

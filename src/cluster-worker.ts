@@ -16,6 +16,7 @@ import type { TcpProxy } from './create-proxy.js';
 import { errorCode } from './errors.js';
 import { type LogFormat, writeStderr } from './log.js';
 import type { ReloadResult } from './proxy-info.js';
+import { HealthShare } from './upstream/shared-health.js';
 
 /** workerId is this process's worker id (1, 2, ...) when the primary forked it, else undefined. */
 export function workerId(): number | undefined {
@@ -51,6 +52,8 @@ export function serveWorker(
       case 'proxy:snapshot':
         hooks.snapshot();
         return;
+      case 'proxy:health-states':
+        return; // shareHealth's
       case 'proxy:request':
         answer(proxy, hooks, histograms, message.request).then(
           (value) => sendToPrimary({ type: 'proxy:answer', seq: message.seq, value }),
@@ -88,6 +91,21 @@ async function answer(
     case 'reload':
       return hooks.reload();
   }
+}
+
+/**
+ * shareHealth makes this worker's end of the shared target health (see
+ * src/upstream/shared-health.ts) and starts taking the primary's states at once:
+ * set its `start` as the proxy's `shareHealth` before `listen`, since the primary
+ * answers a listener's first watch with its states.
+ */
+export function shareHealth(): HealthShare {
+  const share = new HealthShare((report) => sendToPrimary({ type: 'proxy:health', report }));
+  process.on('message', (message: unknown) => {
+    if (isMessage<ToWorker>(message) && message.type === 'proxy:health-states')
+      share.receive(message.states);
+  });
+  return share;
 }
 
 function sendToPrimary(message: FromWorker): void {

@@ -27,7 +27,7 @@ import { ListenerFaults } from './faults/listener-faults.js';
 import { ListenerToxics } from './faults/listener-toxics.js';
 import type { ToxicRegistry } from './faults/registry.js';
 import { type ToxicsHandle, toxicsHandle } from './faults/typed-toxics.js';
-import { Listener, type ListenerEvents } from './listener.js';
+import { type HealthFactory, Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
 import type { ProxyContext } from './proxy-context.js';
 import {
@@ -69,6 +69,12 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   readonly #toxics: ListenerToxics;
   /** startedAtMs is when the proxy was created, on the timer set's clock. */
   readonly startedAtMs: number;
+  /**
+   * shareHealth, when set before `listen`, runs the health of every listener's
+   * targets in place of the listener's own PoolHealth: a worker of `--workers N`
+   * shares it through the primary (cli.ts, upstream/shared-health.ts). Default null.
+   */
+  shareHealth: HealthFactory | null = null;
 
   constructor(config: Config, log: Logger, timers: TimerSet = new TimerSet()) {
     super();
@@ -87,6 +93,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
           this.emit('connectionConnect', context.info());
       },
       connectionClose: (info: ConnectionInfo) => this.emit('connectionClose', info),
+      startHealth: (pool, listener, options) => this.shareHealth?.(pool, listener, options),
     };
     this.#listeners = config.listeners.map((l) =>
       this.#toxics.attach(new Listener(l, timers, log, this.#events)),
