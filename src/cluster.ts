@@ -30,6 +30,7 @@ import {
   type WorkerAnswers,
   type WorkerRequest,
 } from './cluster-protocol.js';
+import { ClusterToxiproxy } from './cluster-toxiproxy.js';
 import { ClusterView } from './cluster-view.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
@@ -93,6 +94,8 @@ const KILL_AFTER_MS = 2000;
 export class ClusterPrimary {
   /** view is what the admin server reads: every worker's answers, merged. */
   readonly view: ClusterView;
+  /** toxiproxy is the Toxiproxy API's host: its changes go to every worker (src/cluster-toxiproxy.ts). */
+  readonly toxiproxy: ClusterToxiproxy;
   readonly #options: Required<Omit<PrimaryOptions, 'log'>>;
   readonly #log: Logger;
   readonly #slots = new Map<number, Slot>();
@@ -120,6 +123,7 @@ export class ClusterPrimary {
       this.#finish = resolve;
     });
     this.view = new ClusterView(this, options.log);
+    this.toxiproxy = new ClusterToxiproxy(this, () => this.view.listenerInfo(), options.log);
   }
 
   /**
@@ -262,6 +266,7 @@ export class ClusterPrimary {
         slot.ready = true;
         this.#log.info('worker started', { worker: slot.id, pid: slot.pid });
         this.view.workerReady(slot.id);
+        this.toxiproxy.workerReady(slot.id);
         if (this.#state === 'starting' && this.readyWorkers().length === this.#options.workers) {
           this.#state = 'running';
           this.#log.info('workers listening', { workers: this.#options.workers });
