@@ -16,9 +16,9 @@
 import type { WorkerPool } from './cluster-view.js';
 import type { ListenerOptions } from './config/config.js';
 import { ProxyError } from './errors.js';
+import type { Toxic } from './faults/toxic.js';
 import type { Logger } from './log.js';
 import type { ListenerChange, ListenerInfo } from './proxy-info.js';
-import type { Toxic } from './toxic-store.js';
 import {
   outcomeError,
   type ProxyRecord,

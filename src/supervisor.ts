@@ -44,7 +44,6 @@ import {
 } from './proxy-info.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
-import type { ToxicStore } from './toxic-store.js';
 
 type SupervisorState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 
@@ -512,19 +511,13 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   }
 
   /**
-   * toxicStore is the toxics of the listener of that name (the Toxiproxy API's view of
-   * its ToxicRegistry: a change acts on its open connections at once), or undefined
-   * when there is no such listener. Kept by name, so a listener that a reload moved
-   * to a new address keeps its toxics; dropped with the listener.
+   * toxicRegistry is the toxics of the listener of that name (what the Toxiproxy API
+   * changes: a change acts on its open connections at once), or undefined when there
+   * is no such listener. Kept by name, so a listener that a reload moved to a new
+   * address keeps its toxics; dropped with the listener.
    */
-  toxicStore(name: string): ToxicStore | undefined {
-    if (this.#find(name) === undefined) return undefined;
-    return this.#toxics.of(name);
-  }
-
-  /** toxicRegistry is the toxics of the listener of that name, as the data path applies them. */
   toxicRegistry(name: string): ToxicRegistry | undefined {
-    return this.toxicStore(name) === undefined ? undefined : this.#toxics.of(name).registry;
+    return this.#find(name) === undefined ? undefined : this.#toxics.of(name);
   }
 
   /**
@@ -532,7 +525,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    * first), the same ones the Toxiproxy HTTP API changes. Throws PROXY_ERR_INVALID_CONFIG for an unknown name.
    */
   toxics(name?: string): ToxicsHandle {
-    return toxicsHandle(this.#toxics.of(this.#named(name, 'toxics').config.name).registry);
+    return toxicsHandle(this.#toxics.of(this.#named(name, 'toxics').config.name));
   }
 
   /** nextConnection resolves with a handle on the next connection of `name` that relays. */

@@ -9,8 +9,9 @@
 
 import type { ListenerOptions } from './config/config.js';
 import { errorCode } from './errors.js';
+import type { ToxicRegistry } from './faults/registry.js';
+import { apiText, type Toxic, ToxicError } from './faults/toxic.js';
 import type { ListenerChange, ListenerInfo } from './proxy-info.js';
-import type { Toxic, ToxicStore } from './toxic-store.js';
 
 /** ToxicChange is one change to a listener's toxics; `set` makes the list exactly `toxics`. */
 export type ToxicChange =
@@ -41,12 +42,12 @@ export interface ToxiproxyProxy {
   createListener(options: ListenerOptions, enabled?: boolean): Promise<ListenerInfo | 'exists'>;
   changeListener(name: string, change: ListenerChange): Promise<ListenerInfo | 'no_listener'>;
   deleteListener(name: string): boolean;
-  toxicStore(name: string): ToxicStore | undefined;
+  toxicRegistry(name: string): ToxicRegistry | undefined;
 }
 
 /** isToxiproxyProxy: `proxy` can create and remove listeners and has toxic stores (a Supervisor). */
 export function isToxiproxyProxy(proxy: object): proxy is ToxiproxyProxy {
-  return 'createListener' in proxy && 'toxicStore' in proxy;
+  return 'createListener' in proxy && 'toxicRegistry' in proxy;
 }
 
 /** localToxiproxyHost is the ToxiproxyHost of a proxy in this process: every change acts at once. */
@@ -57,22 +58,24 @@ export function localToxiproxyHost(proxy: ToxiproxyProxy): ToxiproxyHost {
     changeListener: (name, change) => proxy.changeListener(name, change),
     deleteListener: (name) => proxy.deleteListener(name),
     changeToxics: async (name, change) => {
-      const store = proxy.toxicStore(name);
-      if (store === undefined) return 'no_listener';
-      applyToxicChange(store, change);
-      return store.list();
+      const registry = proxy.toxicRegistry(name);
+      if (registry === undefined) return 'no_listener';
+      applyToxicChange(registry, change);
+      return registry.list();
     },
   };
 }
 
-function applyToxicChange(store: ToxicStore, change: ToxicChange): void {
+function applyToxicChange(store: ToxicRegistry, change: ToxicChange): void {
   switch (change.op) {
     case 'add':
       store.add(change.toxic);
       return;
-    case 'update':
-      store.update(change.toxic);
+    case 'update': {
+      const { name, toxicity, attributes } = change.toxic;
+      store.update(name, { toxicity, attributes });
       return;
+    }
     case 'remove':
       store.remove(change.name);
       return;
@@ -132,10 +135,11 @@ export async function runToxiproxyAction(
     return { ok: true, value: await run(host, action) };
   } catch (err) {
     const status = (err as { status?: unknown } | null)?.status;
+    const text = err instanceof ToxicError ? apiText(err) : undefined;
     return {
       ok: false,
       code: errorCode(err),
-      message: err instanceof Error ? err.message : String(err),
+      message: text ?? (err instanceof Error ? err.message : String(err)),
       status: typeof status === 'number' ? status : undefined,
     };
   }

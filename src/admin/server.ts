@@ -36,8 +36,8 @@ import { jsonKey, SETTING_NAMES } from '../config/options.js';
 import { connectionRecord } from '../connection-info.js';
 import type { TcpProxy } from '../create-proxy.js';
 import { errorCode, listenErrorText, ProxyError } from '../errors.js';
+import { toxicJson } from '../faults/toxic.js';
 import type { ListenerInfo, ReloadResult } from '../proxy-info.js';
-import { toxicJson } from '../toxic-store.js';
 import { isToxiproxyProxy, localToxiproxyHost } from '../toxiproxy-host.js';
 import {
   removeStaleSocket,

@@ -17,15 +17,16 @@
  * routes are as safe as the others; Toxiproxy's clients send no Origin header.
  */
 import { errorCode } from '../errors.js';
-import type { ListenerChange, ListenerInfo } from '../proxy-info.js';
 import {
-  jsonKind,
+  apiText,
   parseToxic,
   type Toxic,
-  toxicErrors,
+  ToxicError,
   toxicJson,
+  toxicNotFound,
   updateToxic,
-} from '../toxic-store.js';
+} from '../faults/toxic.js';
+import type { ListenerChange, ListenerInfo } from '../proxy-info.js';
 import type { ToxicChange, ToxiproxyHost } from '../toxiproxy-host.js';
 import { VERSION } from '../version.js';
 
@@ -87,7 +88,7 @@ export class ToxiproxyApi {
       return await this.#dispatch(request);
     } catch (err) {
       const status = errorStatus(err);
-      return { status, body: { error: err instanceof Error ? err.message : String(err), status } };
+      return { status, body: { error: errorText(err), status } };
     }
   }
 
@@ -151,19 +152,19 @@ async function toxicsRoute(
     if (method === 'GET' || method === 'HEAD') return { status: 200, body: toxics.map(toxicJson) };
     return only(method, 'POST', async () => {
       const taken = (n: string) => toxics.some((t) => t.name === n);
-      const created = parseToxic(parseJson(await body()), taken);
+      const created = parseToxic(parseJson(await body()), { taken });
       await change({ op: 'add', toxic: created });
       return { status: 200, body: toxicJson(created) };
     });
   }
   const old: Toxic | undefined = toxics.find((t) => t.name === name);
   if (method === 'GET' || method === 'HEAD') {
-    if (old === undefined) throw toxicErrors.notFound();
+    if (old === undefined) throw toxicNotFound(name);
     return { status: 200, body: toxicJson(old) };
   }
   if (method === 'POST' || method === 'PATCH') {
     // Toxiproxy looks the toxic up before it reads the body.
-    if (old === undefined) throw toxicErrors.notFound();
+    if (old === undefined) throw toxicNotFound(name);
     const updated = updateToxic(old, parseJson(await body()));
     await change({ op: 'update', toxic: updated });
     return { status: 200, body: toxicJson(updated) };
@@ -318,8 +319,7 @@ async function populate(host: ToxiproxyHost, text: string): Promise<ToxiproxyRep
     return { status: 201, body: { proxies: list() } };
   } catch (err) {
     const status = errorStatus(err);
-    const error = err instanceof Error ? err.message : String(err);
-    return { status, body: { error, status, proxies: list() } };
+    return { status, body: { error: errorText(err), status, proxies: list() } };
   }
 }
 
@@ -373,6 +373,19 @@ function rethrow(err: unknown): never {
     throw badBody(message.replace(/^targets(\[\d+\])?/, 'upstream'));
   }
   throw err;
+}
+
+/** errorText is the `error` of Toxiproxy's error body: a toxic's in Toxiproxy's words. */
+function errorText(err: unknown): string {
+  if (err instanceof ToxicError) return apiText(err);
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** jsonKind names the JSON type of a value, for messages. */
+function jsonKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 function errorStatus(err: unknown): number {
