@@ -304,6 +304,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     const toStart: Listener[] = [];
     const toRetire: Listener[] = [];
     const toUpdate: [Listener, ListenerConfig][] = [];
+    const moves: [Listener, Listener][] = [];
     // First match by name; a name not running yet is decided in the second pass.
     const slots: (Listener | ListenerConfig)[] = config.listeners.map((listenerConfig) => {
       const name = listenerConfig.name;
@@ -329,6 +330,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       );
       toStart.push(moved);
       toRetire.push(old);
+      moves.push([old, moved]);
       return moved;
     });
     // A new name on the address of a removed listener is a rename: the listening socket
@@ -374,6 +376,8 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       listener.update(listenerConfig);
       this.#toxics.attach(listener);
     }
+    // What a test asked of a moved listener's next connections goes with its name.
+    for (const [old, moved] of moves) moved.faults = old.faults?.takePending() ?? null;
     for (const listener of toRetire) this.#retire(listener);
     for (const listener of toStart) listener.logListening();
     for (const name of result.removed) {
