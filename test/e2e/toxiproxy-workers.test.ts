@@ -1,9 +1,9 @@
 /**
  * The Toxiproxy API with `--workers 2` (issue #12: "with --workers N every worker
  * applies the same toxics"): the npm `toxiproxy-node-client` drives the primary's
- * admin server; a proxy it creates listens in both workers, a toxic it adds acts on
- * connections in both (the access record's `worker` field tells them apart), removing
- * it takes effect in both, and a worker started in place of a dead one gets the same
+ * admin server; a proxy it creates listens in both workers, a toxic it adds
+ * (limit_data, then latency) acts on connections in both (the access record's `worker`
+ * field tells them apart), removing it takes effect in both, and a worker started in place of a dead one gets the same
  * proxies and toxics. Every wait is bounded. Build first (`npm run build`).
  */
 import assert from 'node:assert/strict';
@@ -61,13 +61,21 @@ function listeningIn(cluster: Cluster, name: string): number[] {
     .map((r) => r.worker as number);
 }
 
-/** exchange sends `payload` on a new connection, half-closes, and resolves with what came back once it closed. */
-async function exchange(t: TestContext, port: number, payload: string): Promise<string> {
+/**
+ * exchange sends `payload` on a new connection and half-closes; resolves, once it
+ * closed, with what came back and how long after sending the first byte came back.
+ */
+async function exchange(t: TestContext, port: number, payload: string): Promise<[string, number]> {
   const client = connectClient(port);
   t.after(() => client.socket.destroy());
+  const sentAt = performance.now();
+  let firstMs = Number.NaN;
+  client.socket.once('data', () => {
+    firstMs = performance.now() - sentAt;
+  });
   client.socket.end(payload);
   await withTimeout(client.closed, 5000, 'the connection to close');
-  return client.received().toString();
+  return [client.received().toString(), firstMs];
 }
 
 /**
@@ -80,11 +88,11 @@ async function connectionsUntilBothWorkers(
   cluster: Cluster,
   port: number,
   workers: readonly number[],
-  check: (received: string) => void,
+  check: (received: string, firstMs: number) => void,
 ): Promise<WorkerRecord[]> {
   const before = closed(cluster).length;
   for (let i = 1; i <= 20; i++) {
-    check(await exchange(t, port, `connection ${i} says hello`));
+    check(...(await exchange(t, port, `connection ${i} says hello`)));
     await waitFor(() => closed(cluster).length === before + i, 5000, `access record ${i}`);
     const mine = closed(cluster).slice(before);
     if (workers.every((w) => mine.some((r) => r.worker === w))) return mine;
@@ -137,8 +145,27 @@ test('--workers 2: a proxy and a toxic made over the Toxiproxy API act in both w
   );
 
   await (await proxy.getToxic('cut')).remove();
-  const clean = await connectionsUntilBothWorkers(t, cluster, port, workers, (received) =>
-    assert.match(received, /^connection \d+ says hello$/, 'the whole echo'),
+  await proxy.addToxic({
+    name: 'slow',
+    type: 'latency',
+    stream: 'downstream',
+    attributes: { latency: 1000, jitter: 0 },
+  } as never);
+  await connectionsUntilBothWorkers(t, cluster, port, workers, (received, firstMs) => {
+    assert.match(received, /^connection \d+ says hello$/, 'the whole echo');
+    assert.ok(firstMs >= 1000, `the latency held the echo back: ${firstMs} ms`);
+  });
+  await (await proxy.getToxic('slow')).remove();
+  const clean = await connectionsUntilBothWorkers(
+    t,
+    cluster,
+    port,
+    workers,
+    (received, firstMs) => {
+      assert.match(received, /^connection \d+ says hello$/, 'the whole echo');
+      // Well under the removed latency of 1 s, even on a loaded machine.
+      assert.ok(firstMs < 1000, `no latency any more: ${firstMs} ms`);
+    },
   );
   for (const r of clean) assert.equal(r.cause, 'client_fin', `worker ${r.worker}`);
 });
