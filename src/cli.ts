@@ -315,7 +315,8 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   const admin =
     plan.admin &&
     (await bindAdmin(
-      (Server, options) => new Server(view, { ...options, histograms: view }),
+      (Server, options) =>
+        new Server(view, { ...options, histograms: view, toxiproxy: primary.toxiproxy }),
       plan.admin,
       log,
       {

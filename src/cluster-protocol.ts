@@ -8,6 +8,7 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ConnectionInfo } from './connection-info.js';
 import type { ListenerInfo, ReloadResult, TargetInfo } from './proxy-info.js';
+import type { ToxiproxyAction, ToxiproxyOutcome } from './toxiproxy-host.js';
 import type { HealthToPrimary, HealthToWorker } from './upstream/shared-health.js';
 
 /** WorkerRequest is a question or an action the primary sends one worker. */
@@ -22,7 +23,8 @@ export type WorkerRequest =
       readonly address: string;
       readonly drained: boolean;
     }
-  | { readonly kind: 'reload' };
+  | { readonly kind: 'reload' }
+  | { readonly kind: 'toxiproxy'; readonly action: ToxiproxyAction };
 
 /** WorkerAnswers maps each request kind to the worker's answer. */
 export interface WorkerAnswers {
@@ -32,6 +34,7 @@ export interface WorkerAnswers {
   close: boolean;
   drain: TargetInfo | 'no_listener' | 'no_target';
   reload: ReloadResult;
+  toxiproxy: ToxiproxyOutcome;
 }
 
 /** RequestOf is the request of one kind. */

@@ -16,6 +16,13 @@ import type { TcpProxy } from './create-proxy.js';
 import { errorCode } from './errors.js';
 import { type LogFormat, writeStderr } from './log.js';
 import type { ReloadResult } from './proxy-info.js';
+import {
+  isToxiproxyProxy,
+  localToxiproxyHost,
+  runToxiproxyAction,
+  type ToxiproxyAction,
+  type ToxiproxyOutcome,
+} from './toxiproxy-host.js';
 import { HealthShare } from './upstream/shared-health.js';
 
 /** workerId is this process's worker id (1, 2, ...) when the primary forked it, else undefined. */
@@ -36,13 +43,15 @@ export interface WorkerHooks {
 /**
  * serveWorker answers the primary's messages from `proxy` (a listening proxy) and
  * tells the primary this worker is ready. `histograms` are this worker's latency
- * histograms, when the admin server runs.
+ * histograms, when the admin server runs. The Toxiproxy API's changes run one at a
+ * time, in the order the primary sent them.
  */
 export function serveWorker(
   proxy: TcpProxy,
   hooks: WorkerHooks,
   histograms: ConnectionHistograms | undefined,
 ): void {
+  const toxiproxy = toxiproxyRunner(proxy);
   process.on('message', (message: unknown) => {
     if (!isMessage<ToWorker>(message)) return;
     switch (message.type) {
@@ -55,7 +64,7 @@ export function serveWorker(
       case 'proxy:health-states':
         return; // shareHealth's
       case 'proxy:request':
-        answer(proxy, hooks, histograms, message.request).then(
+        answer(proxy, hooks, histograms, toxiproxy, message.request).then(
           (value) => sendToPrimary({ type: 'proxy:answer', seq: message.seq, value }),
           (err: unknown) =>
             sendToPrimary({
@@ -75,6 +84,7 @@ async function answer(
   proxy: TcpProxy,
   hooks: WorkerHooks,
   histograms: ConnectionHistograms | undefined,
+  toxiproxy: (action: ToxiproxyAction) => Promise<ToxiproxyOutcome>,
   request: WorkerRequest,
 ): Promise<WorkerAnswers[WorkerRequest['kind']]> {
   switch (request.kind) {
@@ -90,6 +100,8 @@ async function answer(
       return proxy.setTargetDrained(request.listener, request.address, request.drained);
     case 'reload':
       return hooks.reload();
+    case 'toxiproxy':
+      return toxiproxy(request.action);
   }
 }
 
@@ -106,6 +118,21 @@ export function shareHealth(): HealthShare {
       share.receive(message.states);
   });
   return share;
+}
+
+/** toxiproxyRunner runs the primary's Toxiproxy actions on `proxy`, one at a time. */
+function toxiproxyRunner(proxy: TcpProxy): (action: ToxiproxyAction) => Promise<ToxiproxyOutcome> {
+  const host = isToxiproxyProxy(proxy) ? localToxiproxyHost(proxy) : undefined;
+  let last: Promise<unknown> = Promise.resolve();
+  return (action) => {
+    if (host === undefined) {
+      const message = 'this worker cannot create listeners';
+      return Promise.resolve({ ok: false, code: 'PROXY_ERR_WORKER', message, status: 501 });
+    }
+    const outcome = last.then(() => runToxiproxyAction(host, action));
+    last = outcome;
+    return outcome;
+  };
 }
 
 function sendToPrimary(message: FromWorker): void {

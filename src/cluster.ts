@@ -33,6 +33,7 @@ import {
   type WorkerAnswers,
   type WorkerRequest,
 } from './cluster-protocol.js';
+import { ClusterToxiproxy } from './cluster-toxiproxy.js';
 import { ClusterView } from './cluster-view.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
@@ -98,6 +99,8 @@ export class ClusterPrimary {
   readonly view: ClusterView;
   /** health decides the targets' states for every worker (cluster-health.ts). */
   readonly health: ClusterHealth;
+  /** toxiproxy is the Toxiproxy API's host: its changes go to every worker (src/cluster-toxiproxy.ts). */
+  readonly toxiproxy: ClusterToxiproxy;
   readonly #options: Required<Omit<PrimaryOptions, 'log'>>;
   readonly #log: Logger;
   readonly #slots = new Map<number, Slot>();
@@ -130,6 +133,7 @@ export class ClusterPrimary {
       for (const slot of slots)
         if (slot !== undefined) this.#send(slot, { type: 'proxy:health-states', states });
     });
+    this.toxiproxy = new ClusterToxiproxy(this, () => this.view.listenerInfo(), options.log);
   }
 
   /**
@@ -277,6 +281,7 @@ export class ClusterPrimary {
         slot.ready = true;
         this.#log.info('worker started', { worker: slot.id, pid: slot.pid });
         this.view.workerReady(slot.id);
+        this.toxiproxy.workerReady(slot.id);
         if (this.#state === 'starting' && this.readyWorkers().length === this.#options.workers) {
           this.#state = 'running';
           this.#log.info('workers listening', { workers: this.#options.workers });
