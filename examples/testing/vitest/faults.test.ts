@@ -5,9 +5,9 @@ import { type AddressInfo, connect, createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { createProxy } from 'l4proxy';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { startRedisServer } from '../redis-server.mjs';
+import { type RedisServer, startRedisServer } from '../redis-server.mjs';
 
-let redisServer: { port: number; stop: () => Promise<void> };
+let redisServer: RedisServer;
 beforeAll(async () => {
   redisServer = await startRedisServer();
 });
