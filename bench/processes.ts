@@ -105,10 +105,15 @@ const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
 /**
  * startProxy runs `node dist/cli.js --listen 127.0.0.1:PORT --target 127.0.0.1:TARGET`
- * and resolves once it accepts connections. Its stderr (the log) goes to a temporary
- * file, shown if the proxy fails to start; the caller must stop() it.
+ * (then `extraArgs`, default none) and resolves once it accepts connections. Its stderr
+ * (the log) goes to a temporary file, shown if the proxy fails to start; the caller
+ * must stop() it.
  */
-export async function startProxy(targetPort: number, settings: Settings): Promise<ProxyProcess> {
+export async function startProxy(
+  targetPort: number,
+  settings: Settings,
+  extraArgs: readonly string[] = [],
+): Promise<ProxyProcess> {
   const port = await freePort();
   const logPath = join(tmpdir(), `proxy-bench-${process.pid}-${port}.log`);
   const logFd = openSync(logPath, 'w');
@@ -126,6 +131,7 @@ export async function startProxy(targetPort: number, settings: Settings): Promis
     '--log-level',
     settings.proxyLogLevel,
     ...(settings.proxyAdmin ? ['--admin', `${LOOPBACK}:0`] : []),
+    ...extraArgs,
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', logFd] });
   closeSync(logFd);

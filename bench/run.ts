@@ -26,8 +26,17 @@ import { stopAll } from './processes.js';
 import { requestResponse } from './request-response.js';
 import { busyPercent, type Machine, machine } from './system.js';
 import { timerSet } from './timer-set.js';
+import { toxics } from './toxics.js';
 
-const SCENARIOS: readonly Scenario[] = [bulk, requestResponse, churn, idle, timerSet, balance];
+const SCENARIOS: readonly Scenario[] = [
+  bulk,
+  requestResponse,
+  churn,
+  idle,
+  timerSet,
+  balance,
+  toxics,
+];
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
 
 const PRESETS: Record<
