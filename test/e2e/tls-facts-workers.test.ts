@@ -2,13 +2,15 @@
  * The TLS facts of a connection (issue #15) where they travel further than one
  * process's log: the SIGUSR1 snapshot of a single process, and under `--workers 2`
  * the access record each worker writes, `/api/connections` (which the primary gathers
- * over IPC) and every worker's snapshot. The built CLI with real TLS clients and
+ * over IPC) and every worker's snapshot, for a terminated, an originated and an
+ * SNI-routed connection. The built CLI with real TLS clients and
  * upstreams on 127.0.0.1; tls-facts-cli.test.ts covers one process's access record,
  * API and trace. Processes are ended by PID. Build first.
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { type CliChild, type LogRecord, spawnCli, startCli, withTimeout } from '../helpers/cli.js';
@@ -46,13 +48,14 @@ function records(cli: CliChild): FactsRecord[] {
 }
 
 /**
- * startWorkers runs `--workers 2` with `args`, JSON logs and an admin server, waits until
+ * startWorkers runs `--workers 2` with `args` (which say what to listen on), JSON logs
+ * and an admin server, waits until
  * every worker listens, and kills the workers by PID after the test (the helper kills
  * the primary). Returns the CLI, the listening port and the admin URL.
  */
 async function startWorkers(t: TestContext, args: readonly string[]) {
   const cli = spawnCli(t, [
-    ...['--workers', '2', '--listen', '127.0.0.1:0', ...args],
+    ...['--workers', '2', ...args],
     ...['--admin', '127.0.0.1:0', '--log-format', 'json'],
   ]);
   t.after(() => {
@@ -169,7 +172,8 @@ test('--workers 2: /api/connections, the access record and each worker snapshot 
   ]);
   const upstream = await startUpstream(t, echo);
   const { cli, port, admin } = await startWorkers(t, [
-    ...['--target', upstream.address, '--tls-cert', a.certPath, '--tls-key', a.keyPath],
+    ...['--listen', '127.0.0.1:0', '--target', upstream.address],
+    ...['--tls-cert', a.certPath, '--tls-key', a.keyPath],
     ...['--tls-client-ca', client.ca.certPath],
   ]);
   // Several connections, so that (with the kernel's or the primary's spread) both
@@ -226,7 +230,7 @@ test('--workers 2: /api/connections and the access record carry the upstream TLS
   const cert = await makeCertificate(dir, 'up', 'upstream.test');
   const upstream = await startTlsUpstream(t, 'U', cert);
   const { cli, port, admin } = await startWorkers(t, [
-    ...['--target', upstream.target.address, '--target-tls'],
+    ...['--listen', '127.0.0.1:0', '--target', upstream.target.address, '--target-tls'],
     ...['--target-ca', cert.certPath, '--target-servername', 'upstream.test'],
   ]);
   const client = connectClient(port);
@@ -241,4 +245,59 @@ test('--workers 2: /api/connections and the access record carry the upstream TLS
   await waitFor(() => closed().length > 0, 5000, 'the access record');
   assert.equal(closed()[0]?.upstream_tls_version, live?.upstream_tls_version);
   assert.equal(closed()[0]?.upstream_tls_cipher, live?.upstream_tls_cipher);
+});
+
+test('--workers 2, routing by SNI: /api/connections, each worker snapshot and the access record carry the sni', async (t) => {
+  const dir = await tempDir(t);
+  const cert = await makeCertificate(dir, 'a', 'a.example.com');
+  const upstream = await startTlsUpstream(t, 'A', cert);
+  const file = join(dir, 'proxy.yaml');
+  await writeFile(
+    file,
+    [
+      'listeners:',
+      '  - name: tls',
+      '    listen: 127.0.0.1:0',
+      '    routes:',
+      '      - sni: a.example.com',
+      `        targets: [${upstream.target.address}]`,
+      '      - targets:',
+      `          - ${upstream.target.address}`,
+      '',
+    ].join('\n'),
+  );
+  const { cli, port, admin } = await startWorkers(t, ['--config', file]);
+  const socket = tlsConnect({
+    port,
+    host: '127.0.0.1',
+    servername: 'a.example.com',
+    ca: cert.cert,
+  });
+  socket.on('error', () => {});
+  t.after(() => socket.destroy());
+  let got = '';
+  socket.on('data', (chunk: Buffer) => {
+    got += chunk.toString('latin1');
+  });
+  await waitFor(() => got.includes('server A sni=a.example.com'), 5000, 'the greeting');
+  const [live] = await liveConnections(admin);
+  assert.equal(live?.sni, 'a.example.com');
+  assert.equal(live?.tls_version, undefined, 'not terminated: no version of its own');
+
+  process.kill(cli.child.pid as number, 'SIGUSR1');
+  const snapshot = await cli.waitForRecord(
+    (r) => r.msg === 'live connection',
+    5000,
+    'the live connection record',
+  );
+  assert.equal((snapshot as FactsRecord).sni, 'a.example.com');
+
+  socket.end();
+  const closed = await cli.waitForRecord(
+    (r) => r.msg === 'connection closed',
+    5000,
+    'the access record',
+  );
+  assert.equal((closed as FactsRecord).sni, 'a.example.com');
+  assert.equal((closed as FactsRecord).worker, (snapshot as FactsRecord).worker);
 });
