@@ -13,7 +13,7 @@ import { churnClient } from './churn.js';
 import { holdServer, idleClient } from './idle.js';
 import type { AgentReply } from './processes.js';
 import { rrClient, rrServer } from './request-response.js';
-import { tlsBulkClient, tlsHandshakeClient } from './tls.js';
+import { tlsBulkClient, tlsHandshakeClient } from './tls-clients.js';
 
 type Role = (params: never) => Promise<unknown>;
 

@@ -20,142 +20,26 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { type BulkResult, runStream } from './bulk.js';
+import type { BulkResult } from './bulk.js';
 import { haproxyVersion, startHaproxy } from './haproxy.js';
-import { LOOPBACK, nowMs, type Row, type Scenario, type Settings, sleep } from './lib.js';
+import { nowMs, type Row, type Scenario, type Settings, sleep } from './lib.js';
 import { Agent, type ProxyProcess, startProxy, startServer } from './processes.js';
-import {
-  type LoadResult,
-  LoadTally,
-  type LoadWindow,
-  REQUEST_BYTES,
-  RESPONSE_BYTES,
-} from './request-response.js';
+import { type LoadResult, REQUEST_BYTES, RESPONSE_BYTES } from './request-response.js';
 import { cpuSince, cpuTimes } from './system.js';
+import {
+  SERVERNAME,
+  type TlsBulkParams,
+  type TlsHandshakeParams,
+  type TlsSeen,
+} from './tls-clients.js';
 
-const SERVERNAME = 'bench.l4proxy.test';
 const HANDSHAKE_WORKERS = 32;
 const ROUNDS: Record<Settings['mode'], number> = { full: 5, quick: 3, smoke: 1 };
 
-/** TlsClientOptions: where to connect and what to trust (the run's certificate). */
-export interface TlsClientOptions {
-  port: number;
-  ca: string;
-}
-
-/** TlsSeen is what a client saw of the handshakes it made: protocol, cipher, resumptions. */
-export interface TlsSeen {
-  version: string | null;
-  cipher: string | null;
-  resumed: number;
-}
-
-// Every connection starts as a full handshake: no `session` is ever passed in.
-function connectTls(options: TlsClientOptions): TLSSocket {
-  const socket = tlsConnect({
-    host: LOOPBACK,
-    port: options.port,
-    servername: SERVERNAME,
-    ca: options.ca,
-  });
-  socket.setNoDelay(true);
-  return socket;
-}
-
-function openTls(options: TlsClientOptions): Promise<TLSSocket> {
-  return new Promise((resolve, reject) => {
-    const socket = connectTls(options);
-    socket.once('secureConnect', () => resolve(socket));
-    socket.once('error', reject);
-  });
-}
-
-/** TlsBulkParams: one stream through a TLS terminator at `port`, one way, for `durationMs`. */
-export interface TlsBulkParams extends TlsClientOptions {
-  toUpstream: boolean;
-  durationMs: number;
-}
-
-/** tlsBulkClient (agent role) runs one bulk stream over TLS (bulk.ts's protocol inside). */
-export async function tlsBulkClient(params: TlsBulkParams): Promise<BulkResult & TlsSeen> {
-  const socket = await openTls(params);
-  const seen = {
-    version: socket.getProtocol(),
-    cipher: socket.getCipher().name,
-    resumed: socket.isSessionReused() ? 1 : 0,
-  };
-  const timeout = setTimeout(
-    () => socket.destroy(new Error('TLS bulk step timed out')),
-    params.durationMs + 20_000,
-  );
-  try {
-    return { ...(await runStream(socket, params.toUpstream, params.durationMs)), ...seen };
-  } finally {
-    clearTimeout(timeout);
-  }
-}
-
-/** TlsHandshakeParams: `workers` loops of connect (full handshake), request, response, close. */
-export interface TlsHandshakeParams extends TlsClientOptions, LoadWindow {
-  workers: number;
-}
-
-/** tlsHandshakeClient (agent role) runs `workers` loops of one new TLS connection per request. */
-export async function tlsHandshakeClient(
-  params: TlsHandshakeParams,
-): Promise<LoadResult & TlsSeen> {
-  const request = Buffer.alloc(REQUEST_BYTES, 0x71);
-  // A call that arrives late (a freshly started agent) starts its window on arrival.
-  const tally = new LoadTally({ ...params, startAtMs: Math.max(params.startAtMs, nowMs()) });
-  const seen: TlsSeen = { version: null, cipher: null, resumed: 0 };
-
-  // One connection: resolves when it is over, however it ended.
-  const once = (): Promise<void> =>
-    new Promise((resolve) => {
-      const startedAt = nowMs();
-      let received = 0;
-      let done = false;
-      const socket = connectTls(params);
-      const finish = (ok: boolean): void => {
-        if (done) return;
-        done = true;
-        if (ok) tally.done(startedAt);
-        else tally.errors += 1;
-        socket.destroy();
-        resolve();
-      };
-      socket.setTimeout(5000, () => finish(false));
-      socket.once('secureConnect', () => {
-        if (socket.isSessionReused()) seen.resumed += 1;
-        seen.version = socket.getProtocol();
-        seen.cipher = socket.getCipher().name;
-        socket.write(request);
-      });
-      socket.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-      });
-      socket.once('end', () => finish(received === RESPONSE_BYTES));
-      socket.once('error', () => finish(false));
-      socket.once('close', () => finish(false));
-    });
-
-  const worker = async (): Promise<void> => {
-    await sleep(Math.max(0, tally.windowStart - params.warmupMs - nowMs()));
-    // Bounded by time; the count bound only guards against a loop that never waits.
-    for (let i = 0; i < 10_000_000 && nowMs() < tally.windowEnd; i++) await once();
-  };
-  await Promise.race([
-    Promise.all(Array.from({ length: params.workers }, worker)),
-    sleep(tally.windowEnd - nowMs() + 10_000),
-  ]);
-  return { ...tally.result(), ...seen };
-}
-
-// ---------------------------------------------------------------- the scenario
-
 /** Certificate: the run's self-signed P-256 certificate, as PEM text and as haproxy's one file. */
 interface Certificate {
+  /** dir is the run's temporary directory (haproxy's configuration goes there too). */
+  dir: string;
   certPath: string;
   keyPath: string;
   /** pemPath holds the certificate then the key (haproxy's `crt`). */
@@ -178,7 +62,7 @@ function makeCertificate(dir: string): Certificate {
   );
   const cert = readFileSync(certPath, 'utf8');
   writeFileSync(pemPath, cert + readFileSync(keyPath, 'utf8'));
-  return { certPath, keyPath, pemPath, cert };
+  return { dir, certPath, keyPath, pemPath, cert };
 }
 
 /** Sample is one measurement of one terminator: its rate and the CPU it spent per unit. */
@@ -308,7 +192,86 @@ function rowOf(step: TlsStep, samples: Record<Terminator['name'], Sample[]>): Ro
   };
 }
 
-/** tls is the scenario: each step in interleaved rounds, the proxy and haproxy in turn. */
+/** startUpstream starts the plain upstream a step needs (bulk.ts's or request-response.ts's). */
+function startUpstream(step: TlsStep): Promise<{ agent: Agent; port: number }> {
+  if (step.id !== 'tlshs') return startServer('bulkServer', {});
+  const params = { requestBytes: REQUEST_BYTES, responseBytes: RESPONSE_BYTES };
+  return startServer('rrServer', { ...params, closeAfterResponse: true });
+}
+
+/**
+ * interleave measures `terminators` in turn, one unmeasured warm-up pass each, then
+ * ROUNDS rounds in alternating order; it notes failed connections and resumed sessions.
+ */
+async function interleave(
+  step: TlsStep,
+  loader: Agent,
+  terminators: readonly Terminator[],
+  ca: string,
+  settings: Settings,
+  notes: string[],
+): Promise<Record<Terminator['name'], Sample[]>> {
+  // The proxy's first TLS streams run before the JIT has compiled its path (a first
+  // round measured about a quarter of the later ones).
+  const warmup = { ...settings, durationMs: Math.min(settings.durationMs, 1000) };
+  for (const on of terminators) await step.measure(loader, on, ca, warmup);
+  const samples: Record<Terminator['name'], Sample[]> = { proxy: [], haproxy: [] };
+  for (let round = 0; round < ROUNDS[settings.mode]; round++) {
+    const order = round % 2 === 0 ? terminators : [...terminators].reverse();
+    for (const on of order) {
+      const sample = await step.measure(loader, on, ca, settings);
+      samples[on.name].push(sample);
+      if (sample.errors > 0 || sample.seen.resumed > 0) {
+        notes.push(
+          `${step.id} ${on.name}: ${sample.errors} failed connections, ${sample.seen.resumed} resumed sessions.`,
+        );
+      }
+      // Let TIME_WAIT sockets and the other's teardown settle between runs.
+      if (step.id === 'tlshs') await sleep(500);
+    }
+  }
+  const [ours, theirs] = [samples.proxy[0]?.seen, samples.haproxy[0]?.seen];
+  if (ours !== undefined && theirs !== undefined && ours.cipher !== theirs.cipher) {
+    notes.push(
+      `${step.id}: the client settled ${ours.version} ${ours.cipher} with the proxy, ${theirs.version} ${theirs.cipher} with haproxy.`,
+    );
+  }
+  return samples;
+}
+
+/** runStep starts a step's load agent, upstream, proxy and haproxy, measures, and stops them. */
+async function runStep(
+  step: TlsStep,
+  certificate: Certificate,
+  withHaproxy: boolean,
+  settings: Settings,
+  notes: string[],
+): Promise<Row> {
+  const started: { stop(): Promise<void> }[] = [];
+  try {
+    // The load agent first: it starts while the others do.
+    const loader = new Agent();
+    started.push(loader);
+    const upstream = await startUpstream(step);
+    started.push(upstream.agent);
+    const proxy = await startProxy(upstream.port, settings, [
+      ...['--tls-cert', certificate.certPath, '--tls-key', certificate.keyPath],
+    ]);
+    started.push(proxy);
+    const terminators: Terminator[] = [{ name: 'proxy', process: proxy }];
+    if (withHaproxy) {
+      const haproxy = await startHaproxy(certificate.dir, upstream.port, certificate.pemPath);
+      started.push(haproxy);
+      terminators.push({ name: 'haproxy', process: haproxy });
+    }
+    const samples = await interleave(step, loader, terminators, certificate.cert, settings, notes);
+    return rowOf(step, samples);
+  } finally {
+    await Promise.all(started.map((p) => p.stop()));
+  }
+}
+
+/** tls is the scenario: each step with a fresh upstream, proxy and haproxy, as the others do. */
 export const tls: Scenario = {
   ids: STEPS.map((s) => s.id),
   async run(settings, only, notes) {
@@ -321,65 +284,14 @@ export const tls: Scenario = {
       );
     }
     const dir = mkdtempSync(join(tmpdir(), 'proxy-bench-tls-'));
-    const started: { stop(): Promise<void> }[] = [];
     try {
       const certificate = makeCertificate(dir);
       const rows: Row[] = [];
       for (const step of steps) {
-        // The load agent first: it starts while the others do. A fresh upstream and
-        // terminators per step, as the other scenarios do.
-        const loader = new Agent();
-        started.push(loader);
-        const upstream =
-          step.id === 'tlshs'
-            ? await startServer('rrServer', {
-                requestBytes: REQUEST_BYTES,
-                responseBytes: RESPONSE_BYTES,
-                closeAfterResponse: true,
-              })
-            : await startServer('bulkServer', {});
-        started.push(upstream.agent);
-        const terminators: Terminator[] = [];
-        const proxy = await startProxy(upstream.port, settings, [
-          ...['--tls-cert', certificate.certPath, '--tls-key', certificate.keyPath],
-        ]);
-        started.push(proxy);
-        terminators.push({ name: 'proxy', process: proxy });
-        if (version !== null) {
-          const haproxy = await startHaproxy(dir, upstream.port, certificate.pemPath);
-          started.push(haproxy);
-          terminators.push({ name: 'haproxy', process: haproxy });
-        }
-        // One unmeasured pass each first: the proxy's first TLS streams run before the JIT
-        // has compiled its path (a first round measured about a quarter of the later ones).
-        const warmup = { ...settings, durationMs: Math.min(settings.durationMs, 1000) };
-        for (const on of terminators) await step.measure(loader, on, certificate.cert, warmup);
-        const samples: Record<Terminator['name'], Sample[]> = { proxy: [], haproxy: [] };
-        for (let round = 0; round < ROUNDS[settings.mode]; round++) {
-          const order = round % 2 === 0 ? terminators : [...terminators].reverse();
-          for (const on of order) {
-            const sample = await step.measure(loader, on, certificate.cert, settings);
-            samples[on.name].push(sample);
-            if (sample.errors > 0 || sample.seen.resumed > 0) {
-              notes.push(
-                `${step.id} ${on.name}: ${sample.errors} failed connections, ${sample.seen.resumed} resumed sessions.`,
-              );
-            }
-            // Let TIME_WAIT sockets and the other's teardown settle between runs.
-            if (step.id === 'tlshs') await sleep(500);
-          }
-        }
-        rows.push(rowOf(step, samples));
-        const [ours, theirs] = [samples.proxy[0]?.seen, samples.haproxy[0]?.seen];
-        if (ours !== undefined && theirs !== undefined && ours.cipher !== theirs.cipher) {
-          notes.push(
-            `${step.id}: the client settled ${ours.version} ${ours.cipher} with the proxy, ${theirs.version} ${theirs.cipher} with haproxy.`,
-          );
-        }
-        await Promise.all(started.splice(0).map((p) => p.stop()));
+        rows.push(await runStep(step, certificate, version !== null, settings, notes));
       }
-      const seen = rows[0]?.details?.['rounds'] as Record<string, Sample[]> | undefined;
-      const facts = seen?.['proxy']?.[0]?.seen;
+      const rounds = rows[0]?.details?.['rounds'] as Record<string, Sample[]> | undefined;
+      const facts = rounds?.['proxy']?.[0]?.seen;
       notes.push(
         `TLS: the "haproxy" column is ${version ?? 'haproxy (not installed)'} with nbthread 1 and ` +
           '`bind ... ssl crt`, the same upstream and client; ' +
@@ -388,7 +300,6 @@ export const tls: Scenario = {
       );
       return rows;
     } finally {
-      await Promise.all(started.map((p) => p.stop()));
       rmSync(dir, { recursive: true, force: true });
     }
   },
