@@ -13,6 +13,7 @@ import { churnClient } from './churn.js';
 import { holdServer, idleClient } from './idle.js';
 import type { AgentReply } from './processes.js';
 import { rrClient, rrServer } from './request-response.js';
+import { tlsBulkClient, tlsHandshakeClient } from './tls-clients.js';
 
 type Role = (params: never) => Promise<unknown>;
 
@@ -24,6 +25,8 @@ const roles: Record<string, Role> = {
   churnClient,
   holdServer,
   idleClient,
+  tlsBulkClient,
+  tlsHandshakeClient,
 };
 
 interface Call {

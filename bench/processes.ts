@@ -29,7 +29,7 @@ export function freePort(): Promise<number> {
 }
 
 /** canConnect resolves true when something accepts on `port` within 1 s. */
-function canConnect(port: number): Promise<boolean> {
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: LOOPBACK, port });
     const done = (ok: boolean): void => {
@@ -60,6 +60,11 @@ const tracked = new Set<ChildProcess>();
 /** trackedPids are the PIDs of every child process of this run still tracked. */
 export function trackedPids(): number[] {
   return [...tracked].flatMap((child) => (child.pid === undefined ? [] : [child.pid]));
+}
+
+/** track adds a child started elsewhere (haproxy in bench/haproxy.ts) to those stopAll() ends. */
+export function track(child: ChildProcess): void {
+  tracked.add(child);
 }
 
 /** stopProcess sends SIGTERM to one child we started, then SIGKILL after `graceMs`. */
@@ -105,9 +110,9 @@ const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
 /**
  * startProxy runs `node dist/cli.js --listen 127.0.0.1:PORT --target 127.0.0.1:TARGET`
- * (then `extraArgs`, default none) and resolves once it accepts connections. Its stderr
- * (the log) goes to a temporary file, shown if the proxy fails to start; the caller
- * must stop() it.
+ * (plus `extraArgs`, e.g. `--tls-cert`) and resolves once it accepts connections. Its
+ * stderr (the log) goes to a temporary file, shown if the proxy fails to start; the
+ * caller must stop() it.
  */
 export async function startProxy(
   targetPort: number,

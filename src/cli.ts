@@ -307,6 +307,8 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   // listens on the primary's descriptor when a worker asks to listen on it.
   const fds = activatedFds(await createOrExit(plan, { level: 'silent' }), log);
   if (fds !== undefined) process.env[WORKER_FDS_ENV] = encodeWorkerFds(fds);
+  // One set of TLS session ticket keys for every worker: a ticket resumes on any of them.
+  (await import('./tls/ticket-keys.js')).shareTicketKeys();
   const primary = new ClusterPrimary({ workers, log });
   const reloadFrom = plan.reloadFrom;
   const view = primary.view;
