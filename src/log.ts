@@ -162,7 +162,7 @@ export class Logger {
 
   log(level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields): void {
     if (severity[level] > this.#threshold) return;
-    const time = new Date().toISOString();
+    const time = isoTime(Date.now());
     const line =
       this.format === 'json'
         ? formatJson(time, level, msg, fields)
@@ -175,6 +175,26 @@ export class Logger {
   }
 }
 
+// The time of the last record's second, as toISOString spells it up to the dot
+// ("2026-12-07T00:03:00."): records within one second only add their milliseconds.
+// toISOString for each record cost about 1 µs, a quarter of an access record's formatting.
+let isoSecond = Number.NaN;
+let isoPrefix = '';
+
+/** isoTime spells `ms` (since the epoch) as `Date.prototype.toISOString` does, from a per-second cache. */
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    const iso = new Date(ms).toISOString();
+    // Years beyond 9999 get a longer, signed spelling: not cached.
+    if (iso.length !== 24) return iso;
+    isoSecond = second;
+    isoPrefix = iso.slice(0, 20);
+  }
+  const milli = ms - second * 1000;
+  return `${isoPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+}
+
 function formatJson(time: string, level: string, msg: string, fields?: LogFields): string {
   return JSON.stringify({ time, level, msg, ...fields });
 }
@@ -182,7 +202,8 @@ function formatJson(time: string, level: string, msg: string, fields?: LogFields
 function formatText(time: string, level: string, msg: string, fields?: LogFields): string {
   let line = `${time} ${level.toUpperCase()} ${msg}`;
   if (fields === undefined) return line;
-  for (const key of Object.keys(fields)) {
+  // for-in over a record literal: the keys in the same order as Object.keys, without its array.
+  for (const key in fields) {
     const value = fields[key];
     if (value === undefined) continue;
     line += ` ${key}=${formatTextValue(value)}`;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FLUSH_AFTER_MS, LineGatherer, Logger, PIPE_BUF } from '../src/log.js';
+import { FLUSH_AFTER_MS, isoTime, LineGatherer, Logger, PIPE_BUF } from '../src/log.js';
 
 function capture(options: ConstructorParameters<typeof Logger>[0]) {
   const lines: string[] = [];
@@ -34,6 +34,15 @@ test('writes text as time LEVEL msg key=value, quoting values with spaces', () =
     lines[0] ?? '',
     /^\S+Z DEBUG connect failed id=7 upstream=127\.0\.0\.1:9 why="two words" empty=""$/,
   );
+});
+
+test('spells record times as toISOString does, within a second, across seconds and past year 9999', () => {
+  const start = Date.UTC(2026, 11, 31, 23, 59, 58, 990);
+  // Every millisecond for three seconds (the cache turns over twice), then back in time.
+  for (let ms = start; ms < start + 3000; ms++)
+    assert.equal(isoTime(ms), new Date(ms).toISOString(), `at ${ms}`);
+  for (const ms of [start, 0, 7, 999, 1000, 86_399_999, Date.UTC(10_000, 0, 1, 0, 0, 0, 5)])
+    assert.equal(isoTime(ms), new Date(ms).toISOString(), `at ${ms}`);
 });
 
 test('drops records below the level and tells which levels are enabled', () => {
