@@ -68,6 +68,8 @@ export interface OpeningContext {
   readonly trace: boolean;
   state: ContextState;
   clientAddress: string;
+  /** clientIp: the accepted socket's peer IP, as balancing gets it when no handshake gave one. */
+  readonly clientIp: string | undefined;
   /** sni: the server name a handshake read (SNI routing), for the access record. */
   sni: string | undefined;
   /** clientTls, upstreamTls: the TLS handshakes' facts (termination, origination), for the access record. */
@@ -274,11 +276,13 @@ export class Opening {
     const context = this.#context;
     const pool = this.#routePool ?? context.host.pool;
     // The real client's IP (a PROXY header's source), so source hashing follows the client.
-    const plan = pool.plan(this.#clientIp ?? context.client.transport?.remoteAddress);
+    const plan = pool.plan(this.#clientIp ?? context.clientIp);
     this.#plan = plan;
     // A drained target gets no new connections: the plan leaves it out, as if not listed.
     for (const skipped of plan.skipped) {
-      if (skipped.drained) (this.#drainedSkipped ??= []).push(skipped.address);
+      if (!skipped.drained) continue;
+      this.#drainedSkipped ??= [];
+      this.#drainedSkipped.push(skipped.address);
     }
     this.#dialNext();
   }
@@ -384,7 +388,8 @@ export class Opening {
     context.cancelTimer();
     const address = context.target?.address ?? '?';
     context.host.stats.countConnectFailure(code, address);
-    (this.#failures ??= []).push({ upstream: address, code });
+    this.#failures ??= [];
+    this.#failures.push({ upstream: address, code });
     // Passive health: the pool tells its TargetHealth, if it has one.
     if (context.poolTarget !== null)
       (this.#routePool ?? context.host.pool).failed(context.poolTarget, code);
