@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { FLUSH_AFTER_MS, isoTime, LineGatherer, Logger, PIPE_BUF } from '../src/log.js';
+import { waitFor } from './helpers/net.js';
 
 function capture(options: ConstructorParameters<typeof Logger>[0]) {
   const lines: string[] = [];
@@ -169,4 +170,20 @@ test('gathered lines wait for FLUSH_AFTER_MS at most, then go out in one piece',
   assert.deepEqual(pieces, [], 'nothing written at once');
   await new Promise((resolve) => setTimeout(resolve, FLUSH_AFTER_MS + 50));
   assert.deepEqual(pieces, ['a\nb\n']);
+});
+
+test('lines after a piece went out (by the timer or by flush) go out after FLUSH_AFTER_MS too', async () => {
+  const pieces: string[] = [];
+  const gatherer = new LineGatherer((text) => pieces.push(text));
+  gatherer.add('a');
+  await waitFor(() => pieces.length === 1, 5000, 'the first piece');
+  gatherer.add('b'); // the timer that fired is armed again
+  assert.deepEqual(pieces, ['a\n'], 'not written at once');
+  await waitFor(() => pieces.length === 2, 5000, 'the second piece');
+  gatherer.add('c');
+  gatherer.flush(); // written now; its timer still runs
+  gatherer.add('d');
+  assert.deepEqual(pieces, ['a\n', 'b\n', 'c\n']);
+  await waitFor(() => pieces.length === 4, 5000, 'the piece after a flush');
+  assert.deepEqual(pieces, ['a\n', 'b\n', 'c\n', 'd\n']);
 });
