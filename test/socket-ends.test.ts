@@ -36,6 +36,10 @@ test('peerName gives the client address and port without adding a property to th
   assert.equal(Reflect.ownKeys(socket).length, before);
   assert.ok(!Object.hasOwn(socket, '_peername'));
   assert.equal(describeClient(peer, tcp), `127.0.0.1:${client.localPort}`);
+  // Each answer is the caller's own: a second socket's does not change the first's.
+  const second = await acceptedPair(t, '127.0.0.1');
+  assert.equal(peerName(second.socket).port, second.client.localPort);
+  assert.equal(peer.port, client.localPort);
 });
 
 test('describeClient spells an IPv6 client in brackets, a Unix client and a vanished one', async (t) => {
