@@ -62,6 +62,13 @@ export class LineGatherer {
   #pendingBytes = 0;
   #flushScheduled = false;
   readonly #flushNow = (): void => this.flush();
+  /**
+   * #timer: one unref'd Timeout, made for the first line and re-armed (refresh) for each
+   * later piece. A new setTimeout and unref per piece cost two native calls more each
+   * (the event loop's ref count) and, in a churn profile, 27 % of the access record's
+   * CPU time (about 0.75 % of the process's).
+   */
+  #timer: NodeJS.Timeout | null = null;
 
   /** `sink` receives each piece (lines with their newlines); it may throw. */
   constructor(sink: (text: string) => void) {
@@ -78,7 +85,8 @@ export class LineGatherer {
     this.#pendingBytes += bytes;
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      setTimeout(this.#flushNow, FLUSH_AFTER_MS).unref();
+      if (this.#timer === null) this.#timer = setTimeout(this.#flushNow, FLUSH_AFTER_MS).unref();
+      else this.#timer.refresh();
     }
   }
 
@@ -162,7 +170,7 @@ export class Logger {
 
   log(level: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields): void {
     if (severity[level] > this.#threshold) return;
-    const time = new Date().toISOString();
+    const time = isoTime(Date.now());
     const line =
       this.format === 'json'
         ? formatJson(time, level, msg, fields)
@@ -175,6 +183,26 @@ export class Logger {
   }
 }
 
+// The time of the last record's second, as toISOString spells it up to the dot
+// ("2026-12-07T00:03:00."): records within one second only add their milliseconds.
+// toISOString for each record cost about 1 µs, a quarter of an access record's formatting.
+let isoSecond = Number.NaN;
+let isoPrefix = '';
+
+/** isoTime spells `ms` (since the epoch) as `Date.prototype.toISOString` does, from a per-second cache. */
+export function isoTime(ms: number): string {
+  const second = Math.floor(ms / 1000);
+  if (second !== isoSecond) {
+    const iso = new Date(ms).toISOString();
+    // Years beyond 9999 get a longer, signed spelling: not cached.
+    if (iso.length !== 24) return iso;
+    isoSecond = second;
+    isoPrefix = iso.slice(0, 20);
+  }
+  const milli = ms - second * 1000;
+  return `${isoPrefix}${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+}
+
 function formatJson(time: string, level: string, msg: string, fields?: LogFields): string {
   return JSON.stringify({ time, level, msg, ...fields });
 }
@@ -182,7 +210,8 @@ function formatJson(time: string, level: string, msg: string, fields?: LogFields
 function formatText(time: string, level: string, msg: string, fields?: LogFields): string {
   let line = `${time} ${level.toUpperCase()} ${msg}`;
   if (fields === undefined) return line;
-  for (const key of Object.keys(fields)) {
+  // for-in over a record literal: the keys in the same order as Object.keys, without its array.
+  for (const key in fields) {
     const value = fields[key];
     if (value === undefined) continue;
     line += ` ${key}=${formatTextValue(value)}`;

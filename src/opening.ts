@@ -68,6 +68,8 @@ export interface OpeningContext {
   readonly trace: boolean;
   state: ContextState;
   clientAddress: string;
+  /** clientIp: the accepted socket's peer IP, as balancing gets it when no handshake gave one. */
+  readonly clientIp: string | undefined;
   /** sni: the server name a handshake read (SNI routing), for the access record. */
   sni: string | undefined;
   /** clientTls, upstreamTls: the TLS handshakes' facts (termination, origination), for the access record. */
@@ -101,15 +103,20 @@ export class Opening {
   #lastFailedTls = false;
   /** attempts counts connect attempts started (drained targets skipped are not attempts). */
   attempts = 0;
-  /** failures: how each failed attempt ended, in order. */
-  readonly failures: ConnectFailure[] = [];
-  /** #drainedSkipped lists the drained targets this connection skipped. */
-  #drainedSkipped: string[] = [];
+  /** #failures: how each failed attempt ended, in order; null until one fails (the usual case). */
+  #failures: ConnectFailure[] | null = null;
+  /** #drainedSkipped lists the drained targets this connection skipped; null: none. */
+  #drainedSkipped: string[] | null = null;
   /** #clientIp: the real client's IP when a handshake gave one (HandshakeAllow.clientIp). */
   #clientIp: string | undefined = undefined;
 
   constructor(context: OpeningContext) {
     this.#context = context;
+  }
+
+  /** failures: how each failed attempt ended, in order. */
+  get failures(): readonly ConnectFailure[] {
+    return this.#failures ?? NO_FAILURES;
   }
 
   /** start runs the listener's handshake if it has one, else dials the first target. */
@@ -269,11 +276,13 @@ export class Opening {
     const context = this.#context;
     const pool = this.#routePool ?? context.host.pool;
     // The real client's IP (a PROXY header's source), so source hashing follows the client.
-    const plan = pool.plan(this.#clientIp ?? context.client.transport?.remoteAddress);
+    const plan = pool.plan(this.#clientIp ?? context.clientIp);
     this.#plan = plan;
     // A drained target gets no new connections: the plan leaves it out, as if not listed.
     for (const skipped of plan.skipped) {
-      if (skipped.drained) this.#drainedSkipped.push(skipped.address);
+      if (!skipped.drained) continue;
+      this.#drainedSkipped ??= [];
+      this.#drainedSkipped.push(skipped.address);
     }
     this.#dialNext();
   }
@@ -379,7 +388,8 @@ export class Opening {
     context.cancelTimer();
     const address = context.target?.address ?? '?';
     context.host.stats.countConnectFailure(code, address);
-    this.failures.push({ upstream: address, code });
+    this.#failures ??= [];
+    this.#failures.push({ upstream: address, code });
     // Passive health: the pool tells its TargetHealth, if it has one.
     if (context.poolTarget !== null)
       (this.#routePool ?? context.host.pool).failed(context.poolTarget, code);
@@ -410,7 +420,7 @@ export class Opening {
     }
     // Every target drained is an operator's doing, not a failure of the targets: say so.
     const tried = this.failures.length === 0 ? undefined : formatConnectFailures(this.failures);
-    const drained = this.#drainedSkipped.length === 0 ? undefined : this.#drainedSkipped.join(', ');
+    const drained = this.#drainedSkipped?.join(', ');
     const what = tried === undefined ? ': every target is drained' : '';
     const { id, config, clientAddress: client } = context;
     context.host.log.warn(`no target reachable${what}`, {
@@ -424,6 +434,9 @@ export class Opening {
     else context.close(this.#lastFailedTls ? 'tls_handshake_failed' : connectCause(code));
   }
 }
+
+// The failures of a connection none of whose attempts failed (no array per connection).
+const NO_FAILURES: readonly ConnectFailure[] = Object.freeze([]);
 
 function ignoreLateError(): void {}
 

@@ -36,7 +36,7 @@ import type { TlsFacts } from './handshake.js';
 import { armInactivity, inactivityExpired } from './inactivity.js';
 import { Opening, type OpeningHost } from './opening.js';
 import { followStage, startClientRelay, startUpstreamRelay, watchSocket } from './relay.js';
-import { describeClient, destroyEnd } from './socket-ends.js';
+import { describeClient, destroyEnd, peerName } from './socket-ends.js';
 import type { Stage, StageControl, Stream } from './stage.js';
 import { replaceStage, type StageOwner, stageIn } from './stage-port.js';
 import { Timer, type TimerSet } from './timer-set.js';
@@ -75,6 +75,8 @@ export class ProxyContext implements StageControl, StageOwner {
   readonly upstream: Endpoint;
   /** clientAddress: a handshake may replace it with the real client's (a PROXY header's source). */
   clientAddress: string;
+  /** clientIp: the accepted socket's peer IP (undefined for a Unix socket, or a client gone at once). */
+  readonly clientIp: string | undefined;
   /** sni: the TLS server name a handshake read (SNI routing), for the access record. */
   sni: string | undefined = undefined;
   /** clientTls, upstreamTls: the TLS handshakes' facts (termination, origination), for the access record. */
@@ -126,10 +128,11 @@ export class ProxyContext implements StageControl, StageOwner {
     this.client.peer = this.upstream;
     this.upstream.peer = this.client;
     this.#opening = new Opening(this);
-    // Attached (marked) first: reading remoteAddress adds a property to the socket too,
-    // and the order is part of its hidden class (Endpoint.mark).
     watchSocket(this.client.attach(clientSocket));
-    this.clientAddress = describeClient(clientSocket, this.config);
+    // Asked of the handle, not through remoteAddress: no property added to the socket.
+    const peer = this.config.listen.path === undefined ? peerName(clientSocket) : {};
+    this.clientIp = peer.address;
+    this.clientAddress = describeClient(peer, this.config);
   }
 
   get closed(): boolean {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FLUSH_AFTER_MS, LineGatherer, Logger, PIPE_BUF } from '../src/log.js';
+import { FLUSH_AFTER_MS, isoTime, LineGatherer, Logger, PIPE_BUF } from '../src/log.js';
+import { waitFor } from './helpers/net.js';
 
 function capture(options: ConstructorParameters<typeof Logger>[0]) {
   const lines: string[] = [];
@@ -34,6 +35,15 @@ test('writes text as time LEVEL msg key=value, quoting values with spaces', () =
     lines[0] ?? '',
     /^\S+Z DEBUG connect failed id=7 upstream=127\.0\.0\.1:9 why="two words" empty=""$/,
   );
+});
+
+test('spells record times as toISOString does, within a second, across seconds and past year 9999', () => {
+  const start = Date.UTC(2026, 11, 31, 23, 59, 58, 990);
+  // Every millisecond for three seconds (the cache turns over twice), then back in time.
+  for (let ms = start; ms < start + 3000; ms++)
+    assert.equal(isoTime(ms), new Date(ms).toISOString(), `at ${ms}`);
+  for (const ms of [start, 0, 7, 999, 1000, 86_399_999, Date.UTC(10_000, 0, 1, 0, 0, 0, 5)])
+    assert.equal(isoTime(ms), new Date(ms).toISOString(), `at ${ms}`);
 });
 
 test('drops records below the level and tells which levels are enabled', () => {
@@ -160,4 +170,20 @@ test('gathered lines wait for FLUSH_AFTER_MS at most, then go out in one piece',
   assert.deepEqual(pieces, [], 'nothing written at once');
   await new Promise((resolve) => setTimeout(resolve, FLUSH_AFTER_MS + 50));
   assert.deepEqual(pieces, ['a\nb\n']);
+});
+
+test('lines after a piece went out (by the timer or by flush) go out after FLUSH_AFTER_MS too', async () => {
+  const pieces: string[] = [];
+  const gatherer = new LineGatherer((text) => pieces.push(text));
+  gatherer.add('a');
+  await waitFor(() => pieces.length === 1, 5000, 'the first piece');
+  gatherer.add('b'); // the timer that fired is armed again
+  assert.deepEqual(pieces, ['a\n'], 'not written at once');
+  await waitFor(() => pieces.length === 2, 5000, 'the second piece');
+  gatherer.add('c');
+  gatherer.flush(); // written now; its timer still runs
+  gatherer.add('d');
+  assert.deepEqual(pieces, ['a\n', 'b\n', 'c\n']);
+  await waitFor(() => pieces.length === 4, 5000, 'the piece after a flush');
+  assert.deepEqual(pieces, ['a\n', 'b\n', 'c\n', 'd\n']);
 });

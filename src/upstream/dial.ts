@@ -37,9 +37,10 @@ export interface OnreadOptions {
 export function dial(target: Target, endpoint: Endpoint, onread: OnreadOptions): Socket {
   const socket = openSocket(target, onread);
   endpoint.mark(socket);
-  socket.once('connect', upstreamOnConnect);
-  // 'on', not 'once': the owner removes it (finishDial/abandonDial), and until then a
-  // second error must not find the socket without an 'error' listener.
+  // 'on', not 'once', for both: the owner removes them (finishDial/abandonDial). For
+  // 'error', until then a second error must not find the socket without a listener;
+  // for 'connect' (emitted once anyway), 'once' would wrap it in a closure per attempt.
+  socket.on('connect', upstreamOnConnect);
   socket.on('error', upstreamOnConnectError);
   return socket;
 }
