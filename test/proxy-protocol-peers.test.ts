@@ -141,8 +141,8 @@ async function collectingUpstream(t: TestContext) {
   return { upstream, got };
 }
 
-async function clientFrom(port: number, from: string): Promise<Socket> {
-  const socket = connect({ port, host: '127.0.0.1', localAddress: from, allowHalfOpen: true });
+async function clientFrom(port: number, from: string, host = '127.0.0.1'): Promise<Socket> {
+  const socket = connect({ port, host, localAddress: from, allowHalfOpen: true });
   socket.on('error', () => {});
   await once(socket, 'connect');
   return socket;
@@ -209,9 +209,8 @@ for (const version of ['v1', 'v2'] as const) {
   });
 }
 
-test("our v1 and v2 prefaces are read by nginx's stream module (listen ... proxy_protocol)", {
-  skip: SKIP_NGINX,
-}, async (t) => {
+/** startNginxEcho: nginx's stream module on a free port, answering each PROXY header with `src:port>dst:port`. */
+async function startNginxEcho(t: TestContext): Promise<number> {
   const dir = tempDir(t);
   const [ready, front] = [await freePort(), await freePort()];
   const config = join(dir, 'nginx.conf');
@@ -232,20 +231,59 @@ test("our v1 and v2 prefaces are read by nginx's stream module (listen ... proxy
     ].join('\n'),
   );
   await startPeer(t, 'nginx', ['-p', dir, '-c', config, '-e', 'stderr'], ready);
+  return front;
+}
+
+/** answerOf: everything `client` reads until the peer's FIN. */
+async function answerOf(client: Socket): Promise<string> {
+  const chunks: Buffer[] = [];
+  client.on('data', (c: Buffer) => chunks.push(c));
+  await once(client, 'end');
+  return Buffer.concat(chunks).toString();
+}
+
+test("our v1 and v2 prefaces are read by nginx's stream module (listen ... proxy_protocol)", {
+  skip: SKIP_NGINX,
+}, async (t) => {
+  const front = await startNginxEcho(t);
   for (const version of ['v1', 'v2'] as const) {
     const { port } = await startProxy(t, {
       targets: [`127.0.0.1:${front}`],
       ...withHooks({ sendProxy: version }),
     });
     const client = await clientFrom(port, '127.0.0.11');
-    const chunks: Buffer[] = [];
-    client.on('data', (c: Buffer) => chunks.push(c));
-    await once(client, 'end');
     assert.equal(
-      Buffer.concat(chunks).toString(),
+      await answerOf(client),
       `127.0.0.11:${client.localPort}>127.0.0.1:${port}`,
       version,
     );
+    client.destroy();
+  }
+});
+
+test('haproxy (send-proxy-v2) in front of us (accept and send) in front of nginx: nginx sees the client and the address it connected to at haproxy', {
+  skip: SKIP_HAPROXY || SKIP_NGINX,
+}, async (t) => {
+  // client → haproxy (send-proxy-v2) → our proxy (--accept-proxy --send-proxy v1|v2) → nginx
+  const nginx = await startNginxEcho(t);
+  for (const version of ['v1', 'v2'] as const) {
+    const { port } = await startProxy(t, {
+      targets: [`127.0.0.1:${nginx}`],
+      ...withHooks({ acceptProxy: true, sendProxy: version }),
+    });
+    const [ready, front] = [await freePort(), await freePort()];
+    const config = haproxyConfig(
+      tempDir(t),
+      ready,
+      `127.0.0.2:${front}`,
+      `127.0.0.1:${port} send-proxy-v2`,
+    );
+    await startPeer(t, 'haproxy', ['-db', '-f', config], ready);
+    const client = await clientFrom(front, '127.0.0.12', '127.0.0.2');
+    // haproxy dials our proxy only once its client sends or after a while: say something.
+    client.write('hello');
+    const answer = await answerOf(client);
+    assert.equal(answer, `127.0.0.12:${client.localPort}>127.0.0.2:${front}`, version);
     client.destroy();
   }
 });
