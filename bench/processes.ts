@@ -103,12 +103,24 @@ export interface ProxyProcess {
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
+/** ProxyStart: more for one proxy under test: flags after the usual ones, another build's CLI. */
+export interface ProxyStart {
+  /** args are added after `--listen`, `--target` and `--log-level` (default none). */
+  readonly args?: readonly string[];
+  /** cli: the dist/cli.js to run (default this build's). */
+  readonly cli?: string;
+}
+
 /**
  * startProxy runs `node dist/cli.js --listen 127.0.0.1:PORT --target 127.0.0.1:TARGET`
  * and resolves once it accepts connections. Its stderr (the log) goes to a temporary
  * file, shown if the proxy fails to start; the caller must stop() it.
  */
-export async function startProxy(targetPort: number, settings: Settings): Promise<ProxyProcess> {
+export async function startProxy(
+  targetPort: number,
+  settings: Settings,
+  start: ProxyStart = {},
+): Promise<ProxyProcess> {
   const port = await freePort();
   const logPath = join(tmpdir(), `proxy-bench-${process.pid}-${port}.log`);
   const logFd = openSync(logPath, 'w');
@@ -118,7 +130,7 @@ export async function startProxy(targetPort: number, settings: Settings): Promis
       : ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfileDir}`];
   const args = [
     ...nodeArgs,
-    CLI,
+    start.cli ?? CLI,
     '--listen',
     `${LOOPBACK}:${port}`,
     '--target',
@@ -126,6 +138,7 @@ export async function startProxy(targetPort: number, settings: Settings): Promis
     '--log-level',
     settings.proxyLogLevel,
     ...(settings.proxyAdmin ? ['--admin', `${LOOPBACK}:0`] : []),
+    ...(start.args ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', logFd] });
   closeSync(logFd);
