@@ -18,6 +18,7 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { admission } from './admission.js';
+import { admissionSteps } from './admission-steps.js';
 import { balance } from './balance.js';
 import { bulk } from './bulk.js';
 import { churn } from './churn.js';
@@ -36,6 +37,7 @@ const SCENARIOS: readonly Scenario[] = [
   timerSet,
   balance,
   admission,
+  admissionSteps,
 ];
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
 
