@@ -33,7 +33,7 @@ export class RangeTrie {
 
   /** ranges are indexed by their position in this list. */
   constructor(ranges: readonly Cidr[]) {
-    ranges.forEach((range, position) => this.#add(range, position));
+    for (const [position, range] of ranges.entries()) this.#add(range, position);
   }
 
   #add(range: Cidr, position: number): void {
