@@ -182,12 +182,7 @@ async function measureAll(settings: Settings, notes: string[]): Promise<Measured
   const loaders = startLoaders(LOADERS);
   try {
     for (const variant of chosen) {
-      proxies.push(
-        await startProxy(upstream.port, settings, {
-          args: variant.args,
-          ...(variant.cli === undefined ? {} : { cli: variant.cli }),
-        }),
-      );
+      proxies.push(await startProxy(upstream.port, settings, variant.args, variant.cli));
     }
     const measured = chosen.map(
       (variant) => ({ variant, rates: [], cpuUs: [], errors: 0 }) as Measured,

@@ -14,6 +14,7 @@ import { churnClient } from './churn.js';
 import { holdServer, idleClient } from './idle.js';
 import type { AgentReply } from './processes.js';
 import { rrClient, rrServer } from './request-response.js';
+import { tlsBulkClient, tlsHandshakeClient } from './tls-clients.js';
 
 type Role = (params: never) => Promise<unknown>;
 
@@ -26,6 +27,8 @@ const roles: Record<string, Role> = {
   holdServer,
   idleClient,
   admissionClient,
+  tlsBulkClient,
+  tlsHandshakeClient,
 };
 
 interface Call {

@@ -106,8 +106,15 @@ function openStream(port: number): Promise<Socket> {
   });
 }
 
-// One stream's transfer; resolves with what its receiver counted.
-function runStream(socket: Socket, toUpstream: boolean, durationMs: number): Promise<BulkResult> {
+/**
+ * runStream runs one stream's transfer on a connected `socket` (plain or TLS) and
+ * resolves with what its receiver counted; it destroys the socket at the end.
+ */
+export function runStream(
+  socket: Socket,
+  toUpstream: boolean,
+  durationMs: number,
+): Promise<BulkResult> {
   return new Promise((resolve, reject) => {
     const header = Buffer.alloc(HEADER_BYTES);
     header[0] = toUpstream ? UPLOAD : DOWNLOAD;

@@ -55,6 +55,11 @@ export interface Row {
   goals?: Goal[];
   /** extra figures for the JSON file only. */
   details?: Record<string, unknown>;
+  /**
+   * baseline names what `direct` holds when it is not a direct connection (`haproxy`
+   * doing the same work, bench/tls.ts); run.ts prints such rows in a table of their own.
+   */
+  baseline?: string;
 }
 
 /** Scenario is one module's entry: what it is called and how it runs. */

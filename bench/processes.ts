@@ -29,7 +29,7 @@ export function freePort(): Promise<number> {
 }
 
 /** canConnect resolves true when something accepts on `port` within 1 s. */
-function canConnect(port: number): Promise<boolean> {
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host: LOOPBACK, port });
     const done = (ok: boolean): void => {
@@ -60,6 +60,11 @@ const tracked = new Set<ChildProcess>();
 /** trackedPids are the PIDs of every child process of this run still tracked. */
 export function trackedPids(): number[] {
   return [...tracked].flatMap((child) => (child.pid === undefined ? [] : [child.pid]));
+}
+
+/** track adds a child started elsewhere (haproxy in bench/haproxy.ts) to those stopAll() ends. */
+export function track(child: ChildProcess): void {
+  tracked.add(child);
 }
 
 /** stopProcess sends SIGTERM to one child we started, then SIGKILL after `graceMs`. */
@@ -103,23 +108,17 @@ export interface ProxyProcess {
 
 const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
 
-/** ProxyStart: more for one proxy under test: flags after the usual ones, another build's CLI. */
-export interface ProxyStart {
-  /** args are added after `--listen`, `--target` and `--log-level` (default none). */
-  readonly args?: readonly string[];
-  /** cli: the dist/cli.js to run (default this build's). */
-  readonly cli?: string;
-}
-
 /**
  * startProxy runs `node dist/cli.js --listen 127.0.0.1:PORT --target 127.0.0.1:TARGET`
- * and resolves once it accepts connections. Its stderr (the log) goes to a temporary
- * file, shown if the proxy fails to start; the caller must stop() it.
+ * (plus `extraArgs`, e.g. `--tls-cert`) and resolves once it accepts connections. Its
+ * stderr (the log) goes to a temporary file, shown if the proxy fails to start; the
+ * caller must stop() it. `cli` runs another build's dist/cli.js (default this one's).
  */
 export async function startProxy(
   targetPort: number,
   settings: Settings,
-  start: ProxyStart = {},
+  extraArgs: readonly string[] = [],
+  cli: string = CLI,
 ): Promise<ProxyProcess> {
   const port = await freePort();
   const logPath = join(tmpdir(), `proxy-bench-${process.pid}-${port}.log`);
@@ -130,7 +129,7 @@ export async function startProxy(
       : ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfileDir}`];
   const args = [
     ...nodeArgs,
-    start.cli ?? CLI,
+    cli,
     '--listen',
     `${LOOPBACK}:${port}`,
     '--target',
@@ -138,7 +137,7 @@ export async function startProxy(
     '--log-level',
     settings.proxyLogLevel,
     ...(settings.proxyAdmin ? ['--admin', `${LOOPBACK}:0`] : []),
-    ...(start.args ?? []),
+    ...extraArgs,
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', logFd] });
   closeSync(logFd);

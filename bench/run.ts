@@ -8,6 +8,7 @@
  *     npm run bench -- bulk rr1k    # only the bulk steps and the rr1k step
  *     npm run bench -- --json out.json --duration 10 --log-level info
  *     npm run bench -- rr1k --cpu-prof /tmp/prof   # profile the proxy under one load
+ *     npm run bench -- tls          # TLS termination side by side with haproxy (bench/tls.ts)
  *
  * Each scenario module starts its upstream (an agent process), a fresh proxy (the
  * built CLI, `node dist/cli.js`) in front of it, and its load agents; measures each
@@ -28,6 +29,8 @@ import { stopAll } from './processes.js';
 import { requestResponse } from './request-response.js';
 import { busyPercent, type Machine, machine } from './system.js';
 import { timerSet } from './timer-set.js';
+import { tls } from './tls.js';
+import { toxics } from './toxics.js';
 
 const SCENARIOS: readonly Scenario[] = [
   bulk,
@@ -38,6 +41,8 @@ const SCENARIOS: readonly Scenario[] = [
   balance,
   admission,
   admissionSteps,
+  toxics,
+  tls,
 ];
 const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
 
@@ -160,13 +165,14 @@ function goalText(goals: readonly Goal[] | undefined): string {
     .join('; ');
 }
 
-function table(rows: readonly Row[]): string {
+// baseline names the column the proxy is compared with: `direct`, or `haproxy` (bench/tls.ts).
+function table(rows: readonly Row[], baseline = 'direct'): string {
   const head = [
     'scenario',
     'metric',
-    'direct',
+    baseline,
     'proxy',
-    'proxy/direct',
+    `proxy/${baseline}`,
     'proxy CPU',
     'goal (issue)',
   ];
@@ -234,7 +240,7 @@ async function main(): Promise<void> {
     for (const row of scenarioRows) {
       const r = ratio(row.direct, row.proxy);
       progress(
-        `  ${row.id}: direct ${fixed(row.direct, row.digits)}, proxy ${fixed(row.proxy, row.digits)}` +
+        `  ${row.id}: ${row.baseline ?? 'direct'} ${fixed(row.direct, row.digits)}, proxy ${fixed(row.proxy, row.digits)}` +
           `${r === null ? '' : ` (${r.toFixed(2)}×)`}${row.proxyCpu ? `, ${row.proxyCpu}` : ''}`,
       );
     }
@@ -242,7 +248,18 @@ async function main(): Promise<void> {
   }
   const seconds = (performance.now() - started) / 1000;
   progress(`done in ${seconds.toFixed(0)} s`);
-  const out = [header(settings, host), '', table(rows)];
+  const out = [header(settings, host)];
+  const direct = rows.filter((row) => row.baseline === undefined);
+  if (direct.length > 0) out.push('', table(direct));
+  for (const baseline of new Set(rows.flatMap((row) => row.baseline ?? []))) {
+    out.push(
+      '',
+      table(
+        rows.filter((row) => row.baseline === baseline),
+        baseline,
+      ),
+    );
+  }
   if (notes.length > 0) out.push('', ...notes.map((n) => `- ${n}`));
   process.stdout.write(`${out.join('\n')}\n`);
   if (jsonPath !== null) {

@@ -266,6 +266,9 @@ async function runWorker(plan: Plan, side: WorkerSide, id: number): Promise<void
     format: plan.format,
     write: side.workerLogWriter(plan.format, id),
   });
+  // The primary decides the targets' states for every worker (src/cluster-health.ts).
+  const health = side.shareHealth();
+  proxy.shareHealth = (pool, listener, options) => health.start(pool, listener, options);
   // The primary matched the sockets systemd passed; it listens on them for us.
   await listenOrExit(proxy, takeWorkerFds(process.env));
   // The latency histograms of /metrics are kept here and added up by the primary.
@@ -304,6 +307,8 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   // listens on the primary's descriptor when a worker asks to listen on it.
   const fds = activatedFds(await createOrExit(plan, { level: 'silent' }), log);
   if (fds !== undefined) process.env[WORKER_FDS_ENV] = encodeWorkerFds(fds);
+  // One set of TLS session ticket keys for every worker: a ticket resumes on any of them.
+  (await import('./tls/ticket-keys.js')).shareTicketKeys();
   const primary = new ClusterPrimary({ workers, log });
   const reloadFrom = plan.reloadFrom;
   const view = primary.view;
@@ -312,7 +317,8 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   const admin =
     plan.admin &&
     (await bindAdmin(
-      (Server, options) => new Server(view, { ...options, histograms: view }),
+      (Server, options) =>
+        new Server(view, { ...options, histograms: view, toxiproxy: primary.toxiproxy }),
       plan.admin,
       log,
       {

@@ -8,6 +8,8 @@
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { ConnectionInfo } from './connection-info.js';
 import type { ListenerInfo, ReloadResult, TargetInfo } from './proxy-info.js';
+import type { ToxiproxyAction, ToxiproxyOutcome } from './toxiproxy-host.js';
+import type { HealthToPrimary, HealthToWorker } from './upstream/shared-health.js';
 
 /** WorkerRequest is a question or an action the primary sends one worker. */
 export type WorkerRequest =
@@ -21,7 +23,8 @@ export type WorkerRequest =
       readonly address: string;
       readonly drained: boolean;
     }
-  | { readonly kind: 'reload' };
+  | { readonly kind: 'reload' }
+  | { readonly kind: 'toxiproxy'; readonly action: ToxiproxyAction };
 
 /** WorkerAnswers maps each request kind to the worker's answer. */
 export interface WorkerAnswers {
@@ -31,6 +34,7 @@ export interface WorkerAnswers {
   close: boolean;
   drain: TargetInfo | 'no_listener' | 'no_target';
   reload: ReloadResult;
+  toxiproxy: ToxiproxyOutcome;
 }
 
 /** RequestOf is the request of one kind. */
@@ -40,14 +44,16 @@ export type RequestOf<K extends WorkerRequest['kind']> = Extract<WorkerRequest, 
 export type ToWorker =
   | { type: 'proxy:request'; seq: number; request: WorkerRequest }
   | { type: 'proxy:shutdown'; graceful: boolean; signal: string | undefined }
-  | { type: 'proxy:snapshot' };
+  | { type: 'proxy:snapshot' }
+  | { type: 'proxy:health-states'; states: HealthToWorker };
 
 /** FromWorker: what a worker sends the primary. */
 export type FromWorker =
   | { type: 'proxy:ready' }
   | { type: 'proxy:failed'; status: 1 | 2; message: string }
   | { type: 'proxy:answer'; seq: number; value: unknown }
-  | { type: 'proxy:refused'; seq: number; code: string; message: string };
+  | { type: 'proxy:refused'; seq: number; code: string; message: string }
+  | { type: 'proxy:health'; report: HealthToPrimary };
 
 /** isMessage tells our messages from anything else on the channel. */
 export function isMessage<T extends { type: string }>(value: unknown): value is T {

@@ -35,6 +35,8 @@ export interface WorkerPool {
     id: number,
     request: Extract<WorkerRequest, { kind: K }>,
   ): Promise<WorkerAnswers[K]>;
+  /** drained hears of a drain or undrain every worker applied (the shared target health follows it). */
+  drained?(listener: string, address: string, drained: boolean): void;
 }
 
 type DrainRequest = Extract<WorkerRequest, { kind: 'drain' }>;
@@ -90,6 +92,7 @@ export class ClusterView implements ProxyView, HistogramSource {
     const key = `${listener}\n${address}`;
     if (drained) this.#drains.set(key, request);
     else this.#drains.delete(key);
+    this.#pool.drained?.(listener, address, drained);
     return mergeTargets(answers as TargetInfo[])[0] as TargetInfo;
   }
 

@@ -16,6 +16,14 @@ import type { TcpProxy } from './create-proxy.js';
 import { errorCode } from './errors.js';
 import { type LogFormat, writeStderr } from './log.js';
 import type { ReloadResult } from './proxy-info.js';
+import {
+  isToxiproxyProxy,
+  localToxiproxyHost,
+  runToxiproxyAction,
+  type ToxiproxyAction,
+  type ToxiproxyOutcome,
+} from './toxiproxy-host.js';
+import { HealthShare } from './upstream/shared-health.js';
 
 /** workerId is this process's worker id (1, 2, ...) when the primary forked it, else undefined. */
 export function workerId(): number | undefined {
@@ -35,13 +43,15 @@ export interface WorkerHooks {
 /**
  * serveWorker answers the primary's messages from `proxy` (a listening proxy) and
  * tells the primary this worker is ready. `histograms` are this worker's latency
- * histograms, when the admin server runs.
+ * histograms, when the admin server runs. The Toxiproxy API's changes run one at a
+ * time, in the order the primary sent them.
  */
 export function serveWorker(
   proxy: TcpProxy,
   hooks: WorkerHooks,
   histograms: ConnectionHistograms | undefined,
 ): void {
+  const toxiproxy = toxiproxyRunner(proxy);
   process.on('message', (message: unknown) => {
     if (!isMessage<ToWorker>(message)) return;
     switch (message.type) {
@@ -51,8 +61,10 @@ export function serveWorker(
       case 'proxy:snapshot':
         hooks.snapshot();
         return;
+      case 'proxy:health-states':
+        return; // shareHealth's
       case 'proxy:request':
-        answer(proxy, hooks, histograms, message.request).then(
+        answer(proxy, hooks, histograms, toxiproxy, message.request).then(
           (value) => sendToPrimary({ type: 'proxy:answer', seq: message.seq, value }),
           (err: unknown) =>
             sendToPrimary({
@@ -72,6 +84,7 @@ async function answer(
   proxy: TcpProxy,
   hooks: WorkerHooks,
   histograms: ConnectionHistograms | undefined,
+  toxiproxy: (action: ToxiproxyAction) => Promise<ToxiproxyOutcome>,
   request: WorkerRequest,
 ): Promise<WorkerAnswers[WorkerRequest['kind']]> {
   switch (request.kind) {
@@ -87,7 +100,39 @@ async function answer(
       return proxy.setTargetDrained(request.listener, request.address, request.drained);
     case 'reload':
       return hooks.reload();
+    case 'toxiproxy':
+      return toxiproxy(request.action);
   }
+}
+
+/**
+ * shareHealth makes this worker's end of the shared target health (see
+ * src/upstream/shared-health.ts) and starts taking the primary's states at once:
+ * set its `start` as the proxy's `shareHealth` before `listen`, since the primary
+ * answers a listener's first watch with its states.
+ */
+export function shareHealth(): HealthShare {
+  const share = new HealthShare((report) => sendToPrimary({ type: 'proxy:health', report }));
+  process.on('message', (message: unknown) => {
+    if (isMessage<ToWorker>(message) && message.type === 'proxy:health-states')
+      share.receive(message.states);
+  });
+  return share;
+}
+
+/** toxiproxyRunner runs the primary's Toxiproxy actions on `proxy`, one at a time. */
+function toxiproxyRunner(proxy: TcpProxy): (action: ToxiproxyAction) => Promise<ToxiproxyOutcome> {
+  const host = isToxiproxyProxy(proxy) ? localToxiproxyHost(proxy) : undefined;
+  let last: Promise<unknown> = Promise.resolve();
+  return (action) => {
+    if (host === undefined) {
+      const message = 'this worker cannot create listeners';
+      return Promise.resolve({ ok: false, code: 'PROXY_ERR_WORKER', message, status: 501 });
+    }
+    const outcome = last.then(() => runToxiproxyAction(host, action));
+    last = outcome;
+    return outcome;
+  };
 }
 
 function sendToPrimary(message: FromWorker): void {

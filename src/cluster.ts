@@ -12,7 +12,9 @@
  * - passes the operator's signals on as messages (`shutdown`, `reload`, `snapshot`),
  *   since each worker holds its own connections, timers and configuration;
  * - answers the admin API by asking every worker over the IPC channel (`ask`, with a
- *   deadline) and merging the answers: see `ClusterView` in src/cluster-view.ts.
+ *   deadline) and merging the answers: see `ClusterView` in src/cluster-view.ts;
+ * - decides the targets' health for all workers: see `ClusterHealth` in
+ *   src/cluster-health.ts.
  *
  * Signals themselves are the CLI's business (src/cli.ts): it calls `shutdown`,
  * `reload` and `snapshot` here. The worker's side of the protocol is in
@@ -22,6 +24,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { performance } from 'node:perf_hooks';
+import { ClusterHealth } from './cluster-health.js';
 import {
   type FromWorker,
   isMessage,
@@ -30,6 +33,7 @@ import {
   type WorkerAnswers,
   type WorkerRequest,
 } from './cluster-protocol.js';
+import { ClusterToxiproxy } from './cluster-toxiproxy.js';
 import { ClusterView } from './cluster-view.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
@@ -93,6 +97,10 @@ const KILL_AFTER_MS = 2000;
 export class ClusterPrimary {
   /** view is what the admin server reads: every worker's answers, merged. */
   readonly view: ClusterView;
+  /** health decides the targets' states for every worker (cluster-health.ts). */
+  readonly health: ClusterHealth;
+  /** toxiproxy is the Toxiproxy API's host: its changes go to every worker (src/cluster-toxiproxy.ts). */
+  readonly toxiproxy: ClusterToxiproxy;
   readonly #options: Required<Omit<PrimaryOptions, 'log'>>;
   readonly #log: Logger;
   readonly #slots = new Map<number, Slot>();
@@ -120,6 +128,12 @@ export class ClusterPrimary {
       this.#finish = resolve;
     });
     this.view = new ClusterView(this, options.log);
+    this.health = new ClusterHealth(options.log, (id, states) => {
+      const slots = id === null ? this.#slots.values() : [this.#slots.get(id)];
+      for (const slot of slots)
+        if (slot !== undefined) this.#send(slot, { type: 'proxy:health-states', states });
+    });
+    this.toxiproxy = new ClusterToxiproxy(this, () => this.view.listenerInfo(), options.log);
   }
 
   /**
@@ -148,6 +162,11 @@ export class ClusterPrimary {
   /** ready: every worker has started listening, and no shutdown has begun (`/readyz`). */
   get ready(): boolean {
     return this.#state === 'running';
+  }
+
+  /** drained: every worker drained or undrained a target (ClusterView); the shared health follows. */
+  drained(listener: string, address: string, drained: boolean): void {
+    this.health.setDrained(listener, address, drained);
   }
 
   /** readyWorkers lists the ids of the workers that listen and answer, oldest first. */
@@ -262,6 +281,7 @@ export class ClusterPrimary {
         slot.ready = true;
         this.#log.info('worker started', { worker: slot.id, pid: slot.pid });
         this.view.workerReady(slot.id);
+        this.toxiproxy.workerReady(slot.id);
         if (this.#state === 'starting' && this.readyWorkers().length === this.#options.workers) {
           this.#state = 'running';
           this.#log.info('workers listening', { workers: this.#options.workers });
@@ -282,11 +302,15 @@ export class ClusterPrimary {
         else pending.reject(rebuildError(message.code, message.message));
         return;
       }
+      case 'proxy:health':
+        this.health.receive(slot.id, message.report);
+        return;
     }
   }
 
   #onGone(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
     this.#slots.delete(slot.id);
+    this.health.workerGone(slot.id);
     for (const pending of slot.pending.values()) {
       clearTimeout(pending.timer);
       pending.reject(new ProxyError('PROXY_ERR_WORKER', `worker ${slot.id} exited`));

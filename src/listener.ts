@@ -32,8 +32,20 @@ import {
 } from './tls/sni-handshake.js';
 import { removeStaleSocket } from './unix-socket.js';
 import { strategyFor } from './upstream/balance.js';
-import { PoolHealth, type PoolHealthOptions, sameHealthOptions } from './upstream/pool-health.js';
+import {
+  type ListenerHealth,
+  PoolHealth,
+  type PoolHealthOptions,
+  sameHealthOptions,
+} from './upstream/pool-health.js';
 import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
+
+/** HealthFactory starts the health of a listener's pool in place of its own PoolHealth (ListenerEvents.startHealth). */
+export type HealthFactory = (
+  pool: TargetPool<Target>,
+  listener: string,
+  options: PoolHealthOptions,
+) => ListenerHealth;
 
 /** ListenerEvents are how a listener reports connections to whoever owns it. */
 export interface ListenerEvents {
@@ -41,6 +53,12 @@ export interface ListenerEvents {
   connectionOpen(context: ProxyContext): void;
   connectionConnect(context: ProxyContext): void;
   connectionClose(info: ConnectionInfo): void;
+  /**
+   * startHealth: how the owner wants the health of the listener's pool run (a worker
+   * of `--workers N` shares it through the primary); undefined, or absent: the
+   * listener runs its own PoolHealth.
+   */
+  startHealth?(...args: Parameters<HealthFactory>): ListenerHealth | undefined;
 }
 
 function onQueueTimeout(context: ProxyContext): void {
@@ -89,7 +107,7 @@ export class Listener implements ContextHost {
   #drainWaiters: (() => void)[] = [];
   #lastShortageMs = Number.NEGATIVE_INFINITY;
   #shortagesInBurst = 0;
-  #health: PoolHealth<Target> | null = null;
+  #health: ListenerHealth | null = null;
   /** #admission: the hooks of the PROXY protocol and access settings, and the listener's AccessControl. */
   readonly #admission = new ListenerAdmission();
   /**
@@ -123,8 +141,6 @@ export class Listener implements ContextHost {
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
     this.queue = new ConnectionQueue(timers, onQueueTimeout);
     this.queue.timeoutMs = config.queueTimeoutMs;
-    // Passive health is always on; active checks when --health-interval is set.
-    this.useHealth(healthOptionsOf(config));
     // The relay reads through Node's onread internals: a Node without them stops here.
     requireOnread();
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true });
@@ -156,8 +172,9 @@ export class Listener implements ContextHost {
    * else at the path (a regular file, a directory) is left alone and is an error.
    */
   async listen(): Promise<void> {
-    // stopAccepting stopped the health; a listener that listens again (enabled through
-    // the admin API) gets it back.
+    // Passive health is always on, active checks when --health-interval is set; from
+    // listen on, so a listener that never listens probes nothing. stopAccepting stops
+    // it; a listener that listens again (enabled through the admin API) gets it back.
     if (this.#health === null) this.useHealth(healthOptionsOf(this.config));
     if (this.inheritedFd !== undefined) {
       await this.#bind().catch((err: unknown) => {
@@ -400,18 +417,23 @@ export class Listener implements ContextHost {
 
   /**
    * useHealth starts the health of this listener's targets (checks, passive marking,
-   * `target down` / `target up` logs; upstream/pool-health.ts), or stops it (null).
-   * Off until called. Called again (a reload) with the same options it keeps running;
-   * with other options it starts afresh, and the targets keep their states.
+   * `target down` / `target up` logs; upstream/pool-health.ts, or the owner's
+   * `startHealth`), or stops it (null). Off until called (`listen` does). Called
+   * again (a reload) with the same options it keeps running; with other options it
+   * starts afresh, and the targets keep their states.
    */
   useHealth(options: PoolHealthOptions | null): void {
     const running = this.#health;
     if (running !== null && options !== null && sameHealthOptions(running.options, options)) return;
     running?.stop(options !== null);
+    if (options === null) {
+      this.#health = null;
+      return;
+    }
+    const name = this.config.name;
     this.#health =
-      options === null
-        ? null
-        : new PoolHealth(this.pool, this.timers, this.log, this.config.name, options);
+      this.#events.startHealth?.(this.pool, name, options) ??
+      new PoolHealth(this.pool, this.timers, this.log, name, options);
   }
 
   /** findContext returns the open connection with this id, if it is this listener's. */

@@ -7,9 +7,9 @@
 import type { Target } from './config/config.js';
 import { type SettingsJson, settingsJson } from './config/options.js';
 import type { ConnectionInfo } from './connection-info.js';
+import type { Toxic } from './faults/toxic.js';
 import type { Listener } from './listener.js';
 import type { StatsSnapshot } from './stats.js';
-import type { Toxic } from './toxic-store.js';
 import { type PoolTarget, stateOf, type TargetState } from './upstream/target-pool.js';
 
 /** ProxyEvents are the events a proxy emits, with their arguments. */

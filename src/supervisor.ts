@@ -27,7 +27,7 @@ import { ListenerFaults } from './faults/listener-faults.js';
 import { ListenerToxics } from './faults/listener-toxics.js';
 import type { ToxicRegistry } from './faults/registry.js';
 import { type ToxicsHandle, toxicsHandle } from './faults/typed-toxics.js';
-import { Listener, type ListenerEvents } from './listener.js';
+import { type HealthFactory, Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
 import type { ProxyContext } from './proxy-context.js';
 import {
@@ -44,7 +44,6 @@ import {
 } from './proxy-info.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
-import type { ToxicStore } from './toxic-store.js';
 
 type SupervisorState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 
@@ -69,6 +68,12 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   readonly #toxics: ListenerToxics;
   /** startedAtMs is when the proxy was created, on the timer set's clock. */
   readonly startedAtMs: number;
+  /**
+   * shareHealth, when set before `listen`, runs the health of every listener's
+   * targets in place of the listener's own PoolHealth: a worker of `--workers N`
+   * shares it through the primary (cli.ts, upstream/shared-health.ts). Default null.
+   */
+  shareHealth: HealthFactory | null = null;
 
   constructor(config: Config, log: Logger, timers: TimerSet = new TimerSet()) {
     super();
@@ -87,6 +92,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
           this.emit('connectionConnect', context.info());
       },
       connectionClose: (info: ConnectionInfo) => this.emit('connectionClose', info),
+      startHealth: (pool, listener, options) => this.shareHealth?.(pool, listener, options),
     };
     this.#listeners = config.listeners.map((l) =>
       this.#toxics.attach(new Listener(l, timers, log, this.#events)),
@@ -305,6 +311,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     const toStart: Listener[] = [];
     const toRetire: Listener[] = [];
     const toUpdate: [Listener, ListenerConfig][] = [];
+    const moves: [Listener, Listener][] = [];
     // First match by name; a name not running yet is decided in the second pass.
     const slots: (Listener | ListenerConfig)[] = config.listeners.map((listenerConfig) => {
       const name = listenerConfig.name;
@@ -330,6 +337,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       );
       toStart.push(moved);
       toRetire.push(old);
+      moves.push([old, moved]);
       return moved;
     });
     // A new name on the address of a removed listener is a rename: the listening socket
@@ -375,6 +383,8 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       listener.update(listenerConfig);
       this.#toxics.attach(listener);
     }
+    // What a test asked of a moved listener's next connections goes with its name.
+    for (const [old, moved] of moves) moved.faults = old.faults?.takePending() ?? null;
     for (const listener of toRetire) this.#retire(listener);
     for (const listener of toStart) listener.logListening();
     for (const name of result.removed) {
@@ -512,19 +522,13 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   }
 
   /**
-   * toxicStore is the toxics of the listener of that name (the Toxiproxy API's view of
-   * its ToxicRegistry: a change acts on its open connections at once), or undefined
-   * when there is no such listener. Kept by name, so a listener that a reload moved
-   * to a new address keeps its toxics; dropped with the listener.
+   * toxicRegistry is the toxics of the listener of that name (what the Toxiproxy API
+   * changes: a change acts on its open connections at once), or undefined when there
+   * is no such listener. Kept by name, so a listener that a reload moved to a new
+   * address keeps its toxics; dropped with the listener.
    */
-  toxicStore(name: string): ToxicStore | undefined {
-    if (this.#find(name) === undefined) return undefined;
-    return this.#toxics.of(name);
-  }
-
-  /** toxicRegistry is the toxics of the listener of that name, as the data path applies them. */
   toxicRegistry(name: string): ToxicRegistry | undefined {
-    return this.toxicStore(name) === undefined ? undefined : this.#toxics.of(name).registry;
+    return this.#find(name) === undefined ? undefined : this.#toxics.of(name);
   }
 
   /**
@@ -532,7 +536,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
    * first), the same ones the Toxiproxy HTTP API changes. Throws PROXY_ERR_INVALID_CONFIG for an unknown name.
    */
   toxics(name?: string): ToxicsHandle {
-    return toxicsHandle(this.#toxics.of(this.#named(name, 'toxics').config.name).registry);
+    return toxicsHandle(this.#toxics.of(this.#named(name, 'toxics').config.name));
   }
 
   /** nextConnection resolves with a handle on the next connection of `name` that relays. */

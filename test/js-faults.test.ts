@@ -287,3 +287,38 @@ test('hangNext: the client is accepted but never dialled until it leaves or the 
     await proxy.close({ graceful: false });
   }
 });
+
+test('a reload that moves the listener keeps its pending refuseNext, hangNext and nextConnection', async (t) => {
+  const upstream = await startUpstream(t, echo);
+  const listener = { name: 'app', listen: '127.0.0.1:0', targets: [upstream.address] };
+  await using proxy = await createProxy({ listeners: [listener] }).listen();
+  const closes: ConnectionInfo[] = [];
+  proxy.on('connectionClose', (info) => closes.push(info));
+  proxy.refuseNext(1);
+  proxy.hangNext(1);
+  const next = proxy.nextConnection();
+  const result = await proxy.reload({ listeners: [{ ...listener, listen: '[::1]:0' }] });
+  assert.deepEqual(result.changed, ['app']);
+  const port = proxy.address().port;
+  assert.equal(proxy.address().address, '::1', 'the listener moved');
+
+  const refused = connectClient(port, '::1');
+  await withTimeout(refused.closed, 5000, 'the refused client closed');
+  await waitFor(() => closes.length === 1, 5000, 'the refusal recorded');
+  assert.deepEqual([closes[0]?.cause, closes[0]?.toxic], ['toxic', 'refuse_next']);
+
+  const hung = connectClient(port, '::1');
+  t.after(() => hung.socket.destroy());
+  await once(hung.socket, 'connect');
+  await waitFor(() => proxy.connections().length === 1, 5000, 'the hung client accepted');
+  assert.equal(proxy.connections()[0]?.attempts, 0, 'the hung client is never dialled');
+
+  const held = connectClient(port, '::1');
+  t.after(() => held.socket.destroy());
+  const conn = await withTimeout(next, 5000, 'nextConnection after the move');
+  held.socket.write('moved');
+  assert.equal((await echoed(held, 5, 'the held connection relays')).toString(), 'moved');
+  await conn.close();
+  await withTimeout(conn.closed, 5000, 'the held connection closed');
+  assert.equal(upstream.sockets.length, 1, 'only the held connection was dialled');
+});

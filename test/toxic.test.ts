@@ -7,7 +7,14 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { seededRandom } from '../src/faults/env.js';
 import { ToxicRegistry } from '../src/faults/registry.js';
-import { parseToxic, TOXIC_TYPES, ToxicError, updateToxic } from '../src/faults/toxic.js';
+import {
+  apiText,
+  parseToxic,
+  TOXIC_TYPES,
+  ToxicError,
+  toxicJson,
+  updateToxic,
+} from '../src/faults/toxic.js';
 
 test('defaults are Toxiproxy’s: stream downstream, name <type>_<stream>, toxicity 1, attributes 0', () => {
   assert.deepEqual(parseToxic({ type: 'latency' }), {
@@ -157,6 +164,36 @@ test('any JSON value gives a toxic or a ToxicError, never another exception', ()
   );
 });
 
+test('checks run in Toxiproxy’s order (stream, type, name taken, attributes); apiText is Toxiproxy’s text', () => {
+  const refusal = (body: unknown, taken = (_: string) => false): [number, string] => {
+    try {
+      parseToxic(body, { taken });
+      return [200, ''];
+    } catch (err) {
+      assert.ok(err instanceof ToxicError);
+      return [err.status, apiText(err)];
+    }
+  };
+  assert.deepEqual(refusal({ type: 'nope', stream: 'x' }), [
+    400,
+    'stream was invalid, can be either upstream or downstream',
+  ]);
+  assert.deepEqual(refusal({ type: 'nope' }), [400, 'invalid toxic type']);
+  // A name in use is a 409 even when the attributes are bad too, as in Toxiproxy.
+  const bad = { type: 'latency', attributes: { latency: 'x' } };
+  assert.deepEqual(
+    refusal(bad, (name) => name === 'latency_downstream'),
+    [409, 'toxic already exists'],
+  );
+  const [status, text] = refusal(bad);
+  assert.equal(status, 400);
+  assert.match(text, /^bad request body: toxic "latency_downstream": attribute latency must be/);
+  assert.deepEqual(refusal({ type: 'latency', attributes: { latency: 10, unknown: 'x' } }), [
+    200,
+    '',
+  ]);
+});
+
 test('an update changes toxicity and the attributes given, and keeps the rest', () => {
   const toxic = parseToxic({ type: 'latency', attributes: { latency: 100, jitter: 5 } });
   const updated = updateToxic(toxic, {
@@ -166,6 +203,15 @@ test('an update changes toxicity and the attributes given, and keeps the rest', 
   assert.deepEqual(updated, { ...toxic, attributes: { latency: 100, jitter: 7 } });
   assert.equal(updateToxic(toxic, { toxicity: 0.5 }).toxicity, 0.5);
   assert.throws(() => updateToxic(toxic, { attributes: { latency: -5 } }), /attribute latency/);
+  // Name, type and stream never change; toxicJson writes Toxiproxy's keys in its order.
+  const renamed = updateToxic(toxic, { name: 'other', type: 'noop', attributes: { latency: 1 } });
+  assert.deepEqual(Object.entries(toxicJson(renamed)), [
+    ['attributes', { latency: 1, jitter: 5 }],
+    ['name', 'latency_downstream'],
+    ['type', 'latency'],
+    ['stream', 'downstream'],
+    ['toxicity', 1],
+  ]);
 });
 
 test('the registry lists upstream toxics first, each stream in the order added; names are unique', () => {
@@ -189,6 +235,15 @@ test('the registry lists upstream toxics first, each stream in the order added; 
   );
   assert.throws(() => registry.update('nope', {}), /toxic "nope" not found/);
   assert.equal(registry.update('a', { toxicity: 0.5 }).toxicity, 0.5);
+  assert.deepEqual(
+    registry.list().map((t) => [t.name, t.toxicity]),
+    [
+      ['a', 0.5],
+      ['timeout_upstream', 1],
+      ['latency_downstream', 1],
+    ],
+    'an update keeps the place',
+  );
   assert.equal(registry.remove('timeout_upstream').type, 'timeout');
   registry.reset();
   assert.equal(registry.size, 0);

@@ -14,6 +14,7 @@ import { ToxicRegistry } from '../src/faults/registry.js';
 import { type ConnectionHooks, kConnectionHooks } from '../src/handshake.js';
 import type { ConnectionInfo } from '../src/index.js';
 import type { StageControl } from '../src/stage.js';
+import { STAGE_HOLD_BYTES } from '../src/stage-port.js';
 import { withTimeout } from './helpers/cli.js';
 import {
   connectClient,
@@ -186,7 +187,13 @@ test('timeout 0 added to an open connection holds the data until removed; then a
   registry.add({ type: 'timeout', stream: 'upstream', attributes: { timeout: 0 } });
   const payload = patternBytes(300_000, 8);
   client.socket.end(payload);
-  await new Promise((r) => setTimeout(r, 300));
+  // The relay reads until the toxic holds STAGE_HOLD_BYTES, then stops: only then is
+  // "nothing arrived" a finding rather than a race.
+  await waitFor(
+    () => (controls[0]?.stageOf('upstream')?.held ?? 0) >= STAGE_HOLD_BYTES,
+    5000,
+    'the timeout toxic to hold a full stage of bytes',
+  );
   assert.equal(received?.got.chunks.length, 0, 'nothing passed the timeout toxic');
   registry.remove('timeout_upstream');
   await waitFor(() => received?.got.ended === true, 5000, 'the held bytes and the FIN');

@@ -10,8 +10,8 @@ import { get } from 'node:http';
 import { createServer } from 'node:net';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
-import type { ToxiproxyHost } from '../src/admin/toxiproxy-api.js';
 import { type AdminOptions, AdminServer, createProxy, type TcpProxy } from '../src/index.js';
+import type { ToxiproxyProxy } from '../src/toxiproxy-host.js';
 import { connectClient, echo, startUpstream, type Upstream } from './helpers/net.js';
 import { deadline } from './helpers/time.js';
 
@@ -350,7 +350,7 @@ test('the API answers at once while a peer does not read', async (t) => {
 test('proxies created together are created one at a time: one name, one proxy', async (t) => {
   const { proxy, upstream } = await startServer(t);
   // Straight to the supervisor, in one tick: each create sees the ones before it.
-  const host = proxy as unknown as ToxiproxyHost;
+  const host = proxy as unknown as ToxiproxyProxy;
   const options = { name: 'p', listen: '127.0.0.1:0', targets: [upstream.address] };
   const created = await Promise.all([1, 2, 3].map(() => host.createListener(options)));
   assert.deepEqual(

@@ -36,8 +36,9 @@ import { jsonKey, SETTING_NAMES } from '../config/options.js';
 import { connectionRecord } from '../connection-info.js';
 import type { TcpProxy } from '../create-proxy.js';
 import { errorCode, listenErrorText, ProxyError } from '../errors.js';
+import { toxicJson } from '../faults/toxic.js';
 import type { ListenerInfo, ReloadResult } from '../proxy-info.js';
-import { toxicJson } from '../toxic-store.js';
+import { isToxiproxyProxy, localToxiproxyHost } from '../toxiproxy-host.js';
 import {
   removeStaleSocket,
   type SocketFile,
@@ -93,7 +94,7 @@ export interface AdminOptions {
   /**
    * toxiproxy: what Toxiproxy's API (./toxiproxy-api.ts) creates, changes and removes
    * listeners and toxics on. Default: the proxy itself when it can (a `Supervisor`);
-   * otherwise (`--workers N`) those routes answer 501.
+   * otherwise those routes answer 501. With `--workers N`, the primary's `ClusterToxiproxy`.
    */
   toxiproxy?: ToxiproxyHost | undefined;
 }
@@ -512,10 +513,7 @@ function readBody(req: IncomingMessage, res: ServerResponse): Promise<string> {
 
 /** toxiproxyHostOf: the proxy itself, when it can create and remove listeners (a Supervisor). */
 function toxiproxyHostOf(proxy: TcpProxy | ProxyView): ToxiproxyHost | undefined {
-  // A Supervisor has all of ToxiproxyHost; its two methods here tell it from a ProxyView.
-  return 'createListener' in proxy && 'toxicStore' in proxy
-    ? (proxy as unknown as ToxiproxyHost)
-    : undefined;
+  return isToxiproxyProxy(proxy) ? localToxiproxyHost(proxy) : undefined;
 }
 
 function single(value: string | string[] | undefined): string | undefined {

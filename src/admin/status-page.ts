@@ -76,7 +76,7 @@ const STYLE = `
   tbody tr:last-child td { border-bottom: none; }
   .state-active, .state-relaying { color: var(--ok); }
   .state-drained, .state-half_closed, .state-connecting { color: var(--warn); }
-  .state-closing, .state-removing { color: var(--bad); }
+  .state-closing, .state-removing, .state-down { color: var(--bad); }
   button {
     font: inherit; font-size: 12px; padding: 0.15rem 0.6rem; border-radius: 5px; cursor: pointer;
     border: 1px solid var(--line); background: var(--panel); color: var(--text);
@@ -351,7 +351,7 @@ function updateListener(card, l) {
 
 function createTarget(listenerName, t) {
   var row = el('tr', { dataset: { testid: 'target', address: t.address } },
-    el('td', {}, field('address')),
+    el('td', {}, field('address'), ' ', field('backup', 'muted')),
     el('td', { className: 'num' }, field('weight')),
     el('td', {}, field('state')),
     el('td', { className: 'num' }, field('connections')),
@@ -372,6 +372,8 @@ function createTarget(listenerName, t) {
 function updateTarget(row, t) {
   row.dataset.state = t.state;
   setField(row, 'address', t.address);
+  // A backup target gets clients only while no other target is up.
+  setField(row, 'backup', t.backup ? 'backup' : '');
   setField(row, 'weight', String(t.weight));
   setField(row, 'state', t.state);
   row.querySelector('[data-field="state"]').className = 'state-' + t.state;

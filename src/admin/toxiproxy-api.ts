@@ -8,34 +8,29 @@
  * A Toxiproxy "proxy" is a listener with its targets: `listen` is its address (the
  * bound one once it listens), `upstream` its targets joined by commas (one target,
  * for a proxy created here), `enabled` whether it listens. Listeners from flags or
- * the config file are listed too. The proxy is reached only through `ToxiproxyHost`
- * (a `Supervisor` is one); toxics through each listener's `ToxicStore`. Every route
- * answers at once: none waits on a proxied socket.
+ * the config file are listed too. The proxy is reached only through a `ToxiproxyHost`
+ * (toxiproxy-host.ts): a `Supervisor` in a single process, or with `--workers N` the
+ * primary's `ClusterToxiproxy`, which applies every change in every worker. Every
+ * route answers at once: none waits on a proxied socket.
  *
  * The admin server runs its checks first (Host, Origin, token, body size), so these
  * routes are as safe as the others; Toxiproxy's clients send no Origin header.
  */
-import type { ListenerOptions } from '../config/config.js';
 import { errorCode } from '../errors.js';
-import type { ListenerChange, ListenerInfo } from '../proxy-info.js';
 import {
-  jsonKind,
+  apiText,
   parseToxic,
-  type ToxicStore,
-  toxicErrors,
+  type Toxic,
+  ToxicError,
   toxicJson,
+  toxicNotFound,
   updateToxic,
-} from '../toxic-store.js';
+} from '../faults/toxic.js';
+import type { ListenerChange, ListenerInfo } from '../proxy-info.js';
+import type { ToxicChange, ToxiproxyHost } from '../toxiproxy-host.js';
 import { VERSION } from '../version.js';
 
-/** ToxiproxyHost is what the Toxiproxy API needs of a proxy: a `Supervisor` in this process. */
-export interface ToxiproxyHost {
-  listenerInfo(): readonly ListenerInfo[];
-  createListener(options: ListenerOptions, enabled?: boolean): Promise<ListenerInfo | 'exists'>;
-  changeListener(name: string, change: ListenerChange): Promise<ListenerInfo | 'no_listener'>;
-  deleteListener(name: string): boolean;
-  toxicStore(name: string): ToxicStore | undefined;
-}
+export type { ToxiproxyHost } from '../toxiproxy-host.js';
 
 /** ToxiproxyRequest is one request as the admin server hands it over, the body read on demand. */
 export interface ToxiproxyRequest {
@@ -79,7 +74,7 @@ export function isToxiproxyPath(path: string): boolean {
   );
 }
 
-/** ToxiproxyApi answers Toxiproxy's routes; without a host (`--workers N`) every route answers 501. */
+/** ToxiproxyApi answers Toxiproxy's routes; without a host (a proxy that cannot make listeners) they answer 501. */
 export class ToxiproxyApi {
   readonly #host: ToxiproxyHost | undefined;
 
@@ -93,7 +88,7 @@ export class ToxiproxyApi {
       return await this.#dispatch(request);
     } catch (err) {
       const status = errorStatus(err);
-      return { status, body: { error: err instanceof Error ? err.message : String(err), status } };
+      return { status, body: { error: errorText(err), status } };
     }
   }
 
@@ -116,7 +111,7 @@ export class ToxiproxyApi {
     if (host === undefined) {
       throw new ApiError(
         501,
-        'the Toxiproxy API needs a single process (it is off with --workers)',
+        'the Toxiproxy API needs a proxy that can create listeners (this one cannot)',
       );
     }
     if (root === 'reset' && segments.length === 1) return only(method, 'POST', () => reset(host));
@@ -124,31 +119,59 @@ export class ToxiproxyApi {
       return only(method, 'POST', async () => populate(host, await body()));
     if (root !== 'proxies' || extra !== undefined) throw new ApiError(404, 'not found');
     if (name === undefined) {
-      if (get) return { status: 200, body: proxyIndex(host) };
+      if (get) return proxyIndex(host).then((index) => ({ status: 200, body: index }));
       return only(method, 'POST', async () => createProxy(host, await body()));
     }
     if (sub === undefined) {
-      if (get) return { status: 200, body: proxyJson(findProxy(host, name)) };
+      if (get)
+        return findProxy(host, name).then((info) => ({ status: 200, body: proxyJson(info) }));
       if (method === 'POST' || method === 'PATCH') return updateProxy(host, name, body);
-      return only(method, 'DELETE', () => {
-        if (!host.deleteListener(name)) throw proxyNotFound();
+      return only(method, 'DELETE', async () => {
+        if (!(await host.deleteListener(name))) throw proxyNotFound();
         return { status: 204 };
       });
     }
     if (sub !== 'toxics') throw new ApiError(404, 'not found');
-    findProxy(host, name);
-    const store = host.toxicStore(name);
-    if (store === undefined) throw proxyNotFound();
-    if (toxic === undefined) {
-      if (get) return { status: 200, body: store.list().map(toxicJson) };
-      return only(method, 'POST', async () => {
-        const created = parseToxic(parseJson(await body()), (n) => store.get(n) !== undefined);
-        store.add(created);
-        return { status: 200, body: toxicJson(created) };
-      });
-    }
-    return toxicRoute(store, toxic, method, body);
+    return toxicsRoute(host, name, toxic, method, body);
   }
+}
+
+/** toxicsRoute answers `/proxies/{name}/toxics[/{toxic}]`: reads the listener's info, changes through the host. */
+async function toxicsRoute(
+  host: ToxiproxyHost,
+  proxy: string,
+  name: string | undefined,
+  method: string,
+  body: () => Promise<string>,
+): Promise<ToxiproxyReply> {
+  const toxics = (await findProxy(host, proxy)).toxics ?? [];
+  const change = async (toxicChange: ToxicChange): Promise<void> => {
+    if ((await host.changeToxics(proxy, toxicChange)) === 'no_listener') throw proxyNotFound();
+  };
+  if (name === undefined) {
+    if (method === 'GET' || method === 'HEAD') return { status: 200, body: toxics.map(toxicJson) };
+    return only(method, 'POST', async () => {
+      const taken = (n: string) => toxics.some((t) => t.name === n);
+      const created = parseToxic(parseJson(await body()), { taken });
+      await change({ op: 'add', toxic: created });
+      return { status: 200, body: toxicJson(created) };
+    });
+  }
+  const old: Toxic | undefined = toxics.find((t) => t.name === name);
+  if (method === 'GET' || method === 'HEAD') {
+    if (old === undefined) throw toxicNotFound(name);
+    return { status: 200, body: toxicJson(old) };
+  }
+  if (method === 'POST' || method === 'PATCH') {
+    // Toxiproxy looks the toxic up before it reads the body.
+    if (old === undefined) throw toxicNotFound(name);
+    const updated = updateToxic(old, parseJson(await body()));
+    await change({ op: 'update', toxic: updated });
+    return { status: 200, body: toxicJson(updated) };
+  }
+  if (method !== 'DELETE') throw notAllowed();
+  await change({ op: 'remove', name });
+  return { status: 204 };
 }
 
 function only(
@@ -160,42 +183,19 @@ function only(
   return run();
 }
 
-async function toxicRoute(
-  store: ToxicStore,
-  name: string,
-  method: string,
-  body: () => Promise<string>,
-): Promise<ToxiproxyReply> {
-  const old = store.get(name);
-  if (method === 'GET' || method === 'HEAD') {
-    if (old === undefined) throw toxicErrors.notFound();
-    return { status: 200, body: toxicJson(old) };
-  }
-  if (method === 'POST' || method === 'PATCH') {
-    // Toxiproxy looks the toxic up before it reads the body.
-    if (old === undefined) throw toxicErrors.notFound();
-    const updated = updateToxic(old, parseJson(await body()));
-    store.update(updated);
-    return { status: 200, body: toxicJson(updated) };
-  }
-  if (method !== 'DELETE') throw notAllowed();
-  store.remove(name);
-  return { status: 204 };
-}
-
-function proxyIndex(host: ToxiproxyHost): Record<string, unknown> {
+async function proxyIndex(host: ToxiproxyHost): Promise<Record<string, unknown>> {
   const index: Record<string, unknown> = {};
-  for (const info of proxies(host)) index[info.name] = proxyJson(info);
+  for (const info of await proxies(host)) index[info.name] = proxyJson(info);
   return index;
 }
 
 /** proxies: the listeners Toxiproxy sees (not those a reload removed that still drain). */
-function proxies(host: ToxiproxyHost): ListenerInfo[] {
-  return host.listenerInfo().filter((l) => l.state !== 'removing');
+async function proxies(host: ToxiproxyHost): Promise<ListenerInfo[]> {
+  return (await host.listenerInfo()).filter((l) => l.state !== 'removing');
 }
 
-function findProxy(host: ToxiproxyHost, name: string): ListenerInfo {
-  const info = proxies(host).find((l) => l.name === name);
+async function findProxy(host: ToxiproxyHost, name: string): Promise<ListenerInfo> {
+  const info = (await proxies(host)).find((l) => l.name === name);
   if (info === undefined) throw proxyNotFound();
   return info;
 }
@@ -273,7 +273,7 @@ async function updateProxy(
   name: string,
   body: () => Promise<string>,
 ): Promise<ToxiproxyReply> {
-  findProxy(host, name);
+  await findProxy(host, name);
   const input = proxyFields(parseJson(await body()));
   const change: ListenerChange = {
     listen: input.listen === undefined ? undefined : listenOf(input.listen),
@@ -287,10 +287,11 @@ async function updateProxy(
 
 /** reset enables every proxy and removes every toxic (`POST /reset`). */
 async function reset(host: ToxiproxyHost): Promise<ToxiproxyReply> {
-  for (const info of proxies(host)) {
+  for (const info of await proxies(host)) {
     if (info.state === 'disabled')
       await host.changeListener(info.name, { enabled: true }).catch(rethrow);
-    host.toxicStore(info.name)?.reset();
+    if (info.toxics !== undefined && info.toxics.length > 0)
+      await host.changeToxics(info.name, { op: 'reset' });
   }
   return { status: 204 };
 }
@@ -318,8 +319,7 @@ async function populate(host: ToxiproxyHost, text: string): Promise<ToxiproxyRep
     return { status: 201, body: { proxies: list() } };
   } catch (err) {
     const status = errorStatus(err);
-    const error = err instanceof Error ? err.message : String(err);
-    return { status, body: { error, status, proxies: list() } };
+    return { status, body: { error: errorText(err), status, proxies: list() } };
   }
 }
 
@@ -327,10 +327,10 @@ async function populateOne(host: ToxiproxyHost, input: ProxyFields): Promise<Lis
   const name = input.name ?? '';
   const upstream = input.upstream ?? '';
   const listen = input.listen ?? '';
-  const existing = proxies(host).find((l) => l.name === name);
+  const existing = (await proxies(host)).find((l) => l.name === name);
   if (existing !== undefined) {
     if (upstreamOf(existing) === upstream && sameAddress(listen, existing)) return existing;
-    host.deleteListener(name);
+    await host.deleteListener(name);
   }
   const created = await create(host, name, listen, upstream, input.enabled);
   // Only a concurrent create of the same name can get here.
@@ -373,6 +373,19 @@ function rethrow(err: unknown): never {
     throw badBody(message.replace(/^targets(\[\d+\])?/, 'upstream'));
   }
   throw err;
+}
+
+/** errorText is the `error` of Toxiproxy's error body: a toxic's in Toxiproxy's words. */
+function errorText(err: unknown): string {
+  if (err instanceof ToxicError) return apiText(err);
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** jsonKind names the JSON type of a value, for messages. */
+function jsonKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 function errorStatus(err: unknown): number {

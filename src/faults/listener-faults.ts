@@ -5,6 +5,9 @@
  *
  * A listener has one only while a test asked for something (Listener.faults); a
  * listener without pays one property check per accept and per relaying connection.
+ * When a reload moves a listener to a new address, what is still pending goes to the
+ * listener that replaces it (`takePending`), so it is kept by listener name; handles
+ * on the old listener's open connections stay with it.
  */
 import type { ConnectionInfo } from '../connection-info.js';
 import { type ConnectionHandle, Handle, type HeldConnection } from './connection-handle.js';
@@ -42,6 +45,23 @@ export class ListenerFaults {
   /** nextConnection resolves with a handle on the next connection that starts relaying. */
   nextConnection(): Promise<ConnectionHandle> {
     return new Promise((resolve) => this.#waiting.push(resolve));
+  }
+
+  /**
+   * takePending moves what is still pending (refusals, hangs, waiting `nextConnection`
+   * calls, in order) to a new ListenerFaults and returns it, or null when nothing is
+   * pending. Handles on open connections stay here, to settle when those close.
+   */
+  takePending(): ListenerFaults | null {
+    if (this.#refuse === 0 && this.#hang === 0 && this.#waiting.length === 0) return null;
+    const taken = new ListenerFaults();
+    taken.#refuse = this.#refuse;
+    taken.#hang = this.#hang;
+    taken.#waiting = this.#waiting;
+    this.#refuse = 0;
+    this.#hang = 0;
+    this.#waiting = [];
+    return taken;
   }
 
   /** onAccept: the fate of a client just accepted (refusals are counted first). */

@@ -1,6 +1,6 @@
 /**
  * ListenerToxics: the toxics of a proxy's listeners, by listener name. Each name has
- * one ToxicRegistry (behind the Toxiproxy API's store), made when first needed on the
+ * one ToxicRegistry (what the Toxiproxy API changes), made when first needed on the
  * proxy's TimerSet and kept across reloads, so a listener a reload moves keeps its
  * toxics. The Supervisor owns one and asks it: `attach` a new listener to its name's
  * registry, `applyConfig` the toxics a config gives, `forget` a removed name.
@@ -9,9 +9,8 @@ import { isDeepStrictEqual } from 'node:util';
 import type { ListenerConfig } from '../config/config.js';
 import type { StageControl } from '../stage.js';
 import type { TimerSet } from '../timer-set.js';
-import type { Toxic } from '../toxic-store.js';
 import { ToxicRegistry } from './registry.js';
-import { RegistryToxicStore } from './store.js';
+import type { Toxic } from './toxic.js';
 
 /** ToxicListener is what ListenerToxics needs of a listener: its name, registry and connections. */
 export interface ToxicListener {
@@ -25,7 +24,7 @@ export class ListenerToxics {
   readonly #timers: TimerSet;
   /** #listeners: every listener of the proxy now, draining ones included. */
   readonly #listeners: () => Iterable<ToxicListener>;
-  readonly #stores = new Map<string, RegistryToxicStore>();
+  readonly #registries = new Map<string, ToxicRegistry>();
   /** #fromConfig: the toxics each name's config gave (the file's), as applyConfig last applied them. */
   readonly #fromConfig = new Map<string, NonNullable<ListenerConfig['toxics']>>();
 
@@ -35,37 +34,37 @@ export class ListenerToxics {
   }
 
   /**
-   * of: the store and registry of the listeners called `name` (made when first needed).
-   * The registry attaches, when its first toxic comes, the relaying connections of every
-   * listener of that name (one draining after a reload moved it, too).
+   * of: the registry of the listeners called `name` (made when first needed). It
+   * attaches, when its first toxic comes, the relaying connections of every listener of
+   * that name (one draining after a reload moved it, too).
    */
-  of(name: string): RegistryToxicStore {
-    let store = this.#stores.get(name);
-    if (store === undefined) {
-      const registry: ToxicRegistry = new ToxicRegistry({
+  of(name: string): ToxicRegistry {
+    let registry = this.#registries.get(name);
+    if (registry === undefined) {
+      const made: ToxicRegistry = new ToxicRegistry({
         timers: this.#timers,
-        openConnections: () => this.#relaying(registry),
+        openConnections: () => this.#relaying(made),
       });
-      store = new RegistryToxicStore(registry);
-      this.#stores.set(name, store);
+      registry = made;
+      this.#registries.set(name, registry);
     }
-    return store;
+    return registry;
   }
 
-  /** listOf: the toxics of `name`, if it has a store. */
+  /** listOf: the toxics of `name`, if it has a registry. */
   listOf(name: string): readonly Toxic[] | undefined {
-    return this.#stores.get(name)?.list();
+    return this.#registries.get(name)?.list();
   }
 
   /** attach gives a new listener the registry of its name. */
   attach<L extends ToxicListener>(listener: L): L {
-    listener.toxics = this.of(listener.config.name).registry;
+    listener.toxics = this.of(listener.config.name);
     return listener;
   }
 
   /** forget drops the toxics of a name no listener has any more. */
   forget(name: string): void {
-    this.#stores.delete(name);
+    this.#registries.delete(name);
     this.#fromConfig.delete(name);
   }
 
@@ -80,7 +79,7 @@ export class ListenerToxics {
     const before = this.#fromConfig.get(config.name) ?? [];
     const after = config.toxics ?? [];
     if (isDeepStrictEqual(before, after)) return;
-    const { registry } = this.of(config.name);
+    const registry = this.of(config.name);
     for (const toxic of before)
       if (registry.get(toxic.name) !== undefined) registry.remove(toxic.name);
     for (const toxic of after) {

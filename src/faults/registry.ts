@@ -20,7 +20,14 @@ import type { Stage, StageControl, Stream } from '../stage.js';
 import type { TimerSet } from '../timer-set.js';
 import { ToxicChain } from './chain.js';
 import { defaultToxicEnv, type Random, type ToxicEnv } from './env.js';
-import { type ParseOptions, parseToxic, type Toxic, ToxicError, updateToxic } from './toxic.js';
+import {
+  type ParseOptions,
+  parseToxic,
+  type Toxic,
+  toxicExists,
+  toxicNotFound,
+  updateToxic,
+} from './toxic.js';
 import { createToxicStage } from './toxic-stage.js';
 
 /** StreamStages: the stage to put into each stream of a new connection (null: none). */
@@ -103,12 +110,7 @@ export class ToxicRegistry {
    */
   add(definition: unknown, options?: ParseOptions): Toxic {
     const toxic = parseToxic(definition, options);
-    if (this.get(toxic.name) !== undefined)
-      throw new ToxicError(
-        'PROXY_ERR_TOXIC_EXISTS',
-        `toxic ${JSON.stringify(toxic.name)} exists already`,
-        'toxic already exists',
-      );
+    if (this.get(toxic.name) !== undefined) throw toxicExists(toxic.name);
     this.#toxics.push(toxic);
     if (this.#toxics.length === 1) this.#attachOpen();
     for (const attached of this.#live()) {
@@ -275,12 +277,7 @@ export class ToxicRegistry {
 
   #indexOf(name: string): number {
     const at = this.#toxics.findIndex((toxic) => toxic.name === name);
-    if (at < 0)
-      throw new ToxicError(
-        'PROXY_ERR_TOXIC_NOT_FOUND',
-        `toxic ${JSON.stringify(name)} not found`,
-        'toxic not found',
-      );
+    if (at < 0) throw toxicNotFound(name);
     return at;
   }
 }

@@ -1,15 +1,18 @@
 /**
  * Toxics as Toxiproxy defines them (issue #12, docs/faults.md): a name, a type, the
- * stream it acts on, its toxicity and the type's attributes. This module only
+ * stream it acts on, its toxicity and the type's attributes. The one toxic model: the
+ * Toxiproxy HTTP API, the config file, `proxy.toxics()` and the registry all read
+ * toxics with `parseToxic` and show them with `toxicJson`. This module only
  * validates and fills in defaults; the stages that do the harm are in the other
  * files of `faults/`, and `registry.ts` keeps a listener's toxics.
  *
- * Defaults and checks follow Toxiproxy's `AddToxicJson`, in its order: `stream`
- * (default `downstream`), then `name` (default `<type>_<stream>`), then `type`, then
- * the attributes, every one of them 0 unless given (Go's zero value). Where Toxiproxy
+ * Defaults and checks follow Toxiproxy's `AddToxicJson` (toxic_collection.go), in its
+ * order: `stream` (default `downstream`), then `name` (default `<type>_<stream>`),
+ * then `type`, then whether the name is taken (409, before the attributes), then the
+ * attributes, every one of them 0 unless given (Go's zero value). Where Toxiproxy
  * accepts a value that later misbehaves (a negative duration, a toxicity above 1, a
  * slicer that would split forever), we refuse it here with a one-line error naming
- * the attribute.
+ * the attribute. Every error carries Toxiproxy's text and status too (`apiText`).
  */
 import type { Stream } from '../stage.js';
 
@@ -137,6 +140,11 @@ export function isToxicType(type: unknown): type is ToxicType {
 
 /** ParseOptions: `where` prefixes every message (a file and field); `strict` refuses unknown attributes. */
 export interface ParseOptions {
+  /**
+   * taken says whether a name is in use on the listener: then PROXY_ERR_TOXIC_EXISTS
+   * (409), checked before the attributes, as Toxiproxy does.
+   */
+  readonly taken?: (name: string) => boolean;
   /** where, e.g. `proxy.yaml: listeners[0].toxics[1]`; messages start with it. */
   readonly where?: string;
   /**
@@ -180,6 +188,7 @@ export function parseToxic(input: unknown, options: ParseOptions = {}): Toxic {
       BAD_TYPE,
     );
   const toxicity = checkToxicity(given['toxicity'] ?? 1, named);
+  if (options.taken?.(name) === true) throw toxicExists(name);
   const attributes = checkAttributes(type, {}, given['attributes'], named, options.strict === true);
   return Object.freeze({ name, type, stream, toxicity, attributes }) as Toxic;
 }
@@ -204,6 +213,43 @@ export function updateToxic(toxic: Toxic, changes: unknown, options: ParseOption
     options.strict === true,
   );
   return Object.freeze({ ...toxic, toxicity, attributes }) as Toxic;
+}
+
+/** toxicExists is the error for a name in use (409, Toxiproxy's `toxic already exists`). */
+export function toxicExists(name: string): ToxicError {
+  return new ToxicError(
+    'PROXY_ERR_TOXIC_EXISTS',
+    `toxic ${JSON.stringify(name)} exists already`,
+    'toxic already exists',
+  );
+}
+
+/** toxicNotFound is the error for a name not in use (404, Toxiproxy's `toxic not found`). */
+export function toxicNotFound(name: string): ToxicError {
+  return new ToxicError(
+    'PROXY_ERR_TOXIC_NOT_FOUND',
+    `toxic ${JSON.stringify(name)} not found`,
+    'toxic not found',
+  );
+}
+
+/**
+ * apiText is what Toxiproxy's API answers for `err`: its own text, with our message
+ * after `bad request body: ` for a malformed body (Toxiproxy puts its decoder's there).
+ */
+export function apiText(err: ToxicError): string {
+  return err.toxiproxyError === BAD_BODY ? `${BAD_BODY}: ${err.message}` : err.toxiproxyError;
+}
+
+/** toxicJson is a toxic as Toxiproxy's API writes it, keys in its order. */
+export function toxicJson(toxic: Toxic): Record<string, unknown> {
+  return {
+    attributes: toxic.attributes,
+    name: toxic.name,
+    type: toxic.type,
+    stream: toxic.stream,
+    toxicity: toxic.toxicity,
+  };
 }
 
 function checkToxicity(value: unknown, named: string): number {

@@ -12,7 +12,8 @@
  *
  * The certificate is chosen by the client's SNI name (CertificateChooser, SNICallback);
  * one SecureContext per certificate is made when the hooks are built (at start and
- * on each reload), so no handshake pays for one.
+ * on each reload), so no handshake pays for one. Every context has the process's
+ * session ticket keys (ticket-keys.ts), so a session resumes across reloads and workers.
  *
  * The allow carries the handshake's facts (tls/facts.ts: version, cipher, the client
  * certificate's subject under mutual TLS) and the client's SNI name, for the access record.
@@ -33,6 +34,7 @@ import {
 } from '../handshake.js';
 import { type CertificateChooser, type CertificatePair, sniCallback } from './certificates.js';
 import { tlsFacts } from './facts.js';
+import { ticketKeys } from './ticket-keys.js';
 
 /** TerminationOptions: the certificates, the client CA (mutual TLS) and the deadline. */
 export interface TerminationOptions {
@@ -46,7 +48,11 @@ export interface TerminationOptions {
 /** terminationHandshake makes the Handshake that terminates TLS with `options`. */
 export function terminationHandshake(options: TerminationOptions): Handshake {
   const clientCa = options.clientCa;
-  const shared: SecureContextOptions = clientCa === null ? {} : { ca: clientCa };
+  // The process's ticket keys in every context: sessions resume across reloads and workers.
+  const shared: SecureContextOptions = {
+    ticketKeys: ticketKeys(),
+    ...(clientCa === null ? {} : { ca: clientCa }),
+  };
   const first = options.chooser.defaultCertificate.pair;
   const secureContext: SecureContext = createSecureContext({
     ...shared,

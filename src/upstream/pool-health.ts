@@ -41,8 +41,25 @@ export function sameHealthOptions(a: PoolHealthOptions, b: PoolHealthOptions): b
   );
 }
 
+/**
+ * ListenerHealth is what runs the health of a listener's pool: a PoolHealth in a
+ * process on its own, a SharedHealth (shared-health.ts) in a worker of `--workers N`.
+ */
+export interface ListenerHealth {
+  readonly options: PoolHealthOptions;
+  /** sync follows the pool after a reload changed its targets (pool.update). */
+  sync(): void;
+  /** stop ends it; `keepStates`: another takes over, so down targets stay down. */
+  stop(keepStates?: boolean): void;
+}
+
+/** PoolHealthEvents: `changed` hears every change of state after it is logged (the cluster's primary shares it). */
+export interface PoolHealthEvents {
+  changed?(change: HealthChange): void;
+}
+
 /** PoolHealth runs the health of `pool` for the listener named `listener`; `stop` ends it. */
-export class PoolHealth<T extends DialAddress> {
+export class PoolHealth<T extends DialAddress> implements ListenerHealth {
   readonly options: PoolHealthOptions;
   readonly #pool: TargetPool<T>;
   readonly #log: Logger;
@@ -56,13 +73,17 @@ export class PoolHealth<T extends DialAddress> {
     log: Logger,
     listener: string,
     options: PoolHealthOptions,
+    events: PoolHealthEvents = {},
   ) {
     this.options = options;
     this.#pool = pool;
     this.#log = log;
     this.#listener = listener;
     this.#health = new TargetHealth(pool, options, {
-      stateChanged: (change) => this.#logChange(change),
+      stateChanged: (change) => {
+        this.#logChange(change);
+        events.changed?.(change);
+      },
       noHealthyTarget: () =>
         log.warn('no healthy target: every target is down', { listener: this.#listener }),
     });
@@ -86,6 +107,18 @@ export class PoolHealth<T extends DialAddress> {
   /** sync follows the pool after a reload changed its targets (pool.update). */
   sync(): void {
     this.#checker?.sync();
+  }
+
+  /**
+   * report counts a client's connect attempt to the target at `address` made
+   * elsewhere (a worker of `--workers N`): failed with errno `code`, or connected
+   * (null), as if the pool had seen it. Unknown addresses are ignored.
+   */
+  report(address: string, code: string | null): void {
+    const entry = this.#pool.get(address);
+    if (entry === undefined) return;
+    if (code === null) this.#health.connected(entry);
+    else this.#health.failed(entry, code);
   }
 
   /**

@@ -265,6 +265,32 @@ describe('status page', { skip: SKIP }, () => {
     assert.equal(await card('web').locator('[data-field="toxics"]').textContent(), '-');
   });
 
+  test('marks a backup target as backup, as /api/listeners does', async (t) => {
+    const [a, b] = [await startUpstream(t, echo), await startUpstream(t, echo)];
+    const cli = await startAdminCli(t, {
+      web: { targets: [a.address, `{ address: '${b.address}', backup: true }`] },
+    });
+    const response = await fetch(`${cli.adminUrl}/api/listeners`);
+    const [listener] = (await response.json()) as {
+      targets: { address: string; backup: boolean }[];
+    }[];
+    assert.deepEqual(
+      listener?.targets.map((x) => [x.address, x.backup]),
+      [
+        [a.address, false],
+        [b.address, true],
+      ],
+    );
+    const page = await newPage(t);
+    await page.goto(`${cli.adminUrl}/`);
+    const backup = (address: string) =>
+      page.locator(`[data-testid="target"][data-address="${address}"] [data-field="backup"]`);
+    await backup(b.address)
+      .filter({ hasText: /^backup$/ })
+      .waitFor({ timeout: UI_TIMEOUT_MS });
+    assert.equal(await backup(a.address).textContent(), '');
+  });
+
   test('drains and undrains a target from the page', async (t) => {
     const [a, b] = [await startUpstream(t, echo), await startUpstream(t, echo)];
     const cli = await startAdminCli(t, { web: { targets: [a.address, b.address] } });
