@@ -8,6 +8,7 @@
  * serving; a load role answers with its figures. The agent exits when its parent
  * goes away, so an interrupted run leaves nothing behind.
  */
+import { admissionClient } from './admission.js';
 import { bulkClient, bulkServer } from './bulk.js';
 import { churnClient } from './churn.js';
 import { holdServer, idleClient } from './idle.js';
@@ -25,6 +26,7 @@ const roles: Record<string, Role> = {
   churnClient,
   holdServer,
   idleClient,
+  admissionClient,
   tlsBulkClient,
   tlsHandshakeClient,
 };

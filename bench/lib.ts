@@ -27,6 +27,8 @@ export interface Settings {
   proxyAdmin: boolean;
   /** cpuProfileDir: when set, the proxy runs under `node --cpu-prof` and writes its profiles there. */
   cpuProfileDir: string | null;
+  /** baselineCli: another build's dist/cli.js, measured beside this one where a scenario can (`admission`); null: none. */
+  baselineCli: string | null;
 }
 
 /** Goal is a target from the issue, judged for one row. */

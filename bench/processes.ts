@@ -112,12 +112,13 @@ const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
  * startProxy runs `node dist/cli.js --listen 127.0.0.1:PORT --target 127.0.0.1:TARGET`
  * (plus `extraArgs`, e.g. `--tls-cert`) and resolves once it accepts connections. Its
  * stderr (the log) goes to a temporary file, shown if the proxy fails to start; the
- * caller must stop() it.
+ * caller must stop() it. `cli` runs another build's dist/cli.js (default this one's).
  */
 export async function startProxy(
   targetPort: number,
   settings: Settings,
   extraArgs: readonly string[] = [],
+  cli: string = CLI,
 ): Promise<ProxyProcess> {
   const port = await freePort();
   const logPath = join(tmpdir(), `proxy-bench-${process.pid}-${port}.log`);
@@ -128,7 +129,7 @@ export async function startProxy(
       : ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfileDir}`];
   const args = [
     ...nodeArgs,
-    CLI,
+    cli,
     '--listen',
     `${LOOPBACK}:${port}`,
     '--target',

@@ -18,6 +18,8 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { admission } from './admission.js';
+import { admissionSteps } from './admission-steps.js';
 import { balance } from './balance.js';
 import { bulk } from './bulk.js';
 import { churn } from './churn.js';
@@ -37,6 +39,8 @@ const SCENARIOS: readonly Scenario[] = [
   idle,
   timerSet,
   balance,
+  admission,
+  admissionSteps,
   toxics,
   tls,
 ];
@@ -44,7 +48,7 @@ const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'trace'];
 
 const PRESETS: Record<
   Settings['mode'],
-  Omit<Settings, 'proxyLogLevel' | 'cpuProfileDir' | 'proxyAdmin'>
+  Omit<Settings, 'proxyLogLevel' | 'cpuProfileDir' | 'proxyAdmin' | 'baselineCli'>
 > = {
   full: {
     mode: 'full',
@@ -82,6 +86,7 @@ const USAGE = `Usage: npm run bench -- [--quick | --smoke] [--duration S] [--con
   --admin          run the proxy with --admin 127.0.0.1:0 (metrics histograms observed per connection)
   --json FILE      also write every figure, the settings and the machine to FILE
   --cpu-prof DIR   run the proxy under node --cpu-prof: one .cpuprofile per scenario in DIR
+  --baseline-cli F also measure another build's dist/cli.js F where a scenario can (admission: its plain path)
   FILTER           run only the step with that id, or those whose id contains it: ${SCENARIOS.flatMap((s) => s.ids).join(', ')}`;
 
 interface Options {
@@ -111,6 +116,7 @@ function parseArgs(argv: readonly string[]): Options {
   let proxyAdmin = false;
   let jsonPath: string | null = null;
   let cpuProfileDir: string | null = null;
+  let baselineCli: string | null = null;
   const filters: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
@@ -127,6 +133,9 @@ function parseArgs(argv: readonly string[]): Options {
     else if (arg === '--json') jsonPath = argv[++i] ?? usageError('--json expects a file name');
     else if (arg === '--cpu-prof') {
       cpuProfileDir = argv[++i] ?? usageError('--cpu-prof expects a directory');
+    } else if (arg === '--baseline-cli') {
+      baselineCli = argv[++i] ?? usageError('--baseline-cli expects a file');
+      if (!existsSync(baselineCli)) usageError(`--baseline-cli: no such file ${baselineCli}`);
     } else if (arg === '-h' || arg === '--help') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -137,7 +146,13 @@ function parseArgs(argv: readonly string[]): Options {
   for (const filter of filters) {
     if (!ids.some((id) => id.includes(filter))) usageError(`no step matches "${filter}"`);
   }
-  const settings: Settings = { ...PRESETS[mode], proxyLogLevel, proxyAdmin, cpuProfileDir };
+  const settings: Settings = {
+    ...PRESETS[mode],
+    proxyLogLevel,
+    proxyAdmin,
+    cpuProfileDir,
+    baselineCli,
+  };
   if (durationMs !== null) settings.durationMs = durationMs;
   if (conns !== null) settings.idleConnections = conns;
   return { settings, filters, jsonPath };

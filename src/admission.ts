@@ -69,6 +69,7 @@ function admit(
 ): HandshakeVerdict {
   let consumed = 0;
   let source: ProxyEndpoint | null = null;
+  let destination: ProxyEndpoint | null = null;
   if (acceptProxy) {
     const result = parseProxyHeader(bytes);
     if (result.status === 'more') return undefined;
@@ -78,7 +79,10 @@ function admit(
     consumed = result.length;
     const header = result.header;
     const hasIp = header.family === 'IPv4' || header.family === 'IPv6';
-    if (header.command === 'PROXY' && hasIp) source = header.source;
+    if (header.command === 'PROXY' && hasIp) {
+      source = header.source;
+      destination = header.destination;
+    }
   }
   if (access?.active) {
     const admission = access.admit(source?.address ?? client.socket.remoteAddress);
@@ -93,6 +97,9 @@ function admit(
     consumed,
     client: formatAddress(source.address, source.port),
     clientIp: source.address,
+    ...(destination === null
+      ? {}
+      : { destination: formatAddress(destination.address, destination.port) }),
   };
 }
 
@@ -175,8 +182,11 @@ export class ListenerAdmission {
 
   /**
    * configFor is `config` with the admission hooks its settings ask for. Hooks the
-   * config already has (`kConnectionHooks`, handshake.ts) win over these, one by one.
-   * Asked again with the same config, it answers the same object.
+   * config already has (TLS, `kConnectionHooks`: handshake.ts) win over these, one by
+   * one, except the handshake: a config's own (TLS termination, SNI routing) runs
+   * after the admission one (`next`), on the bytes after the PROXY header, and only
+   * for a client that access control let in. Asked again with the same config, it
+   * answers the same object.
    */
   configFor(config: ListenerConfig): ListenerConfig {
     if (config === this.#given && this.#config !== null) return this.#config;
@@ -195,7 +205,28 @@ export class ListenerAdmission {
     this.#config =
       hooks === undefined
         ? config
-        : Object.freeze({ ...config, hooks: { ...hooks, ...config.hooks } });
+        : Object.freeze({ ...config, hooks: combineHooks(hooks, config.hooks) });
     return this.#config;
   }
+}
+
+/**
+ * combineHooks: the config's own hooks over the admission ones, but both handshakes:
+ * the admission one first, then the config's as its `next`.
+ */
+function combineHooks(
+  admission: ConnectionHooks,
+  own: ConnectionHooks | undefined,
+): ConnectionHooks {
+  const first = admission.handshake;
+  const then = own?.handshake;
+  const handshake =
+    first !== undefined && then !== undefined
+      ? Object.freeze({ ...first, next: then })
+      : (then ?? first);
+  return Object.freeze({
+    ...admission,
+    ...own,
+    ...(handshake === undefined ? {} : { handshake }),
+  });
 }

@@ -59,6 +59,12 @@ export interface HandshakeAllow {
   readonly client?: string;
   /** clientIp is `client`'s IP address without the port, for balancing (source hashing). */
   readonly clientIp?: string;
+  /**
+   * destination is the address the real client connected to, as logs print it (the
+   * PROXY header's destination), for the `--send-proxy` header; default: the local end
+   * of the client's socket.
+   */
+  readonly destination?: string;
   /** pool replaces the listener's targets for this connection (a route chosen by SNI). */
   readonly pool?: TargetPool<Target>;
   /**
@@ -118,12 +124,21 @@ export interface Handshake {
    * It is called again after each read until it answers.
    */
   step(bytes: Buffer, client: HandshakeClient): HandshakeVerdict;
+  /**
+   * next runs once this handshake has allowed the client, on the bytes it did not
+   * consume, with its own deadline, bound and timeout cause (TLS termination or SNI
+   * routing after the PROXY header of `--accept-proxy`). What both allowed applies;
+   * where both set a field, the later one wins. Default: none.
+   */
+  readonly next?: Handshake;
 }
 
 /** PrefaceConnection is what a preface may know of its connection. */
 export interface PrefaceConnection {
   /** clientAddress is the (real) client's address, as a handshake may have replaced it. */
   readonly clientAddress: string;
+  /** destinationAddress: where the real client connected to, when a handshake said (HandshakeAllow.destination). */
+  readonly destinationAddress?: string;
   readonly client: { readonly socket: Socket | null };
   readonly upstream: { readonly socket: Socket | null };
   readonly target: Target | null;

@@ -109,6 +109,10 @@ export class Opening {
   #drainedSkipped: string[] | null = null;
   /** #clientIp: the real client's IP when a handshake gave one (HandshakeAllow.clientIp). */
   #clientIp: string | undefined = undefined;
+  /** #destination: where the real client connected to, when a handshake said (HandshakeAllow.destination). */
+  #destination: string | undefined = undefined;
+  /** #handshake: the handshake running now (a listener's, then its `next`); null: none or done. */
+  #handshake: Handshake | null = null;
 
   constructor(context: OpeningContext) {
     this.#context = context;
@@ -161,16 +165,24 @@ export class Opening {
 
   // ---------------------------------------------------------------- handshake
 
+  /** handshakeTimeoutCause: the cause that ends a client whose handshake (the one running now) ran out of time. */
+  get handshakeTimeoutCause(): CloseCause | undefined {
+    return this.#handshake?.timeoutCause;
+  }
+
+  // A handshake's `next` begins on the bytes held and not consumed (after a PROXY header).
   #beginHandshake(handshake: Handshake): void {
     const context = this.#context;
     context.state = 'handshake';
+    this.#handshake = handshake;
     if (handshake.timeoutMs > 0) context.scheduleIn(handshake.timeoutMs);
     if (context.trace) {
       context.traceEvent('client', `handshake ${handshake.name} started`, {
         timeout_ms: handshake.timeoutMs,
       });
     }
-    if (context.client.socket !== null) this.#stepHandshake(handshake, Buffer.alloc(0));
+    const held = this.#early?.all() ?? Buffer.alloc(0);
+    if (context.client.socket !== null) this.#stepHandshake(handshake, held);
   }
 
   #stepHandshake(handshake: Handshake, bytes: Buffer): void {
@@ -220,6 +232,7 @@ export class Opening {
     this.#early?.consume(verdict.consumed);
     if (verdict.client !== undefined) context.clientAddress = verdict.client;
     if (verdict.clientIp !== undefined) this.#clientIp = verdict.clientIp;
+    if (verdict.destination !== undefined) this.#destination = verdict.destination;
     if (verdict.pool !== undefined) this.#routePool = verdict.pool;
     if (verdict.sni !== undefined) context.sni = verdict.sni;
     if (verdict.tls !== undefined) context.clientTls = verdict.tls;
@@ -232,6 +245,11 @@ export class Opening {
         ...(verdict.sni === undefined ? {} : { sni: verdict.sni }),
       });
     }
+    if (handshake.next !== undefined) {
+      this.#beginHandshake(handshake.next);
+      return;
+    }
+    this.#handshake = null;
     context.state = 'connecting';
     this.#dialFirst();
   }
@@ -262,10 +280,11 @@ export class Opening {
         `read ${chunk.length} bytes from client (held: ${context.state})`,
       );
     }
-    const handshake = context.config.hooks?.handshake;
-    if (context.state === 'handshake' && handshake !== undefined) {
+    const handshake = this.#handshake;
+    if (context.state === 'handshake' && handshake !== null) {
       this.#stepHandshake(handshake, early.all());
-      if (context.state === 'handshake') return early.length < handshake.maxBytes;
+      // A step may have begun the next handshake, which may have taken the socket over (TLS).
+      if (context.state === 'handshake') return early.length < (this.#handshake?.maxBytes ?? 0);
     }
     return !context.closed && early.length < EARLY_BYTES_LIMIT;
   }
@@ -330,6 +349,7 @@ export class Opening {
     // before it, and then it is no part of the wrapper's count of bytes.
     const bytes = hooks?.preface?.({
       clientAddress: context.clientAddress,
+      ...(this.#destination === undefined ? {} : { destinationAddress: this.#destination }),
       client: { socket: context.client.transport },
       upstream: { socket },
       target: context.target,

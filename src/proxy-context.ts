@@ -322,7 +322,7 @@ export class ProxyContext implements StageControl, StageOwner {
   onTimer(): void {
     if (this.state === 'handshake') {
       if (this.trace) this.traceEvent('client', 'timer fired: handshake deadline');
-      this.close(this.config.hooks?.handshake?.timeoutCause ?? 'idle_timeout');
+      this.close(this.#opening.handshakeTimeoutCause ?? 'idle_timeout');
       return;
     }
     if (this.state === 'connecting') {

@@ -7,11 +7,11 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { AccessControl } from '../src/access/access-control.js';
-import { AccessList } from '../src/access/access-list.js';
-import { CidrError, cidrContains, parseCidr } from '../src/access/cidr.js';
+import { AccessList, TRIE_THRESHOLD } from '../src/access/access-list.js';
+import { type Cidr, CidrError, cidrContains, parseCidr } from '../src/access/cidr.js';
 import { ConnectionCount } from '../src/access/connection-count.js';
 import { formatRate, parseRate, RateError, RateLimiter } from '../src/access/rate-limit.js';
-import { formatIp, type IpAddress, mapIpv4, parseIp } from '../src/ip-address.js';
+import { formatIp, type IpAddress, mapIpv4, parseIp, unmapIp } from '../src/ip-address.js';
 
 const ip = (text: string): IpAddress => {
   const parsed = parseIp(text);
@@ -156,6 +156,64 @@ describe('allow and deny lists', () => {
     });
     assert.equal(l.check(ip('2001:db9::5')).allowed, false);
     assert.equal(l.check(undefined).allowed, false, 'no address cannot be in an allowed range');
+  });
+
+  test('a long list (checked through a prefix trie) decides as a walk in order would, naming the same first denied range', () => {
+    // Ranges and addresses share a few leading bytes, so they overlap, nest and match often.
+    const bytesOf = (size: number) =>
+      fc
+        .tuple(fc.constantFrom(10, 192), fc.uint8Array({ minLength: 15, maxLength: 15 }))
+        .map(([first, rest]) =>
+          Uint8Array.from([first, rest[0] ? rest[0] & 3 : 0, ...rest.slice(1)]).slice(0, size),
+        );
+    const range = fc
+      .tuple(fc.constantFrom(4, 16), fc.nat())
+      .chain(([size, seed]) =>
+        bytesOf(size).map((bytes) => ({ size, bytes, prefix: seed % (size * 8 + 1) })),
+      )
+      .map(({ size, bytes, prefix }) => {
+        const network = Uint8Array.from(bytes);
+        for (let bit = prefix; bit < size * 8; bit++)
+          network[bit >> 3] = (network[bit >> 3] as number) & ~(0x80 >> (bit & 7));
+        return parseCidr(`${formatIp({ family: size === 4 ? 4 : 6, bytes: network })}/${prefix}`);
+      });
+    const address = fc.tuple(fc.constantFrom(4, 16), fc.boolean()).chain(([size, mapped]) =>
+      bytesOf(size).map((bytes): IpAddress => {
+        const parsed: IpAddress = { family: size === 4 ? 4 : 6, bytes };
+        return mapped ? mapIpv4(parsed) : parsed; // an IPv4-mapped client matches IPv4 ranges
+      }),
+    );
+    const reference = (allow: Cidr[], deny: Cidr[], candidate: IpAddress) => {
+      const unmapped = unmapIp(candidate);
+      const denied = deny.find((r) => cidrContains(r, unmapped));
+      if (denied !== undefined) return { allowed: false, reason: `in denied range ${denied.text}` };
+      if (allow.length === 0 || allow.some((r) => cidrContains(r, unmapped)))
+        return { allowed: true };
+      return { allowed: false, reason: 'outside every allowed range' };
+    };
+    fc.assert(
+      fc.property(
+        fc.array(range, { minLength: 0, maxLength: 60 }),
+        fc.array(range, { minLength: TRIE_THRESHOLD, maxLength: 60 }),
+        fc.array(address, { minLength: 1, maxLength: 20 }),
+        (allow, deny, candidates) => {
+          const l = new AccessList(allow, deny);
+          // Each range's own network address too: it is inside it, whatever the prefix.
+          const all = [
+            ...candidates,
+            ...[...allow, ...deny].map((r): IpAddress => ({ family: r.family, bytes: r.bytes })),
+          ];
+          for (const candidate of all)
+            assert.deepEqual(l.check(candidate), reference(allow, deny, candidate));
+          for (const candidate of all)
+            assert.deepEqual(
+              new AccessList(deny, []).check(candidate),
+              reference(deny, [], candidate),
+            );
+        },
+      ),
+      { numRuns: 500 },
+    );
   });
 
   test('deny only: everything else is allowed', () => {

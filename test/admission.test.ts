@@ -321,14 +321,34 @@ for (const version of ['v1', 'v2'] as const) {
   });
 }
 
-test("with both accept and send, the upstream's header carries the received header's source", async (t) => {
-  const { port, upstream, got } = await setup(t, { acceptProxy: true, sendProxy: 'v2' });
-  const socket = await client(port);
-  socket.write(encodeV1(header('198.51.100.7', 40_000)));
+for (const version of ['v1', 'v2'] as const) {
+  test(`with both accept and send (${version}), the upstream's header carries the received header's source and destination`, async (t) => {
+    const { port, upstream, got } = await setup(t, { acceptProxy: true, sendProxy: version });
+    const received = [
+      header('198.51.100.7', 40_000, '203.0.113.9', 8443),
+      header('2001:db8::7', 40_001, '2001:db8::1', 443),
+    ];
+    for (const [i, fields] of received.entries()) {
+      const socket = await client(port);
+      socket.write(encodeV2(fields));
+      await upstream.accepted(i);
+      socket.end('data');
+      const { header: h, rest } = await receivedHeader(got[i] as Promise<Buffer>);
+      assert.deepEqual(h.source, fields.source);
+      assert.deepEqual(h.destination, fields.destination);
+      assert.equal(rest, 'data');
+    }
+  });
+}
+
+test("a v2 LOCAL header with send: the upstream's header carries the socket's own addresses", async (t) => {
+  const { port, upstream, got } = await setup(t, { acceptProxy: true, sendProxy: 'v1' });
+  const socket = await client(port, '127.0.0.6');
+  socket.write(encodeV2({ ...header('198.51.100.7', 40_000), command: 'LOCAL' }));
   await upstream.accepted();
   socket.end('data');
   const { header: h, rest } = await receivedHeader(got[0] as Promise<Buffer>);
-  assert.deepEqual(h.source, { address: '198.51.100.7', port: 40_000 });
+  assert.deepEqual(h.source, { address: '127.0.0.6', port: socket.localPort });
   assert.deepEqual(h.destination, { address: '127.0.0.1', port });
   assert.equal(rest, 'data');
 });

@@ -1,8 +1,10 @@
 /**
  * The PROXY protocol against real peers, started by the tests: haproxy sending
  * `send-proxy` and `send-proxy-v2` to our accepting proxy, haproxy (`accept-proxy`)
- * and nginx (`listen ... proxy_protocol`) receiving what our preface writes. The hooks
- * are given through `kConnectionHooks` until the flags exist.
+ * and nginx (`listen ... proxy_protocol`) receiving what our preface writes, haproxy
+ * in front of us and nginx behind (the received addresses passed on), and haproxy in
+ * TCP mode in front of our TLS listener (`--accept-proxy` with `--tls-cert`). The hooks
+ * are given through `kConnectionHooks`, or as the library's options.
  *
  * Each test is skipped, with a message saying how to install the peer, when the peer
  * is not on the PATH (`apt-get install -y haproxy nginx`).
@@ -15,12 +17,15 @@ import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { type AdmissionOptions, admissionHooks } from '../src/admission.js';
 import { kConnectionHooks } from '../src/handshake.js';
 import type { ConnectionInfo, TcpProxy } from '../src/index.js';
 import { parseProxyHeader } from '../src/proxy-protocol/parse.js';
+import { withTimeout } from './helpers/cli.js';
 import { startProxy, startUpstream } from './helpers/net.js';
 import { deadline } from './helpers/time.js';
+import { makeCertificate } from './helpers/tls.js';
 
 function installed(command: string): boolean {
   return spawnSync(command, ['-v'], { stdio: 'ignore' }).error === undefined;
@@ -141,8 +146,8 @@ async function collectingUpstream(t: TestContext) {
   return { upstream, got };
 }
 
-async function clientFrom(port: number, from: string): Promise<Socket> {
-  const socket = connect({ port, host: '127.0.0.1', localAddress: from, allowHalfOpen: true });
+async function clientFrom(port: number, from: string, host = '127.0.0.1'): Promise<Socket> {
+  const socket = connect({ port, host, localAddress: from, allowHalfOpen: true });
   socket.on('error', () => {});
   await once(socket, 'connect');
   return socket;
@@ -209,9 +214,8 @@ for (const version of ['v1', 'v2'] as const) {
   });
 }
 
-test("our v1 and v2 prefaces are read by nginx's stream module (listen ... proxy_protocol)", {
-  skip: SKIP_NGINX,
-}, async (t) => {
+/** startNginxEcho: nginx's stream module on a free port, answering each PROXY header with `src:port>dst:port`. */
+async function startNginxEcho(t: TestContext): Promise<number> {
   const dir = tempDir(t);
   const [ready, front] = [await freePort(), await freePort()];
   const config = join(dir, 'nginx.conf');
@@ -232,20 +236,93 @@ test("our v1 and v2 prefaces are read by nginx's stream module (listen ... proxy
     ].join('\n'),
   );
   await startPeer(t, 'nginx', ['-p', dir, '-c', config, '-e', 'stderr'], ready);
+  return front;
+}
+
+/** answerOf: everything `client` reads until the peer's FIN. */
+async function answerOf(client: Socket): Promise<string> {
+  const chunks: Buffer[] = [];
+  client.on('data', (c: Buffer) => chunks.push(c));
+  await once(client, 'end');
+  return Buffer.concat(chunks).toString();
+}
+
+test('haproxy (TCP mode, send-proxy-v2) in front of our TLS listener with accept-proxy: a TLS client through haproxy completes its session, and we see the client haproxy saw', {
+  skip: SKIP_HAPROXY,
+}, async (t) => {
+  // TLS client → haproxy (mode tcp: the TLS passes through; send-proxy-v2) → our proxy (--accept-proxy, --tls-cert) → upstream
+  const dir = tempDir(t);
+  const cert = await makeCertificate(dir, 'proxy', 'localhost');
+  const upstream = await startUpstream(t, (socket) => {
+    socket.on('data', (chunk: Buffer) => socket.write(`got ${chunk}`));
+    socket.on('end', () => socket.end());
+  });
+  const { proxy, port } = await startProxy(t, {
+    targets: [upstream.address],
+    acceptProxy: true,
+    tlsCert: cert.certPath,
+    tlsKey: cert.keyPath,
+    log: { level: 'silent' },
+  });
+  const [ready, front] = [await freePort(), await freePort()];
+  const config = haproxyConfig(dir, ready, `127.0.0.1:${front}`, `127.0.0.1:${port} send-proxy-v2`);
+  await startPeer(t, 'haproxy', ['-db', '-f', config], ready);
+  const closed = nextClose(proxy);
+  const raw = await clientFrom(front, '127.0.0.13');
+  const secure = tlsConnect({ socket: raw, ca: cert.cert, servername: 'localhost' });
+  secure.on('error', () => {});
+  await withTimeout(once(secure, 'secureConnect'), 5000, 'the TLS handshake through haproxy');
+  secure.write('hello');
+  const [answer] = (await withTimeout(once(secure, 'data'), 5000, 'the answer')) as [Buffer];
+  assert.equal(answer.toString(), 'got hello');
+  secure.end();
+  const info = await closed;
+  assert.equal(info.client, `127.0.0.13:${raw.localPort}`);
+  assert.ok(info.clientTls?.version, 'our proxy terminated the TLS session');
+});
+
+test("our v1 and v2 prefaces are read by nginx's stream module (listen ... proxy_protocol)", {
+  skip: SKIP_NGINX,
+}, async (t) => {
+  const front = await startNginxEcho(t);
   for (const version of ['v1', 'v2'] as const) {
     const { port } = await startProxy(t, {
       targets: [`127.0.0.1:${front}`],
       ...withHooks({ sendProxy: version }),
     });
     const client = await clientFrom(port, '127.0.0.11');
-    const chunks: Buffer[] = [];
-    client.on('data', (c: Buffer) => chunks.push(c));
-    await once(client, 'end');
     assert.equal(
-      Buffer.concat(chunks).toString(),
+      await answerOf(client),
       `127.0.0.11:${client.localPort}>127.0.0.1:${port}`,
       version,
     );
+    client.destroy();
+  }
+});
+
+test('haproxy (send-proxy-v2) in front of us (accept and send) in front of nginx: nginx sees the client and the address it connected to at haproxy', {
+  skip: SKIP_HAPROXY || SKIP_NGINX,
+}, async (t) => {
+  // client → haproxy (send-proxy-v2) → our proxy (--accept-proxy --send-proxy v1|v2) → nginx
+  const nginx = await startNginxEcho(t);
+  for (const version of ['v1', 'v2'] as const) {
+    const { port } = await startProxy(t, {
+      targets: [`127.0.0.1:${nginx}`],
+      ...withHooks({ acceptProxy: true, sendProxy: version }),
+    });
+    const [ready, front] = [await freePort(), await freePort()];
+    const config = haproxyConfig(
+      tempDir(t),
+      ready,
+      `127.0.0.2:${front}`,
+      `127.0.0.1:${port} send-proxy-v2`,
+    );
+    await startPeer(t, 'haproxy', ['-db', '-f', config], ready);
+    const client = await clientFrom(front, '127.0.0.12', '127.0.0.2');
+    // haproxy dials our proxy only once its client sends or after a while: say something.
+    client.write('hello');
+    const answer = await answerOf(client);
+    assert.equal(answer, `127.0.0.12:${client.localPort}>127.0.0.2:${front}`, version);
     client.destroy();
   }
 });

@@ -130,6 +130,11 @@ export class AccessControl {
     return parsed === undefined ? 0 : (this.#open?.count(formatIp(unmapIp(parsed))) ?? 0);
   }
 
+  /** countEntries is the size of the open-connection table: the addresses with a counted connection open (0 without maxConnectionsPerIp). */
+  get countEntries(): number {
+    return this.#open?.size ?? 0;
+  }
+
   /** rateEntries is the size of the rate limiter's table (0 without a rate). */
   get rateEntries(): number {
     return this.#limiter?.size ?? 0;

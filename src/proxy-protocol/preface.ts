@@ -5,9 +5,10 @@
  * The source is the connection's client address, which a handshake may have replaced
  * with a received PROXY header's source (so with both `--accept-proxy` and
  * `--send-proxy` the real client is passed on); the destination is the address the
- * client connected to, the local end of its socket. IPv4-mapped addresses (a dual-stack
- * listener's view of an IPv4 client) are sent as IPv4; when the two ends still differ
- * in family, the IPv4 one is sent IPv4-mapped, as IPv6. A client with no IP address (a
+ * client connected to: the received header's destination, or else the local end of
+ * the client's socket. IPv4-mapped addresses (a dual-stack listener's view of an IPv4
+ * client) are sent as IPv4; when the two ends still differ in family, the IPv4 one is
+ * sent IPv4-mapped, as IPv6. A client with no IP address (a
  * Unix domain socket listener's) gets `PROXY UNKNOWN` (v1) or `LOCAL` with family
  * `UNSPEC` (v2), as the contract says.
  */
@@ -88,8 +89,16 @@ export function splitHostPort(text: string): ProxyEndpoint | null {
   return parseIp(host) === undefined ? null : { address: host, port };
 }
 
-/** connectionHeaderFields: the header fields of a connection (its client address and its client socket's local end). */
+/**
+ * connectionHeaderFields: the header fields of a connection: its client address, and
+ * where that client connected to (the received PROXY header's destination, if any,
+ * else its client socket's local end).
+ */
 export function connectionHeaderFields(connection: PrefaceConnection): ProxyHeaderFields {
+  const received = connection.destinationAddress;
+  if (received !== undefined) {
+    return proxyHeaderFields(splitHostPort(connection.clientAddress), splitHostPort(received));
+  }
   const socket = connection.client.socket;
   const local =
     socket?.localAddress === undefined

@@ -85,8 +85,13 @@ function terminate(
   tlsOptions: ConstructorParameters<typeof TLSSocket>[1],
   verifyClient: boolean,
 ): Promise<HandshakeAllow | HandshakeRefuse> {
-  // Bytes read before (another part of a handshake ran first) are the TLS socket's to read.
-  if (bytes.length > 0) client.socket.unshift(bytes);
+  // Bytes read before (the PROXY header's handshake ran first) are the TLS socket's to
+  // read. The socket flows (the context reads it from accept on): paused first, or the
+  // bytes put back would be emitted as 'data' to nobody before the TLS socket reads them.
+  if (bytes.length > 0) {
+    client.socket.pause();
+    client.socket.unshift(bytes);
+  }
   const secure = new TLSSocket(client.socket, tlsOptions);
   return new Promise((resolve) => {
     const refuse = (reason: string, code: string): void => {
