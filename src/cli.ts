@@ -42,6 +42,7 @@ import {
 } from './socket-activation.js';
 import type { Supervisor } from './supervisor.js';
 import { NAME, VERSION } from './version.js';
+import { parseWorkerAccept, useWorkerAccept, type WorkerAccept } from './worker-accept.js';
 
 // Modules are loaded where they are used (`await import`), so that a command loads
 // only what it needs: nothing of the proxy for --version or --help, no YAML parser
@@ -266,6 +267,8 @@ async function runWorker(plan: Plan, side: WorkerSide, id: number): Promise<void
     format: plan.format,
     write: side.workerLogWriter(plan.format, id),
   });
+  // Bind our own sockets, or let the primary hand connections over: its choice.
+  useWorkerAccept(parseWorkerAccept(process.env));
   // The primary matched the sockets systemd passed; it listens on them for us.
   await listenOrExit(proxy, takeWorkerFds(process.env));
   // The latency histograms of /metrics are kept here and added up by the primary.
@@ -304,7 +307,13 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   // listens on the primary's descriptor when a worker asks to listen on it.
   const fds = activatedFds(await createOrExit(plan, { level: 'silent' }), log);
   if (fds !== undefined) process.env[WORKER_FDS_ENV] = encodeWorkerFds(fds);
-  const primary = new ClusterPrimary({ workers, log });
+  let accept: WorkerAccept | undefined;
+  try {
+    accept = parseWorkerAccept(process.env);
+  } catch (err) {
+    fail(2, messageOf(err));
+  }
+  const primary = new ClusterPrimary({ workers, log, accept });
   const reloadFrom = plan.reloadFrom;
   const view = primary.view;
   // Bound before any worker is forked: an admin address in use stops the start

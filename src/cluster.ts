@@ -1,9 +1,11 @@
 /**
  * Several processes: `--workers N`. One primary process forks N workers with
  * `node:cluster`; each worker runs exactly the single-process path of the CLI
- * (`createProxy` + `listen`), and the cluster shares the listening sockets between
- * them. On Linux the primary accepts and hands each new connection to the next worker
- * in turn (round-robin, the cluster's default); from then on the connection lives in
+ * (`createProxy` + `listen`). Where Node.js and the kernel can (`reusePort`, Linux),
+ * each worker binds its own listening socket on the same address and the kernel
+ * spreads new connections over them (`reuseport`, src/worker-accept.ts); otherwise the
+ * primary accepts and hands each new connection to the next worker in turn
+ * (`handover`: node:cluster's round-robin). Either way the connection then lives in
  * that worker alone, so nothing per chunk crosses processes.
  *
  * The primary serves no connection itself. It
@@ -34,6 +36,7 @@ import { ClusterView } from './cluster-view.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ReloadResult } from './proxy-info.js';
+import { probeReusePort, WORKER_ACCEPT_ENV, type WorkerAccept } from './worker-accept.js';
 
 // ---------------------------------------------------------------- the primary
 
@@ -51,6 +54,12 @@ export interface PrimaryOptions {
   maxRestarts?: number;
   /** restartWindowMs: default 10000. */
   restartWindowMs?: number;
+  /**
+   * accept: how workers get connections (src/worker-accept.ts). Default: `reuseport`
+   * where `probeReusePort` finds it works, else `handover`. Asking for `reuseport`
+   * where it does not work logs a warning and hands over.
+   */
+  accept?: WorkerAccept;
 }
 
 /**
@@ -93,7 +102,9 @@ const KILL_AFTER_MS = 2000;
 export class ClusterPrimary {
   /** view is what the admin server reads: every worker's answers, merged. */
   readonly view: ClusterView;
-  readonly #options: Required<Omit<PrimaryOptions, 'log'>>;
+  readonly #options: Required<Omit<PrimaryOptions, 'log' | 'accept'>>;
+  readonly #asked: WorkerAccept | undefined;
+  #accept: WorkerAccept = 'handover';
   readonly #log: Logger;
   readonly #slots = new Map<number, Slot>();
   /** #deaths: when workers died unexpectedly, within the restart window. */
@@ -116,6 +127,7 @@ export class ClusterPrimary {
       maxRestarts: options.maxRestarts ?? 5,
       restartWindowMs: options.restartWindowMs ?? 10_000,
     };
+    this.#asked = options.accept;
     this.done = new Promise((resolve) => {
       this.#finish = resolve;
     });
@@ -127,17 +139,36 @@ export class ClusterPrimary {
    * cannot start, the others are killed and it rejects with a WorkerStartError
    * carrying the first failure's message and exit status.
    */
-  start(): Promise<void> {
+  async start(): Promise<void> {
     if (this.#state !== 'idle') throw new ProxyError('PROXY_ERR_CLOSED', 'start: already started');
     this.#state = 'starting';
-    // Node's default scheduling stays: round-robin on Linux (the primary accepts and
-    // hands connections out), unless NODE_CLUSTER_SCHED_POLICY=none lets each worker
-    // accept from the shared socket itself.
+    this.#accept = await this.#chooseAccept();
+    if (this.#state !== 'starting') return; // shut down while probing
+    // For the listeners that take the handover path, Node's default scheduling stays:
+    // round-robin on Linux (the primary accepts and hands connections out), unless
+    // NODE_CLUSTER_SCHED_POLICY=none lets each worker accept from the shared socket.
     const started = new Promise<void>((resolve, reject) => {
       this.#starting = { resolve, reject };
     });
     for (let i = 0; i < this.#options.workers; i++) this.#fork();
     return started;
+  }
+
+  /** accept is how the workers get connections, as decided by start(). */
+  get accept(): WorkerAccept {
+    return this.#accept;
+  }
+
+  async #chooseAccept(): Promise<WorkerAccept> {
+    if (this.#asked === 'handover') return 'handover';
+    if (await probeReusePort()) return 'reuseport';
+    if (this.#asked === 'reuseport') {
+      this.#log.warn(
+        `${WORKER_ACCEPT_ENV}=reuseport: this Node.js or system cannot listen with reusePort; the primary hands connections over`,
+        { node: process.version, platform: process.platform },
+      );
+    }
+    return 'handover';
   }
 
   /** uptimeMs is the time since the primary started. */
@@ -226,7 +257,8 @@ export class ClusterPrimary {
   }
 
   #fork(): void {
-    const worker = cluster.fork();
+    // The worker reads the choice before it listens (src/cli.ts, runWorker).
+    const worker = cluster.fork({ [WORKER_ACCEPT_ENV]: this.#accept });
     const slot: Slot = {
       worker,
       id: worker.id,
@@ -264,7 +296,10 @@ export class ClusterPrimary {
         this.view.workerReady(slot.id);
         if (this.#state === 'starting' && this.readyWorkers().length === this.#options.workers) {
           this.#state = 'running';
-          this.#log.info('workers listening', { workers: this.#options.workers });
+          this.#log.info('workers listening', {
+            workers: this.#options.workers,
+            accept: this.#accept,
+          });
           this.#starting?.resolve();
           this.#starting = null;
         }

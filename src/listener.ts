@@ -34,6 +34,7 @@ import { removeStaleSocket } from './unix-socket.js';
 import { strategyFor } from './upstream/balance.js';
 import { PoolHealth, type PoolHealthOptions, sameHealthOptions } from './upstream/pool-health.js';
 import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
+import { tcpListenOptions } from './worker-accept.js';
 
 /** ListenerEvents are how a listener reports connections to whoever owns it. */
 export interface ListenerEvents {
@@ -227,7 +228,8 @@ export class Listener implements ContextHost {
       // calls listen() again on an inherited socket too, so this backlog replaces its own.
       if (this.inheritedFd !== undefined) server.listen({ fd: this.inheritedFd });
       else if (listen.path !== undefined) server.listen({ path: listen.path });
-      else server.listen({ host: listen.host, port: listen.port });
+      // A worker of `--workers N` may bind its own socket (src/worker-accept.ts).
+      else server.listen(tcpListenOptions(listen.host, listen.port));
     });
   }
 

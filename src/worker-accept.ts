@@ -1,0 +1,108 @@
+/**
+ * How the workers of `--workers N` get their connections (docs/design.md §11):
+ *
+ * - `reuseport`: each worker binds its own listening socket on the listener's address
+ *   with `SO_REUSEPORT` (`net.Server.listen({ reusePort: true, exclusive: true })`,
+ *   Node.js 22.12 / 23.1 and later, Linux), and the kernel spreads new connections
+ *   over the sockets by a hash of the client's address and port. The primary takes
+ *   no part in accepting.
+ * - `handover`: node:cluster's round-robin handle. The primary listens, accepts every
+ *   connection and passes its descriptor to the next worker over the IPC channel.
+ *
+ * The primary decides once, at start: `reuseport` when `probeReusePort` shows this
+ * Node.js and kernel can do it, unless the operator asks for `handover` with
+ * `L4PROXY_WORKER_ACCEPT=handover`. It hands its choice to every worker it forks in
+ * the same variable. Even in `reuseport` mode a listener takes the handover path when
+ * its own socket cannot serve: a Unix socket (no `SO_REUSEPORT` for those), a socket
+ * passed by systemd (one descriptor, held by the primary) and port 0 (each worker
+ * would be given a port of its own).
+ */
+import { createServer, type ListenOptions, type Server } from 'node:net';
+
+/** WorkerAccept is how workers get connections: each its own socket, or from the primary. */
+export type WorkerAccept = 'reuseport' | 'handover';
+
+/**
+ * WORKER_ACCEPT_ENV names the environment variable that chooses the mode: the operator
+ * may set it for the primary (`handover` or `reuseport`; unset is the default), and
+ * the primary sets it to its resolved choice for every worker it forks.
+ */
+export const WORKER_ACCEPT_ENV = 'L4PROXY_WORKER_ACCEPT';
+
+/**
+ * parseWorkerAccept reads WORKER_ACCEPT_ENV from `env`: undefined when unset or empty,
+ * else the mode. Throws an Error naming the variable for any other value.
+ */
+export function parseWorkerAccept(env: NodeJS.ProcessEnv): WorkerAccept | undefined {
+  const value = env[WORKER_ACCEPT_ENV];
+  if (value === undefined || value === '') return undefined;
+  if (value === 'reuseport' || value === 'handover') return value;
+  throw new Error(
+    `${WORKER_ACCEPT_ENV}: expected reuseport or handover, got ${JSON.stringify(value)}`,
+  );
+}
+
+/**
+ * probeReusePort says whether two sockets in this process can listen on one port with
+ * `reusePort`: a feature test, not a version check. A Node.js without the option
+ * ignores it, and the second bind fails with EADDRINUSE; so does a kernel without
+ * `SO_REUSEPORT`. Only Linux balances such sockets, so elsewhere it is false at once.
+ */
+export async function probeReusePort(): Promise<boolean> {
+  if (process.platform !== 'linux') return false;
+  const first = createServer();
+  const second = createServer();
+  try {
+    await listenOn(first, { host: '127.0.0.1', port: 0, reusePort: true, exclusive: true });
+    const address = first.address();
+    if (address === null || typeof address === 'string') return false;
+    await listenOn(second, {
+      host: '127.0.0.1',
+      port: address.port,
+      reusePort: true,
+      exclusive: true,
+    });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    first.close();
+    second.close();
+  }
+}
+
+/** ListenWithReusePort: `reusePort` is missing from the ListenOptions of Node.js 20's types. */
+type ListenWithReusePort = ListenOptions & { reusePort?: boolean };
+
+function listenOn(server: Server, options: ListenWithReusePort): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options, () => {
+      server.removeListener('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** #ownSockets: this process is a worker told to bind its own sockets (`reuseport`). */
+let ownSockets = false;
+
+/**
+ * useWorkerAccept sets this process's mode; a worker calls it once, before it
+ * listens, with what the primary chose. Every process starts in `handover`, which
+ * outside a worker is simply an ordinary listen.
+ */
+export function useWorkerAccept(mode: WorkerAccept | undefined): void {
+  ownSockets = mode === 'reuseport';
+}
+
+/**
+ * tcpListenOptions are the options a listener passes to `net.Server.listen` for a TCP
+ * address: in a `reuseport` worker, with `reusePort` and `exclusive` (node:cluster
+ * then binds in this process instead of asking the primary), unless the port is 0.
+ */
+export function tcpListenOptions(host: string | undefined, port: number): ListenOptions {
+  if (!ownSockets || port === 0) return { host, port };
+  const options: ListenWithReusePort = { host, port, reusePort: true, exclusive: true };
+  return options;
+}
