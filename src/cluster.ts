@@ -33,10 +33,16 @@ import {
   type WorkerRequest,
 } from './cluster-protocol.js';
 import { ClusterView } from './cluster-view.js';
-import { ProxyError } from './errors.js';
+import { listenErrorText, ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ReloadResult } from './proxy-info.js';
-import { probeReusePort, WORKER_ACCEPT_ENV, type WorkerAccept } from './worker-accept.js';
+import {
+  bindAlone,
+  probeReusePort,
+  type TcpAddress,
+  WORKER_ACCEPT_ENV,
+  type WorkerAccept,
+} from './worker-accept.js';
 
 // ---------------------------------------------------------------- the primary
 
@@ -60,6 +66,12 @@ export interface PrimaryOptions {
    * where it does not work logs a warning and hands over.
    */
   accept?: WorkerAccept;
+  /**
+   * addresses: the TCP addresses the workers will bind. Under `reuseport` each (but
+   * port 0) is bound alone once before any worker is forked (`bindAlone`); one that
+   * cannot be fails the start like a worker's listen error. Default: none.
+   */
+  addresses?: readonly TcpAddress[];
 }
 
 /**
@@ -126,6 +138,7 @@ export class ClusterPrimary {
       reloadTimeoutMs: options.reloadTimeoutMs ?? 10_000,
       maxRestarts: options.maxRestarts ?? 5,
       restartWindowMs: options.restartWindowMs ?? 10_000,
+      addresses: options.addresses ?? [],
     };
     this.#asked = options.accept;
     this.done = new Promise((resolve) => {
@@ -143,6 +156,7 @@ export class ClusterPrimary {
     if (this.#state !== 'idle') throw new ProxyError('PROXY_ERR_CLOSED', 'start: already started');
     this.#state = 'starting';
     this.#accept = await this.#chooseAccept();
+    if (this.#accept === 'reuseport') await this.#checkAddresses();
     if (this.#state !== 'starting') return; // shut down while probing
     // For the listeners that take the handover path, Node's default scheduling stays:
     // round-robin on Linux (the primary accepts and hands connections out), unless
@@ -157,6 +171,21 @@ export class ClusterPrimary {
   /** accept is how the workers get connections, as decided by start(). */
   get accept(): WorkerAccept {
     return this.#accept;
+  }
+
+  /** #checkAddresses rejects with a WorkerStartError (status 1) for an address held already. */
+  async #checkAddresses(): Promise<void> {
+    for (const address of this.#options.addresses) {
+      if (address.port === 0) continue;
+      try {
+        await bindAlone(address);
+      } catch (err) {
+        this.#state = 'stopping';
+        this.#exitStatus = 1;
+        this.#finishIfEmpty();
+        throw new WorkerStartError(1, `listen ${address.text}: ${listenErrorText(err)}`);
+      }
+    }
   }
 
   async #chooseAccept(): Promise<WorkerAccept> {

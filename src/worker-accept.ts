@@ -71,6 +71,27 @@ export async function probeReusePort(): Promise<boolean> {
   }
 }
 
+/** TcpAddress is a listener's TCP address: `text` as errors name it (`0.0.0.0:8080`). */
+export interface TcpAddress {
+  readonly host: string | undefined;
+  readonly port: number;
+  readonly text: string;
+}
+
+/**
+ * bindAlone binds `address` without `reusePort` and closes it again; it rejects with
+ * the bind's error. Linux lets a socket with `SO_REUSEPORT` join another process's
+ * group on the same address when both belong to one user, so before `reuseport`
+ * workers bind, the primary checks with this that nobody holds the address: a second
+ * proxy started by mistake then fails with "address in use", as under `handover`,
+ * instead of quietly taking half the first one's clients.
+ */
+export async function bindAlone(address: TcpAddress): Promise<void> {
+  const server = createServer();
+  await listenOn(server, { host: address.host, port: address.port, exclusive: true });
+  await new Promise((resolve) => server.close(resolve));
+}
+
 /** ListenWithReusePort: `reusePort` is missing from the ListenOptions of Node.js 20's types. */
 type ListenWithReusePort = ListenOptions & { reusePort?: boolean };
 

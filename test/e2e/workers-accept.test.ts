@@ -217,3 +217,18 @@ test('an address in use exits 1 with one line under reusePort too', needsReusePo
   assert.equal(result.status, 1, result.stderr);
   assert.equal(result.stderr, `l4proxy: listen ${blocker.address}: address in use\n`);
 });
+
+test(
+  'a second proxy on the address of a running one exits 1 instead of joining its sockets',
+  needsReusePort,
+  async (t) => {
+    const upstream = await startUpstream(t, echo);
+    const listen = await freeAddress();
+    const first = await startWorkers(t, ['--workers', '2', '-l', listen, '-t', upstream.address]);
+    assert.equal(first.accept, 'reuseport');
+    const second = await runCli(t, ['--workers', '2', '-l', listen, '-t', upstream.address]);
+    assert.equal(second.status, 1, second.stderr);
+    assert.equal(second.stderr, `l4proxy: listen ${listen}: address in use\n`);
+    assert.equal(listenSockets(portOf(listen)), 2, "the first proxy's sockets only");
+  },
+);
