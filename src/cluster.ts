@@ -33,12 +33,12 @@ import {
   type WorkerRequest,
 } from './cluster-protocol.js';
 import { ClusterView } from './cluster-view.js';
-import { listenErrorText, ProxyError } from './errors.js';
+import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ReloadResult } from './proxy-info.js';
 import {
-  bindAlone,
-  probeReusePort,
+  chooseWorkerAccept,
+  heldAddress,
   type TcpAddress,
   WORKER_ACCEPT_ENV,
   type WorkerAccept,
@@ -155,7 +155,7 @@ export class ClusterPrimary {
   async start(): Promise<void> {
     if (this.#state !== 'idle') throw new ProxyError('PROXY_ERR_CLOSED', 'start: already started');
     this.#state = 'starting';
-    this.#accept = await this.#chooseAccept();
+    this.#accept = await chooseWorkerAccept(this.#asked, this.#log);
     if (this.#accept === 'reuseport') await this.#checkAddresses();
     if (this.#state !== 'starting') return; // shut down while probing
     // For the listeners that take the handover path, Node's default scheduling stays:
@@ -175,29 +175,12 @@ export class ClusterPrimary {
 
   /** #checkAddresses rejects with a WorkerStartError (status 1) for an address held already. */
   async #checkAddresses(): Promise<void> {
-    for (const address of this.#options.addresses) {
-      if (address.port === 0) continue;
-      try {
-        await bindAlone(address);
-      } catch (err) {
-        this.#state = 'stopping';
-        this.#exitStatus = 1;
-        this.#finishIfEmpty();
-        throw new WorkerStartError(1, `listen ${address.text}: ${listenErrorText(err)}`);
-      }
-    }
-  }
-
-  async #chooseAccept(): Promise<WorkerAccept> {
-    if (this.#asked === 'handover') return 'handover';
-    if (await probeReusePort()) return 'reuseport';
-    if (this.#asked === 'reuseport') {
-      this.#log.warn(
-        `${WORKER_ACCEPT_ENV}=reuseport: this Node.js or system cannot listen with reusePort; the primary hands connections over`,
-        { node: process.version, platform: process.platform },
-      );
-    }
-    return 'handover';
+    const held = await heldAddress(this.#options.addresses);
+    if (held === null) return;
+    this.#state = 'stopping';
+    this.#exitStatus = 1;
+    this.#finishIfEmpty();
+    throw new WorkerStartError(1, held);
   }
 
   /** uptimeMs is the time since the primary started. */

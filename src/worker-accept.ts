@@ -18,6 +18,8 @@
  * would be given a port of its own).
  */
 import { createServer, type ListenOptions, type Server } from 'node:net';
+import { listenErrorText } from './errors.js';
+import type { Logger } from './log.js';
 
 /** WorkerAccept is how workers get connections: each its own socket, or from the primary. */
 export type WorkerAccept = 'reuseport' | 'handover';
@@ -90,6 +92,43 @@ export async function bindAlone(address: TcpAddress): Promise<void> {
   const server = createServer();
   await listenOn(server, { host: address.host, port: address.port, exclusive: true });
   await new Promise((resolve) => server.close(resolve));
+}
+
+/**
+ * chooseWorkerAccept is the primary's decision: `handover` if `asked` so, else
+ * `reuseport` where `probeReusePort` finds it works, else `handover`, with a warning
+ * on `log` if `reuseport` was asked for.
+ */
+export async function chooseWorkerAccept(
+  asked: WorkerAccept | undefined,
+  log: Logger,
+): Promise<WorkerAccept> {
+  if (asked === 'handover') return 'handover';
+  if (await probeReusePort()) return 'reuseport';
+  if (asked === 'reuseport') {
+    log.warn(
+      `${WORKER_ACCEPT_ENV}=reuseport: this Node.js or system cannot listen with reusePort; the primary hands connections over`,
+      { node: process.version, platform: process.platform },
+    );
+  }
+  return 'handover';
+}
+
+/**
+ * heldAddress binds each of `addresses` (but port 0) alone in turn (`bindAlone`) and
+ * returns the error line of the first that cannot be bound, as a worker's listen
+ * would word it (`listen 0.0.0.0:80: address in use`), or null if all are free.
+ */
+export async function heldAddress(addresses: readonly TcpAddress[]): Promise<string | null> {
+  for (const address of addresses) {
+    if (address.port === 0) continue;
+    try {
+      await bindAlone(address);
+    } catch (err) {
+      return `listen ${address.text}: ${listenErrorText(err)}`;
+    }
+  }
+  return null;
 }
 
 /** ListenWithReusePort: `reusePort` is missing from the ListenOptions of Node.js 20's types. */
