@@ -42,6 +42,12 @@ import {
 } from './socket-activation.js';
 import type { Supervisor } from './supervisor.js';
 import { NAME, VERSION } from './version.js';
+import {
+  parseWorkerAccept,
+  type TcpAddress,
+  useWorkerAccept,
+  type WorkerAccept,
+} from './worker-accept.js';
 
 // Modules are loaded where they are used (`await import`), so that a command loads
 // only what it needs: nothing of the proxy for --version or --help, no YAML parser
@@ -269,6 +275,8 @@ async function runWorker(plan: Plan, side: WorkerSide, id: number): Promise<void
   // The primary decides the targets' states for every worker (src/cluster-health.ts).
   const health = side.shareHealth();
   proxy.shareHealth = (pool, listener, options) => health.start(pool, listener, options);
+  // Bind our own sockets, or let the primary hand connections over: its choice.
+  useWorkerAccept(parseWorkerAccept(process.env));
   // The primary matched the sockets systemd passed; it listens on them for us.
   await listenOrExit(proxy, takeWorkerFds(process.env));
   // The latency histograms of /metrics are kept here and added up by the primary.
@@ -305,11 +313,23 @@ async function runPrimary(plan: Plan, workers: number): Promise<void> {
   const { ClusterPrimary } = await import('./cluster.js');
   // Sockets passed by systemd stay with the primary: node:cluster's round-robin handle
   // listens on the primary's descriptor when a worker asks to listen on it.
-  const fds = activatedFds(await createOrExit(plan, { level: 'silent' }), log);
+  const described = await createOrExit(plan, { level: 'silent' });
+  const fds = activatedFds(described, log);
   if (fds !== undefined) process.env[WORKER_FDS_ENV] = encodeWorkerFds(fds);
   // One set of TLS session ticket keys for every worker: a ticket resumes on any of them.
   (await import('./tls/ticket-keys.js')).shareTicketKeys();
-  const primary = new ClusterPrimary({ workers, log });
+  let accept: WorkerAccept | undefined;
+  try {
+    accept = parseWorkerAccept(process.env);
+  } catch (err) {
+    fail(2, messageOf(err));
+  }
+  const primary = new ClusterPrimary({
+    workers,
+    log,
+    accept,
+    addresses: tcpAddresses(described, fds),
+  });
   const reloadFrom = plan.reloadFrom;
   const view = primary.view;
   // Bound before any worker is forked: an admin address in use stops the start
@@ -371,6 +391,18 @@ function activatedFds(proxy: Supervisor, log: Logger): Map<string, number> | und
   } catch (err) {
     fail(2, messageOf(err));
   }
+}
+
+/** tcpAddresses are the TCP addresses the listeners will bind (those given no socket in `fds`). */
+function tcpAddresses(proxy: Supervisor, fds: Map<string, number> | undefined): TcpAddress[] {
+  const addresses: TcpAddress[] = [];
+  for (const info of proxy.listenerInfo()) {
+    if (fds?.has(info.name)) continue;
+    const parsed = parseAddress(info.listen, { allowPortZero: true });
+    if (parsed.path === undefined)
+      addresses.push({ host: parsed.host, port: parsed.port, text: info.listen });
+  }
+  return addresses;
 }
 
 /**

@@ -1,9 +1,11 @@
 /**
  * Several processes: `--workers N`. One primary process forks N workers with
  * `node:cluster`; each worker runs exactly the single-process path of the CLI
- * (`createProxy` + `listen`), and the cluster shares the listening sockets between
- * them. On Linux the primary accepts and hands each new connection to the next worker
- * in turn (round-robin, the cluster's default); from then on the connection lives in
+ * (`createProxy` + `listen`). Where Node.js and the kernel can (`reusePort`, Linux),
+ * each worker binds its own listening socket on the same address and the kernel
+ * spreads new connections over them (`reuseport`, src/worker-accept.ts); otherwise the
+ * primary accepts and hands each new connection to the next worker in turn
+ * (`handover`: node:cluster's round-robin). Either way the connection then lives in
  * that worker alone, so nothing per chunk crosses processes.
  *
  * The primary serves no connection itself. It
@@ -38,6 +40,13 @@ import { ClusterView } from './cluster-view.js';
 import { ProxyError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ReloadResult } from './proxy-info.js';
+import {
+  chooseWorkerAccept,
+  heldAddress,
+  type TcpAddress,
+  WORKER_ACCEPT_ENV,
+  type WorkerAccept,
+} from './worker-accept.js';
 
 // ---------------------------------------------------------------- the primary
 
@@ -55,6 +64,18 @@ export interface PrimaryOptions {
   maxRestarts?: number;
   /** restartWindowMs: default 10000. */
   restartWindowMs?: number;
+  /**
+   * accept: how workers get connections (src/worker-accept.ts). Default: `reuseport`
+   * where `probeReusePort` finds it works, else `handover`. Asking for `reuseport`
+   * where it does not work logs a warning and hands over.
+   */
+  accept?: WorkerAccept;
+  /**
+   * addresses: the TCP addresses the workers will bind. Under `reuseport` each (but
+   * port 0) is bound alone once before any worker is forked (`bindAlone`); one that
+   * cannot be fails the start like a worker's listen error. Default: none.
+   */
+  addresses?: readonly TcpAddress[];
 }
 
 /**
@@ -101,7 +122,9 @@ export class ClusterPrimary {
   readonly health: ClusterHealth;
   /** toxiproxy is the Toxiproxy API's host: its changes go to every worker (src/cluster-toxiproxy.ts). */
   readonly toxiproxy: ClusterToxiproxy;
-  readonly #options: Required<Omit<PrimaryOptions, 'log'>>;
+  readonly #options: Required<Omit<PrimaryOptions, 'log' | 'accept'>>;
+  readonly #asked: WorkerAccept | undefined;
+  #accept: WorkerAccept = 'handover';
   readonly #log: Logger;
   readonly #slots = new Map<number, Slot>();
   /** #deaths: when workers died unexpectedly, within the restart window. */
@@ -123,7 +146,9 @@ export class ClusterPrimary {
       reloadTimeoutMs: options.reloadTimeoutMs ?? 10_000,
       maxRestarts: options.maxRestarts ?? 5,
       restartWindowMs: options.restartWindowMs ?? 10_000,
+      addresses: options.addresses ?? [],
     };
+    this.#asked = options.accept;
     this.done = new Promise((resolve) => {
       this.#finish = resolve;
     });
@@ -141,17 +166,35 @@ export class ClusterPrimary {
    * cannot start, the others are killed and it rejects with a WorkerStartError
    * carrying the first failure's message and exit status.
    */
-  start(): Promise<void> {
+  async start(): Promise<void> {
     if (this.#state !== 'idle') throw new ProxyError('PROXY_ERR_CLOSED', 'start: already started');
     this.#state = 'starting';
-    // Node's default scheduling stays: round-robin on Linux (the primary accepts and
-    // hands connections out), unless NODE_CLUSTER_SCHED_POLICY=none lets each worker
-    // accept from the shared socket itself.
+    this.#accept = await chooseWorkerAccept(this.#asked, this.#log);
+    if (this.#accept === 'reuseport') await this.#checkAddresses();
+    if (this.#state !== 'starting') return; // shut down while probing
+    // For the listeners that take the handover path, Node's default scheduling stays:
+    // round-robin on Linux (the primary accepts and hands connections out), unless
+    // NODE_CLUSTER_SCHED_POLICY=none lets each worker accept from the shared socket.
     const started = new Promise<void>((resolve, reject) => {
       this.#starting = { resolve, reject };
     });
     for (let i = 0; i < this.#options.workers; i++) this.#fork();
     return started;
+  }
+
+  /** accept is how the workers get connections, as decided by start(). */
+  get accept(): WorkerAccept {
+    return this.#accept;
+  }
+
+  /** #checkAddresses rejects with a WorkerStartError (status 1) for an address held already. */
+  async #checkAddresses(): Promise<void> {
+    const held = await heldAddress(this.#options.addresses);
+    if (held === null) return;
+    this.#state = 'stopping';
+    this.#exitStatus = 1;
+    this.#finishIfEmpty();
+    throw new WorkerStartError(1, held);
   }
 
   /** uptimeMs is the time since the primary started. */
@@ -245,7 +288,8 @@ export class ClusterPrimary {
   }
 
   #fork(): void {
-    const worker = cluster.fork();
+    // The worker reads the choice before it listens (src/cli.ts, runWorker).
+    const worker = cluster.fork({ [WORKER_ACCEPT_ENV]: this.#accept });
     const slot: Slot = {
       worker,
       id: worker.id,
@@ -284,7 +328,10 @@ export class ClusterPrimary {
         this.toxiproxy.workerReady(slot.id);
         if (this.#state === 'starting' && this.readyWorkers().length === this.#options.workers) {
           this.#state = 'running';
-          this.#log.info('workers listening', { workers: this.#options.workers });
+          this.#log.info('workers listening', {
+            workers: this.#options.workers,
+            accept: this.#accept,
+          });
           this.#starting?.resolve();
           this.#starting = null;
         }

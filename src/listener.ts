@@ -39,6 +39,7 @@ import {
   sameHealthOptions,
 } from './upstream/pool-health.js';
 import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
+import { tcpListenOptions } from './worker-accept.js';
 
 /** HealthFactory starts the health of a listener's pool in place of its own PoolHealth (ListenerEvents.startHealth). */
 export type HealthFactory = (
@@ -244,7 +245,8 @@ export class Listener implements ContextHost {
       // calls listen() again on an inherited socket too, so this backlog replaces its own.
       if (this.inheritedFd !== undefined) server.listen({ fd: this.inheritedFd });
       else if (listen.path !== undefined) server.listen({ path: listen.path });
-      else server.listen({ host: listen.host, port: listen.port });
+      // A worker of `--workers N` may bind its own socket (src/worker-accept.ts).
+      else server.listen(tcpListenOptions(listen.host, listen.port));
     });
   }
 
