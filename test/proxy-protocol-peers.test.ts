@@ -12,7 +12,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +78,38 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** startPeer runs a peer in the foreground, ended by its PID after the test; resolves once `readyPort` accepts. */
+/**
+ * listensOn: process `pid` itself holds a socket listening on 127.0.0.1:port (Linux
+ * /proc). Merely connecting is not proof: between freePort() and the peer's bind, a
+ * test running beside this one may have been given the same port by the kernel.
+ */
+function listensOn(pid: number, port: number): boolean {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    // local_address is fields[1] (ADDR:PORT in hex), st is fields[3] (0A = LISTEN), inode fields[9].
+    if (fields[1]?.endsWith(`:${hexPort}`) && fields[3] === '0A' && fields[9] !== undefined)
+      inodes.add(`socket:[${fields[9]}]`);
+  }
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false; // the peer is gone
+  }
+  for (const fd of fds) {
+    try {
+      if (inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return true;
+    } catch {
+      // the descriptor was closed while we looked
+    }
+  }
+  return false;
+}
+
+/** startPeer runs a peer in the foreground, ended by its PID after the test; resolves once it listens on `readyPort` itself and accepts there. */
 async function startPeer(
   t: TestContext,
   command: string,
@@ -89,7 +128,9 @@ async function startPeer(
     }
   });
   const endMs = Date.now() + deadline(10_000);
-  while (!(await canConnect(readyPort))) {
+  while (
+    !(child.pid !== undefined && listensOn(child.pid, readyPort) && (await canConnect(readyPort)))
+  ) {
     if (child.exitCode !== null) throw new Error(`${command} exited ${child.exitCode}: ${stderr}`);
     if (Date.now() > endMs) throw new Error(`${command} did not listen on ${readyPort}: ${stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
