@@ -1,10 +1,11 @@
 /**
  * Toxiproxy's HTTP API on the admin server (src/admin/toxiproxy-api.ts), driven over
  * real HTTP by the npm `toxiproxy-node-client` and by the requests of Toxiproxy's
- * README curl example (sent with fetch), with real bytes relayed to an echo upstream
+ * README curl example (run with curl itself), with real bytes relayed to an echo upstream
  * on 127.0.0.1. Bodies and statuses are compared with what Toxiproxy answers.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import type { TestContext } from 'node:test';
 import { test } from 'node:test';
 import { Toxiproxy } from 'toxiproxy-node-client';
@@ -77,6 +78,22 @@ async function call(
     json = undefined;
   }
   return { status: res.status, json, text };
+}
+
+/**
+ * curlI runs `curl -i ARGS URL` as Toxiproxy's README does (`-sS` added, bounded in
+ * time) and splits its output into the status code and the body.
+ */
+function curlI(args: readonly string[], url: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '-i', '--max-time', '10', ...args, url], (err, stdout, stderr) => {
+      if (err !== null)
+        return reject(new Error(`curl ${args.join(' ')} ${url}: ${stderr || err.message}`));
+      const end = stdout.indexOf('\r\n\r\n');
+      const status = Number(/^HTTP\/[\d.]+ (\d{3})/.exec(stdout)?.[1] ?? 'NaN');
+      resolve({ status, text: end === -1 ? '' : stdout.slice(end + 4) });
+    });
+  });
 }
 
 test('the node client creates a proxy that relays real bytes, lists it, gets it and deletes it', async (t) => {
@@ -264,46 +281,39 @@ test('listeners from the options are listed as proxies, and toxics show in /api/
   ]);
 });
 
-test("the README's curl example answers as Toxiproxy does", async (t) => {
+test("the README's curl examples, run with curl, answer as Toxiproxy does", async (t) => {
   const { base, upstream } = await startServer(t);
   // curl -i -d '{"name": "redis", "upstream": "localhost:6379", "listen": "localhost:26379"}' localhost:8474/proxies
   // (fixed ports replaced: any free port, the echo upstream)
-  const created = await call(
-    base,
-    'POST',
-    '/proxies',
-    `{"name": "redis", "upstream": "${upstream.address}", "listen": "localhost:0"}`,
-  );
+  const body = `{"name": "redis", "upstream": "${upstream.address}", "listen": "localhost:0"}`;
+  const created = await curlI(['-d', body], `${base}/proxies`);
   assert.equal(created.status, 201);
-  const listen = (created.json as { listen: string }).listen;
+  const listen = (JSON.parse(created.text) as { listen: string }).listen;
   assert.match(listen, /^(127\.0\.0\.1|\[::1\]):\d+$/);
   assert.equal(
     created.text,
     `{"name":"redis","listen":"${listen}","upstream":"${upstream.address}","enabled":true,"toxics":[]}`,
   );
   // curl -i localhost:8474/proxies
-  const listed = await call(base, 'GET', '/proxies');
+  const listed = await curlI([], `${base}/proxies`);
   assert.equal(listed.status, 200);
   assert.equal(listed.text, `{"redis":${created.text}}`);
   // curl -i -d '{"type":"latency", "attributes":{"latency":1000}}' localhost:8474/proxies/redis/toxics
-  const toxic = await call(
-    base,
-    'POST',
-    '/proxies/redis/toxics',
-    '{"type":"latency", "attributes":{"latency":1000}}',
-  );
+  const latency = '{"type":"latency", "attributes":{"latency":1000}}';
+  const toxic = await curlI(['-d', latency], `${base}/proxies/redis/toxics`);
   assert.equal(toxic.status, 200);
   assert.equal(
     toxic.text,
     '{"attributes":{"latency":1000,"jitter":0},"name":"latency_downstream","type":"latency","stream":"downstream","toxicity":1}',
   );
   // curl -i -X DELETE localhost:8474/proxies/redis/toxics/latency_downstream
-  const removed = await call(base, 'DELETE', '/proxies/redis/toxics/latency_downstream');
+  const removed = await curlI(['-X', 'DELETE'], `${base}/proxies/redis/toxics/latency_downstream`);
   assert.deepEqual([removed.status, removed.text], [204, '']);
   // curl -i -X DELETE localhost:8474/proxies/redis
-  const deleted = await call(base, 'DELETE', '/proxies/redis');
+  const deleted = await curlI(['-X', 'DELETE'], `${base}/proxies/redis`);
   assert.deepEqual([deleted.status, deleted.text], [204, '']);
-  const version = await call(base, 'GET', '/version');
+  // curl -i localhost:8474/version
+  const version = await curlI([], `${base}/version`);
   assert.match(version.text, /^\{"version": "[^"]+"\}\n$/);
 });
 
