@@ -87,7 +87,11 @@ function admit(
   if (access?.active) {
     const admission = access.admit(source?.address ?? client.socket.remoteAddress);
     if (!admission.allowed) {
-      return { allow: false, cause: admission.cause, reason: admission.reason };
+      // The record names the real client that was refused, not the balancer in front.
+      const refused = { allow: false, cause: admission.cause, reason: admission.reason } as const;
+      return source === null
+        ? refused
+        : { ...refused, client: formatAddress(source.address, source.port) };
     }
     if (admission.key !== null) releaseOnClose(client.socket, access, admission.key);
   }

@@ -92,6 +92,8 @@ export interface HandshakeRefuse {
   readonly reason?: string;
   /** code: the error code behind the refusal (a TLS error's), the access record's `error`. */
   readonly code?: string;
+  /** client: the real client's address when the handshake learned it before refusing (a PROXY header's source). */
+  readonly client?: string;
 }
 
 /**

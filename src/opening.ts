@@ -225,6 +225,7 @@ export class Opening {
         context.host.log.debug('client refused', { id: context.id, reason: verdict.reason });
       }
       if (verdict.code !== undefined) context.errorCode = verdict.code;
+      if (verdict.client !== undefined) context.clientAddress = verdict.client;
       context.close(verdict.cause);
       return;
     }

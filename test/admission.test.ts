@@ -238,11 +238,7 @@ test("with a PROXY header, access control checks the header's source, not the so
   outside.write(encodeV1(header('192.0.2.9', 1234)));
   let info = await closed;
   assert.equal(info.cause, 'denied');
-  assert.equal(
-    info.client,
-    `127.0.0.1:${outside.localPort}`,
-    'a refused client was never given the header source',
-  );
+  assert.equal(info.client, '192.0.2.9:1234', 'the refused client is the one the header names');
   assert.equal(upstream.sockets.length, 0);
   closed = nextClose(proxy);
   const inside = await client(port);
