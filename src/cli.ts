@@ -48,6 +48,7 @@ import {
   useWorkerAccept,
   type WorkerAccept,
 } from './worker-accept.js';
+import { FIXED_YOUNG_GENERATION, keepYoungGenerationSmall } from './young-generation.js';
 
 // Modules are loaded where they are used (`await import`), so that a command loads
 // only what it needs: nothing of the proxy for --version or --help, no YAML parser
@@ -60,6 +61,8 @@ const WORKER = process.send === undefined ? undefined : await import('./cluster-
 type WorkerSide = typeof import('./cluster-worker.js');
 /** WORKER_ID is set in a worker process of `--workers N` (see src/cluster.ts). */
 const WORKER_ID = WORKER?.workerId();
+/** youngGenerationKept: start() fixed the young generation's size (young-generation.ts). */
+let youngGenerationKept = false;
 
 function fail(status: 1 | 2, message: string): never {
   // A worker tells the primary, which prints the line once for all workers.
@@ -177,6 +180,7 @@ interface Plan {
  * primary of `--workers N` (N > 1), or the one process that does everything.
  */
 async function start(plan: Plan): Promise<void> {
+  youngGenerationKept = keepYoungGenerationSmall();
   if (WORKER !== undefined && WORKER_ID !== undefined) return runWorker(plan, WORKER, WORKER_ID);
   const workers = plan.workers === 'auto' ? availableParallelism() : (plan.workers ?? 1);
   if (workers > 1) return runPrimary(plan, Math.min(workers, MAX_WORKERS));
@@ -186,7 +190,13 @@ async function start(plan: Plan): Promise<void> {
 async function createOrExit(plan: Plan, log: LoggerOptions): Promise<Supervisor> {
   const { createSupervisor } = await import('./create-proxy.js');
   try {
-    return createSupervisor({ listeners: plan.settings.listeners, log });
+    const proxy = createSupervisor({ listeners: plan.settings.listeners, log });
+    proxy.log.debug(
+      youngGenerationKept
+        ? `young generation kept at its initial size (${FIXED_YOUNG_GENERATION})`
+        : 'young generation sized by node flags',
+    );
+    return proxy;
   } catch (err) {
     const file = plan.reloadFrom?.file;
     fail(2, file === undefined ? messageOf(err) : `${file}: ${messageOf(err)}`);
