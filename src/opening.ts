@@ -140,6 +140,8 @@ export class Opening {
     const context = this.#context;
     const early = this.#early;
     this.#early = null;
+    // The targets to try are done with: an open connection does not keep them.
+    this.#plan = null;
     let goOn = true;
     if (early !== null) {
       const stage = context.client.stage;
