@@ -2,7 +2,8 @@
  * Listener: one `net.Server` accepting clients for one ListenerConfig. For each
  * accepted client it creates a ProxyContext and keeps it in a set until it closes;
  * it applies --max-connections, survives accept errors, writes the access record
- * of every closed connection, and drains its connections on shutdown.
+ * of every closed connection, and drains its connections on shutdown. The upstream
+ * side, its targets' pools, routes, drain and health, is its ListenerTargets.
  *
  * Accepted sockets arrive paused (`pauseOnConnect`): the client's bytes wait in the
  * kernel until the upstream is connected, so nothing is lost or buffered meanwhile.
@@ -24,42 +25,21 @@ import { requireOnread } from './read-buffer.js';
 import type { StageControl } from './stage.js';
 import { Stats, type StatsSnapshot } from './stats.js';
 import { Timer, type TimerSet } from './timer-set.js';
-import {
-  type PooledRoute,
-  type RoutePools,
-  routePools,
-  sniHandshake,
-} from './tls/sni-handshake.js';
 import { removeStaleSocket } from './unix-socket.js';
-import { strategyFor } from './upstream/balance.js';
-import {
-  type ListenerHealth,
-  PoolHealth,
-  type PoolHealthOptions,
-  sameHealthOptions,
-} from './upstream/pool-health.js';
-import { type PoolTarget, TargetPool } from './upstream/target-pool.js';
+import { ListenerTargets, type TargetsEvents } from './upstream/listener-targets.js';
+import type { PoolHealthOptions } from './upstream/pool-health.js';
+import type { TargetPool } from './upstream/target-pool.js';
 import { tcpListenOptions } from './worker-accept.js';
 
-/** HealthFactory starts the health of a listener's pool in place of its own PoolHealth (ListenerEvents.startHealth). */
-export type HealthFactory = (
-  pool: TargetPool<Target>,
-  listener: string,
-  options: PoolHealthOptions,
-) => ListenerHealth;
-
-/** ListenerEvents are how a listener reports connections to whoever owns it. */
-export interface ListenerEvents {
+/**
+ * ListenerEvents are how a listener reports connections to whoever owns it, and
+ * (TargetsEvents: `startHealth`) how the owner runs the health of its targets.
+ */
+export interface ListenerEvents extends TargetsEvents {
   /** connectionOpen and connectionConnect get the context: describing it costs, so only if wanted. */
   connectionOpen(context: ProxyContext): void;
   connectionConnect(context: ProxyContext): void;
   connectionClose(info: ConnectionInfo): void;
-  /**
-   * startHealth: how the owner wants the health of the listener's pool run (a worker
-   * of `--workers N` shares it through the primary); undefined, or absent: the
-   * listener runs its own PoolHealth.
-   */
-  startHealth?(...args: Parameters<HealthFactory>): ListenerHealth | undefined;
 }
 
 function onQueueTimeout(context: ProxyContext): void {
@@ -79,15 +59,15 @@ export class Listener implements ContextHost {
   config: ListenerConfig;
   /** #given is the config as the owner gave it (without the SNI handshake), for sameConfig(). */
   #given: ListenerConfig;
-  /**
-   * #routes are the pools of a listener with `routes`, kept across reloads (the default
-   * route's pool is `pool`); null without routes.
-   */
-  #routes: RoutePools | null = null;
   readonly timers: TimerSet;
   readonly log: Logger;
   readonly stats: Stats;
-  /** pool holds the targets, their state and open connections; kept across reloads. */
+  /**
+   * targets: the upstream side (upstream/listener-targets.ts): the pools of the
+   * targets and routes, their drain and health; kept across reloads.
+   */
+  readonly targets: ListenerTargets;
+  /** pool is `targets.pool`: the targets, their state and open connections (OpeningHost). */
   readonly pool: TargetPool<Target>;
   /** contexts holds every open connection of this listener; a context leaves it when it closes. */
   readonly contexts = new Set<ProxyContext>();
@@ -108,7 +88,6 @@ export class Listener implements ContextHost {
   #drainWaiters: (() => void)[] = [];
   #lastShortageMs = Number.NEGATIVE_INFINITY;
   #shortagesInBurst = 0;
-  #health: ListenerHealth | null = null;
   /** #admission: the hooks of the PROXY protocol and access settings, and the listener's AccessControl. */
   readonly #admission = new ListenerAdmission();
   /**
@@ -131,14 +110,9 @@ export class Listener implements ContextHost {
     this.log = log;
     this.stats = stats;
     this.#events = events;
-    this.pool = new TargetPool(config.targets, {
-      addressOf: targetAddress,
-      weightOf: targetWeight,
-      backupOf: targetBackup,
-      strategy: strategyFor(config.balance),
-      now: () => timers.now(),
-    });
-    this.config = this.#withRoutes(config);
+    this.targets = new ListenerTargets(config, timers, log, events);
+    this.pool = this.targets.pool;
+    this.config = this.targets.withRoutes(config);
     this.#drainTimer = new Timer<Listener>(this, onDrainTimer);
     this.queue = new ConnectionQueue(timers, onQueueTimeout);
     this.queue.timeoutMs = config.queueTimeoutMs;
@@ -176,7 +150,7 @@ export class Listener implements ContextHost {
     // Passive health is always on, active checks when --health-interval is set; from
     // listen on, so a listener that never listens probes nothing. stopAccepting stops
     // it; a listener that listens again (enabled through the admin API) gets it back.
-    if (this.#health === null) this.useHealth(healthOptionsOf(this.config));
+    this.targets.startHealth();
     if (this.inheritedFd !== undefined) {
       await this.#bind().catch((err: unknown) => {
         throw this.#listenError(err);
@@ -213,18 +187,7 @@ export class Listener implements ContextHost {
       address: this.boundAddress(),
       fd: this.inheritedFd,
     });
-    this.#warnInsecure();
-  }
-
-  // --target-insecure is for tests: say so whenever a listener starts (or a reload turns it on).
-  #warnInsecure(): void {
-    if (!this.config.targetTls || !this.config.targetInsecure) return;
-    this.log.warn(
-      'TLS to targets is not verified (--target-insecure): anyone on the path can read and change the traffic',
-      {
-        listener: this.config.name,
-      },
-    );
+    this.targets.warnInsecure();
   }
 
   #bind(): Promise<void> {
@@ -354,88 +317,14 @@ export class Listener implements ContextHost {
     this.#events.connectionConnect(context);
   }
 
-  /**
-   * targetEntries returns a target's entries in every pool of this listener: its own
-   * and, with routes, each route's that lists it.
-   */
-  targetEntries(address: string): PoolTarget<Target>[] {
-    const entries: PoolTarget<Target>[] = [];
-    for (const pool of this.#pools()) {
-      const entry = pool.get(address);
-      if (entry !== undefined) entries.push(entry);
-    }
-    return entries;
-  }
-
-  /** routes are the routes of a listener with `routes`, each with its pool, in order; null without. */
-  get routes(): readonly PooledRoute[] | null {
-    return this.#routes?.routes ?? null;
-  }
-
-  #pools(): Set<TargetPool<Target>> {
-    const pools = new Set([this.pool]);
-    for (const route of this.#routes?.routes ?? []) pools.add(route.pool);
-    return pools;
-  }
-
-  /**
-   * #withRoutes gives the config new connections use: as given, or for a listener with
-   * `routes` with the SNI handshake (tls/sni-handshake.ts) over its route pools, which
-   * it keeps from the routes before (a reload keeps a route's pool where its sni stays).
-   */
-  #withRoutes(config: ListenerConfig): ListenerConfig {
-    if (config.routes === undefined) {
-      this.#routes = null;
-      return config;
-    }
-    const pools = routePools(config.routes, { previous: this.#routes, defaultPool: this.pool });
-    this.#routes = pools;
-    const timeoutMs = config.proxyHeaderTimeoutMs;
-    const handshake = sniHandshake({ route: pools.route, timeoutMs });
-    return Object.freeze({ ...config, hooks: Object.freeze({ ...config.hooks, handshake }) });
-  }
-
   /** sameConfig tells whether `config` is the one this listener was given (nothing to update). */
   sameConfig(config: ListenerConfig): boolean {
     return isDeepStrictEqual(this.#given, config);
   }
 
-  /**
-   * setDrained takes a target out of rotation (`drained` true) or puts it back. New
-   * connections skip a drained target; open ones are not touched. Returns false when
-   * this listener has no such target.
-   */
-  setDrained(address: string, drained: boolean): boolean {
-    let found = false;
-    // With routes, a target is drained in every route that lists it.
-    for (const pool of this.#pools()) found = pool.setDrained(address, drained) || found;
-    if (!found) return false;
-    this.log.info(drained ? 'target drained' : 'target undrained', {
-      listener: this.config.name,
-      upstream: address,
-    });
-    return true;
-  }
-
-  /**
-   * useHealth starts the health of this listener's targets (checks, passive marking,
-   * `target down` / `target up` logs; upstream/pool-health.ts, or the owner's
-   * `startHealth`), or stops it (null). Off until called (`listen` does). Called
-   * again (a reload) with the same options it keeps running; with other options it
-   * starts afresh, and the targets keep their states.
-   */
+  /** useHealth starts or stops (null) the health of this listener's targets: ListenerTargets.useHealth. */
   useHealth(options: PoolHealthOptions | null): void {
-    const running = this.#health;
-    if (running !== null && options !== null && sameHealthOptions(running.options, options)) return;
-    running?.stop(options !== null);
-    if (options === null) {
-      this.#health = null;
-      return;
-    }
-    const name = this.config.name;
-    this.#health =
-      this.#events.startHealth?.(this.pool, name, options) ??
-      new PoolHealth(this.pool, this.timers, this.log, name, options);
+    this.targets.useHealth(options);
   }
 
   /** findContext returns the open connection with this id, if it is this listener's. */
@@ -516,18 +405,8 @@ export class Listener implements ContextHost {
    * connections. Open connections keep the options and targets they started with.
    */
   update(config: ListenerConfig): void {
-    if (!sameTargets(this.config.targets, config.targets)) {
-      this.pool.update(config.targets);
-      this.#health?.sync();
-    }
-    if (config.balance !== this.config.balance) this.pool.strategy = strategyFor(config.balance);
-    const wasInsecure = this.config.targetTls && this.config.targetInsecure;
     this.#given = config;
-    this.config = this.#withRoutes(config);
-    if (!wasInsecure) this.#warnInsecure();
-    // Targets keep their states: the same health options keep the running one; others
-    // replace it without resetting states. A listener that stopped accepting stays off.
-    if (this.#health !== null) this.useHealth(healthOptionsOf(config));
+    this.config = this.targets.update(config); // the pools, routes and health (ListenerTargets)
     this.queue.timeoutMs = config.queueTimeoutMs;
     if (this.queue.size > 0) this.#admitWaiting(); // the limit may have grown
   }
@@ -587,39 +466,4 @@ export class Listener implements ContextHost {
     }
     return this.stats.snapshot(toUpstream, toClient);
   }
-}
-
-function targetAddress(target: Target): string {
-  return target.address;
-}
-
-function targetWeight(target: Target): number {
-  return target.weight;
-}
-
-function targetBackup(target: Target): boolean {
-  return target.backup === true;
-}
-
-function sameTargets(a: readonly Target[], b: readonly Target[]): boolean {
-  return (
-    a.length === b.length &&
-    a.every(
-      (t, i) =>
-        t.address === b[i]?.address &&
-        t.weight === b[i]?.weight &&
-        targetBackup(t) === (b[i] !== undefined && targetBackup(b[i])),
-    )
-  );
-}
-
-/** healthOptionsOf gives the health options of a listener's settings (`--health-*`, `health`). */
-function healthOptionsOf(config: ListenerConfig): PoolHealthOptions {
-  return {
-    intervalMs: config.healthIntervalMs,
-    timeoutMs: config.healthTimeoutMs,
-    rise: config.healthRise,
-    fall: config.healthFall,
-    ...config.health,
-  };
 }

@@ -117,7 +117,7 @@ export function describeListener(
   toxics?: readonly Toxic[],
 ): ListenerInfo {
   const config = listener.config;
-  const routes = listener.routes;
+  const routes = listener.targets.routes;
   const info = (t: Target, entries: readonly (PoolTarget<Target> | undefined)[]): TargetInfo => {
     const first = entries[0];
     return {
@@ -141,7 +141,7 @@ export function describeListener(
     listen: listener.listenAddress,
     address: listener.boundAddress(),
     ...settingsJson(config),
-    targets: targets.map((t) => info(t, listener.targetEntries(t.address))),
+    targets: targets.map((t) => info(t, listener.targets.entries(t.address))),
     ...(routes === null
       ? {}
       : {

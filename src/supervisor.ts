@@ -27,7 +27,7 @@ import { ListenerFaults } from './faults/listener-faults.js';
 import { ListenerToxics } from './faults/listener-toxics.js';
 import type { ToxicRegistry } from './faults/registry.js';
 import { type ToxicsHandle, toxicsHandle } from './faults/typed-toxics.js';
-import { type HealthFactory, Listener, type ListenerEvents } from './listener.js';
+import { Listener, type ListenerEvents } from './listener.js';
 import type { Logger } from './log.js';
 import type { ProxyContext } from './proxy-context.js';
 import {
@@ -44,6 +44,7 @@ import {
 } from './proxy-info.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
+import type { HealthFactory } from './upstream/listener-targets.js';
 
 type SupervisorState = 'idle' | 'starting' | 'listening' | 'closing' | 'closed';
 
@@ -229,7 +230,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
   ): TargetInfo | 'no_listener' | 'no_target' {
     const listener = this.#listeners.find((l) => l.config.name === listenerName);
     if (listener === undefined) return 'no_listener';
-    if (!listener.setDrained(address, drained)) return 'no_target';
+    if (!listener.targets.setDrained(address, drained)) return 'no_target';
     const target = describeListener(listener, 'serving', listener.snapshot()).targets.find(
       (t) => t.address === address,
     );
