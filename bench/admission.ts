@@ -21,7 +21,8 @@
 import { connect as netConnect } from 'node:net';
 import { proxyHeaderFields } from '../src/proxy-protocol/preface.js';
 import { encodeV2 } from '../src/proxy-protocol/v2.js';
-import { LOOPBACK, nowMs, type Row, type Scenario, type Settings, sleep } from './lib.js';
+import { runChurnLoops } from './churn-loop.js';
+import { LOOPBACK, type Row, type Scenario, type Settings, sleep } from './lib.js';
 import { type ProxyProcess, startProxy, startServer } from './processes.js';
 import {
   cpuMicrosEach,
@@ -103,7 +104,6 @@ export interface AdmissionClientParams extends LoadWindow {
 export async function admissionClient(params: AdmissionClientParams): Promise<LoadResult> {
   const request = Buffer.alloc(REQUEST_BYTES, 0x71);
   const tally = new LoadTally(params);
-  const windowEnd = tally.windowEnd;
   let next = Math.floor(Math.random() * 2 ** 24);
 
   const first = (): Buffer => {
@@ -117,41 +117,16 @@ export async function admissionClient(params: AdmissionClientParams): Promise<Lo
     return Buffer.concat([encodeV2(fields), request]);
   };
 
-  const once = (n: number): Promise<void> =>
-    new Promise((resolve) => {
-      const startedAt = nowMs();
-      let received = 0;
-      let done = false;
-      const localAddress = `127.0.1.${1 + (n % params.sources)}`;
-      const socket = netConnect({ host: LOOPBACK, port: params.port, localAddress, noDelay: true });
-      const finish = (ok: boolean): void => {
-        if (done) return;
-        done = true;
-        if (ok) tally.done(startedAt);
-        else tally.errors += 1;
-        socket.destroy();
-        resolve();
-      };
-      socket.setTimeout(5000, () => finish(false));
-      socket.once('connect', () => socket.write(first()));
-      socket.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-      });
-      socket.once('end', () => finish(received === RESPONSE_BYTES));
-      socket.once('error', () => finish(false));
-      socket.once('close', () => finish(false));
-    });
-
-  let count = Math.floor(Math.random() * params.sources);
-  const worker = async (): Promise<void> => {
-    await sleep(Math.max(0, params.startAtMs - nowMs()));
-    // Bounded by time; the count bound only guards against a loop that never waits.
-    for (let i = 0; i < 10_000_000 && nowMs() < windowEnd; i++) await once(count++);
-  };
-  await Promise.race([
-    Promise.all(Array.from({ length: params.workers }, worker)),
-    sleep(windowEnd - nowMs() + 10_000),
-  ]);
+  // Each connection comes from the next of the `sources` addresses, from a random first one.
+  const firstSource = Math.floor(Math.random() * params.sources);
+  await runChurnLoops({ tally, workers: params.workers, startAtMs: params.startAtMs }, (n) => {
+    const localAddress = `127.0.1.${1 + ((firstSource + n) % params.sources)}`;
+    return {
+      socket: netConnect({ host: LOOPBACK, port: params.port, localAddress, noDelay: true }),
+      readyEvent: 'connect',
+      request: first,
+    };
+  });
   return tally.result();
 }
 

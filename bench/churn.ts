@@ -10,7 +10,8 @@
  * (9k against 8k), so the ratio reported is the conservative one.
  */
 import { connect as netConnect } from 'node:net';
-import { atLeast, LOOPBACK, nowMs, type Row, ratio, type Scenario, sleep } from './lib.js';
+import { runChurnLoops } from './churn-loop.js';
+import { atLeast, LOOPBACK, type Row, ratio, type Scenario } from './lib.js';
 import {
   cpuMicrosEach,
   type LoadResult,
@@ -34,42 +35,11 @@ export interface ChurnClientParams extends LoadWindow {
 export async function churnClient(params: ChurnClientParams): Promise<LoadResult> {
   const request = Buffer.alloc(REQUEST_BYTES, 0x71);
   const tally = new LoadTally(params);
-  const windowEnd = tally.windowEnd;
-
-  // One connection: resolves when it is over, however it ended.
-  const once = (): Promise<void> =>
-    new Promise((resolve) => {
-      const startedAt = nowMs();
-      let received = 0;
-      let done = false;
-      const socket = netConnect({ host: LOOPBACK, port: params.port, noDelay: true });
-      const finish = (ok: boolean): void => {
-        if (done) return;
-        done = true;
-        if (ok) tally.done(startedAt);
-        else tally.errors += 1;
-        socket.destroy();
-        resolve();
-      };
-      socket.setTimeout(5000, () => finish(false));
-      socket.once('connect', () => socket.write(request));
-      socket.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-      });
-      socket.once('end', () => finish(received === RESPONSE_BYTES));
-      socket.once('error', () => finish(false));
-      socket.once('close', () => finish(false));
-    });
-
-  const worker = async (): Promise<void> => {
-    await sleep(Math.max(0, params.startAtMs - nowMs()));
-    // Bounded by time; the count bound only guards against a loop that never waits.
-    for (let i = 0; i < 10_000_000 && nowMs() < windowEnd; i++) await once();
-  };
-  await Promise.race([
-    Promise.all(Array.from({ length: params.workers }, worker)),
-    sleep(windowEnd - nowMs() + 10_000),
-  ]);
+  await runChurnLoops({ tally, workers: params.workers, startAtMs: params.startAtMs }, () => ({
+    socket: netConnect({ host: LOOPBACK, port: params.port, noDelay: true }),
+    readyEvent: 'connect',
+    request: () => request,
+  }));
   return tally.result();
 }
 

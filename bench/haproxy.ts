@@ -4,11 +4,11 @@
  * as the proxy under test. It runs in the foreground (`-db`) in a process of its own, so
  * its CPU time is read from /proc as the proxy's is, and it is stopped by PID.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { LOOPBACK, sleep } from './lib.js';
-import { canConnect, freePort, type ProxyProcess, stopProcess, track } from './processes.js';
+import { LOOPBACK } from './lib.js';
+import { freePort, type ProxyProcess, startListening, stopProcess } from './processes.js';
 
 /** haproxyVersion is the first line of `haproxy -v`, or null when haproxy is not installed. */
 export function haproxyVersion(): string | null {
@@ -55,27 +55,18 @@ export async function startHaproxy(
   const configPath = join(dir, `haproxy-${port}.cfg`);
   const logPath = join(dir, `haproxy-${port}.log`);
   writeFileSync(configPath, haproxyConfig(port, targetPort, pemPath));
-  const logFd = openSync(logPath, 'w');
-  const child = spawn('haproxy', ['-db', '-f', configPath], {
-    stdio: ['ignore', logFd, logFd],
-  });
-  closeSync(logFd);
-  track(child);
-  const pid = child.pid;
-  const deadline = Date.now() + 10_000;
-  while (pid !== undefined && child.exitCode === null && Date.now() < deadline) {
-    if (await canConnect(port)) {
-      return {
-        pid,
-        port,
-        // SIGTERM is haproxy's hard stop: every connection closed at once.
-        stop: () => stopProcess(child),
-      };
-    }
-    await sleep(50);
-  }
-  await stopProcess(child);
-  const log = readFileSync(logPath, 'utf8').slice(-500);
-  unlinkSync(logPath);
-  throw new Error(`haproxy did not start on port ${port}: ${log}`);
+  const child = await startListening(
+    'haproxy',
+    'haproxy',
+    ['-db', '-f', configPath],
+    port,
+    logPath,
+    'both',
+  );
+  return {
+    pid: child.pid as number,
+    port,
+    // SIGTERM is haproxy's hard stop: every connection closed at once.
+    stop: () => stopProcess(child),
+  };
 }

@@ -62,11 +62,6 @@ export function trackedPids(): number[] {
   return [...tracked].flatMap((child) => (child.pid === undefined ? [] : [child.pid]));
 }
 
-/** track adds a child started elsewhere (haproxy in bench/haproxy.ts) to those stopAll() ends. */
-export function track(child: ChildProcess): void {
-  tracked.add(child);
-}
-
 /** stopProcess sends SIGTERM to one child we started, then SIGKILL after `graceMs`. */
 export async function stopProcess(child: ChildProcess, graceMs = 3000): Promise<void> {
   tracked.delete(child);
@@ -122,7 +117,6 @@ export async function startProxy(
 ): Promise<ProxyProcess> {
   const port = await freePort();
   const logPath = join(tmpdir(), `proxy-bench-${process.pid}-${port}.log`);
-  const logFd = openSync(logPath, 'w');
   const nodeArgs =
     settings.cpuProfileDir === null
       ? []
@@ -139,29 +133,48 @@ export async function startProxy(
     ...(settings.proxyAdmin ? ['--admin', `${LOOPBACK}:0`] : []),
     ...extraArgs,
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', logFd] });
+  const child = await startListening('the proxy', process.execPath, args, port, logPath, 'stderr');
+  return {
+    pid: child.pid as number,
+    port,
+    stop: async () => {
+      // SIGTERM: the proxy closes, exits 0 and (under --cpu-prof) writes its profile.
+      await stopProcess(child, 10_000);
+      unlinkSync(logPath);
+    },
+  };
+}
+
+/**
+ * startListening spawns `command args`, tracked, with its stderr (`'stderr'`) or both
+ * stdout and stderr (`'both'`) in the file `logPath`, and resolves with the child once
+ * something accepts on `port` (it has a PID then). When the child exits or 10 s pass
+ * first, it stops the child, removes the log and throws `NAME did not start on port
+ * PORT: ` and the log's last 500 characters. The caller stops the child it gets.
+ */
+export async function startListening(
+  name: string,
+  command: string,
+  args: readonly string[],
+  port: number,
+  logPath: string,
+  output: 'stderr' | 'both',
+): Promise<ChildProcess> {
+  const logFd = openSync(logPath, 'w');
+  const child = spawn(command, args, {
+    stdio: ['ignore', output === 'both' ? logFd : 'ignore', logFd],
+  });
   closeSync(logFd);
   tracked.add(child);
-  const pid = child.pid;
   const deadline = Date.now() + 10_000;
-  while (pid !== undefined && child.exitCode === null && Date.now() < deadline) {
-    if (await canConnect(port)) {
-      return {
-        pid,
-        port,
-        stop: async () => {
-          // SIGTERM: the proxy closes, exits 0 and (under --cpu-prof) writes its profile.
-          await stopProcess(child, 10_000);
-          unlinkSync(logPath);
-        },
-      };
-    }
+  while (child.pid !== undefined && child.exitCode === null && Date.now() < deadline) {
+    if (await canConnect(port)) return child;
     await sleep(50);
   }
   await stopProcess(child);
   const log = readFileSync(logPath, 'utf8').slice(-500);
   unlinkSync(logPath);
-  throw new Error(`the proxy did not start on port ${port}: ${log}`);
+  throw new Error(`${name} did not start on port ${port}: ${log}`);
 }
 
 /** AgentMessage is what an agent sends back for one call. */

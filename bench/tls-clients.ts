@@ -6,14 +6,9 @@
  */
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { type BulkResult, runStream } from './bulk.js';
-import { LOOPBACK, nowMs, sleep } from './lib.js';
-import {
-  type LoadResult,
-  LoadTally,
-  type LoadWindow,
-  REQUEST_BYTES,
-  RESPONSE_BYTES,
-} from './request-response.js';
+import { runChurnLoops } from './churn-loop.js';
+import { LOOPBACK, nowMs } from './lib.js';
+import { type LoadResult, LoadTally, type LoadWindow, REQUEST_BYTES } from './request-response.js';
 
 /** SERVERNAME is the name the run's certificate is made for and the clients ask for. */
 export const SERVERNAME = 'bench.l4proxy.test';
@@ -87,47 +82,22 @@ export async function tlsHandshakeClient(
 ): Promise<LoadResult & TlsSeen> {
   const request = Buffer.alloc(REQUEST_BYTES, 0x71);
   // A call that arrives late (a freshly started agent) starts its window on arrival.
-  const tally = new LoadTally({ ...params, startAtMs: Math.max(params.startAtMs, nowMs()) });
+  const startAtMs = Math.max(params.startAtMs, nowMs());
+  const tally = new LoadTally({ ...params, startAtMs });
   const seen: TlsSeen = { version: null, cipher: null, resumed: 0 };
 
-  // One connection: resolves when it is over, however it ended.
-  const once = (): Promise<void> =>
-    new Promise((resolve) => {
-      const startedAt = nowMs();
-      let received = 0;
-      let done = false;
-      const socket = connectTls(params);
-      const finish = (ok: boolean): void => {
-        if (done) return;
-        done = true;
-        if (ok) tally.done(startedAt);
-        else tally.errors += 1;
-        socket.destroy();
-        resolve();
-      };
-      socket.setTimeout(5000, () => finish(false));
-      socket.once('secureConnect', () => {
+  await runChurnLoops({ tally, workers: params.workers, startAtMs }, () => {
+    const socket = connectTls(params);
+    return {
+      socket,
+      readyEvent: 'secureConnect',
+      request: () => {
         if (socket.isSessionReused()) seen.resumed += 1;
         seen.version = socket.getProtocol();
         seen.cipher = socket.getCipher().name;
-        socket.write(request);
-      });
-      socket.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-      });
-      socket.once('end', () => finish(received === RESPONSE_BYTES));
-      socket.once('error', () => finish(false));
-      socket.once('close', () => finish(false));
-    });
-
-  const worker = async (): Promise<void> => {
-    await sleep(Math.max(0, tally.windowStart - params.warmupMs - nowMs()));
-    // Bounded by time; the count bound only guards against a loop that never waits.
-    for (let i = 0; i < 10_000_000 && nowMs() < tally.windowEnd; i++) await once();
-  };
-  await Promise.race([
-    Promise.all(Array.from({ length: params.workers }, worker)),
-    sleep(tally.windowEnd - nowMs() + 10_000),
-  ]);
+        return request;
+      },
+    };
+  });
   return { ...tally.result(), ...seen };
 }
