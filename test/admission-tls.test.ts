@@ -16,7 +16,7 @@ import { proxyHeaderFields } from '../src/proxy-protocol/preface.js';
 import { encodeV1 } from '../src/proxy-protocol/v1.js';
 import { encodeV2 } from '../src/proxy-protocol/v2.js';
 import { withTimeout } from './helpers/cli.js';
-import { startProxy, startUpstream, waitFor } from './helpers/net.js';
+import { answerGot, startProxy, startUpstream, waitFor } from './helpers/net.js';
 import { makeCertificate, readLine, startTlsUpstream, tempDir } from './helpers/tls.js';
 
 const header = (source: string, port: number) =>
@@ -26,10 +26,7 @@ const header = (source: string, port: number) =>
 async function terminating(t: TestContext, options: object) {
   const dir = await tempDir(t);
   const cert = await makeCertificate(dir, 'proxy', 'localhost');
-  const upstream = await startUpstream(t, (socket) => {
-    socket.on('data', (chunk: Buffer) => socket.write(`got ${chunk}`));
-    socket.on('end', () => socket.end());
-  });
+  const upstream = await startUpstream(t, answerGot);
   const { proxy, port } = await startProxy(t, {
     targets: [upstream.address],
     tlsCert: cert.certPath,

@@ -31,7 +31,7 @@ import { kConnectionHooks } from '../src/handshake.js';
 import type { ConnectionInfo, TcpProxy } from '../src/index.js';
 import { parseProxyHeader } from '../src/proxy-protocol/parse.js';
 import { withTimeout } from './helpers/cli.js';
-import { startProxy, startUpstream } from './helpers/net.js';
+import { answerGot, startProxy, startUpstream } from './helpers/net.js';
 import { deadline } from './helpers/time.js';
 import { makeCertificate } from './helpers/tls.js';
 
@@ -294,10 +294,7 @@ test('haproxy (TCP mode, send-proxy-v2) in front of our TLS listener with accept
   // TLS client → haproxy (mode tcp: the TLS passes through; send-proxy-v2) → our proxy (--accept-proxy, --tls-cert) → upstream
   const dir = tempDir(t);
   const cert = await makeCertificate(dir, 'proxy', 'localhost');
-  const upstream = await startUpstream(t, (socket) => {
-    socket.on('data', (chunk: Buffer) => socket.write(`got ${chunk}`));
-    socket.on('end', () => socket.end());
-  });
+  const upstream = await startUpstream(t, answerGot);
   const { proxy, port } = await startProxy(t, {
     targets: [upstream.address],
     acceptProxy: true,

@@ -12,26 +12,16 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
-import { type ConnectionOptions, type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { type LogRecord, type RunningCli, startCli, withTimeout } from '../helpers/cli.js';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
+import { adminUrl, type RunningCli, startCli, withTimeout } from '../helpers/cli.js';
 import { connectClient, echo, startUpstream, waitFor } from '../helpers/net.js';
 import {
-  type CertificateFiles,
   makeCertificate,
   signedClientCertificate,
   startTlsUpstream,
   tempDir,
 } from '../helpers/tls.js';
-
-/** TlsRecord: the TLS fields of an access record or of `/api/connections`. */
-type TlsRecord = LogRecord & {
-  sni?: string;
-  tls_version?: string;
-  tls_cipher?: string;
-  tls_client_subject?: string;
-  upstream_tls_version?: string;
-  upstream_tls_cipher?: string;
-};
+import { liveConnections, openTls, type TlsRecord } from '../helpers/tls-facts.js';
 
 const TLS_FIELDS = [
   'tls_version',
@@ -44,31 +34,11 @@ const TLS_FIELDS = [
 /** startProxy runs the CLI with an admin server; returns it and the admin's URL. */
 async function startProxy(t: TestContext, args: readonly string[]) {
   const cli = await startCli(t, [...args, '--admin', '127.0.0.1:0', '--log-format', 'json']);
-  const admin = await cli.waitForRecord((r) => r.msg === 'admin listening', 5000, 'the admin');
-  return { cli, admin: `http://${admin.address}` };
+  return { cli, admin: await adminUrl(cli) };
 }
 
 function closedRecords(cli: RunningCli): TlsRecord[] {
   return cli.records().filter((r) => r.msg === 'connection closed');
-}
-
-async function liveConnections(admin: string): Promise<TlsRecord[]> {
-  const response = await fetch(`${admin}/api/connections`);
-  assert.equal(response.status, 200);
-  return (await response.json()) as TlsRecord[];
-}
-
-/** openTls connects through the proxy with `servername`, trusting `ca`, with a client certificate in `extra`. */
-async function openTls(
-  port: number,
-  servername: string,
-  ca: CertificateFiles,
-  extra: { cert?: string; key?: string } = {},
-): Promise<TLSSocket> {
-  const socket = tlsConnect({ port, host: '127.0.0.1', servername, ca: ca.cert, ...extra });
-  socket.on('error', () => {});
-  await withTimeout(once(socket, 'secureConnect'), 5000, 'the TLS handshake');
-  return socket;
 }
 
 /** exchange writes `line` and waits for it back (an echo upstream). */

@@ -8,12 +8,12 @@
  * API and trace. Processes are ended by PID. Build first.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
-import { type CliChild, type LogRecord, spawnCli, startCli, withTimeout } from '../helpers/cli.js';
+import { adminUrl, type CliChild, startCli } from '../helpers/cli.js';
+import { startCluster, type WorkerRecord } from '../helpers/cluster.js';
 import { connectClient, echo, startUpstream, waitFor } from '../helpers/net.js';
 import {
   type CertificateFiles,
@@ -22,26 +22,10 @@ import {
   startTlsUpstream,
   tempDir,
 } from '../helpers/tls.js';
+import { liveConnections, openTls, type TlsRecord } from '../helpers/tls-facts.js';
 
 /** FactsRecord: a log record or API entry with the TLS fields and the cluster's `worker`. */
-type FactsRecord = LogRecord & {
-  worker?: number;
-  pid?: number;
-  sni?: string;
-  tls_version?: string;
-  tls_cipher?: string;
-  tls_client_subject?: string;
-  upstream_tls_version?: string;
-  upstream_tls_cipher?: string;
-};
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
+type FactsRecord = TlsRecord & WorkerRecord;
 
 function records(cli: CliChild): FactsRecord[] {
   return cli.records() as FactsRecord[];
@@ -49,32 +33,16 @@ function records(cli: CliChild): FactsRecord[] {
 
 /**
  * startWorkers runs `--workers 2` with `args` (which say what to listen on), JSON logs
- * and an admin server, waits until
- * every worker listens, and kills the workers by PID after the test (the helper kills
- * the primary). Returns the CLI, the listening port and the admin URL.
+ * and an admin server, waits until every worker listens, and kills the workers by PID
+ * after the test (the helper kills the primary). Returns the CLI, the listening port
+ * and the admin URL.
  */
 async function startWorkers(t: TestContext, args: readonly string[]) {
-  const cli = spawnCli(t, [
-    ...['--workers', '2', ...args],
-    ...['--admin', '127.0.0.1:0', '--log-format', 'json'],
-  ]);
-  t.after(() => {
-    for (const r of records(cli)) if (r.msg === 'worker started') killQuietly(r.pid as number);
-  });
-  await cli.waitForRecord((r) => r.msg === 'workers listening', 10_000, 'every worker to listen');
-  const listening = await cli.waitForRecord((r) => r.msg === 'listening', 1000, 'listening');
-  const admin = await cli.waitForRecord((r) => r.msg === 'admin listening', 5000, 'the admin');
-  const port = Number(/:(\d+)$/.exec(listening.address ?? '')?.[1]);
-  return { cli, port, admin: `http://${admin.address}` };
+  const cli = await startCluster(t, ['--workers', '2', ...args, '--admin', '127.0.0.1:0']);
+  return { cli, port: cli.port, admin: await adminUrl(cli) };
 }
 
-async function liveConnections(admin: string): Promise<FactsRecord[]> {
-  const response = await fetch(`${admin}/api/connections`);
-  assert.equal(response.status, 200);
-  return (await response.json()) as FactsRecord[];
-}
-
-/** openTls connects with `servername`, trusting `ca`, and waits until `text` is echoed back. */
+/** openEchoedTls connects with `servername`, trusting `ca`, and waits until `text` is echoed back. */
 async function openEchoedTls(
   t: TestContext,
   port: number,
@@ -82,10 +50,8 @@ async function openEchoedTls(
   text: string,
   extra: { cert?: string; key?: string } = {},
 ): Promise<TLSSocket> {
-  const socket = tlsConnect({ port, host: '127.0.0.1', servername: ca.cn, ca: ca.cert, ...extra });
-  socket.on('error', () => {});
+  const socket = await openTls(port, ca.cn, ca, extra);
   t.after(() => socket.destroy());
-  await withTimeout(once(socket, 'secureConnect'), 5000, 'the TLS handshake');
   let got = '';
   socket.on('data', (chunk: Buffer) => {
     got += chunk.toString('latin1');

@@ -9,10 +9,9 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { type Proxy as ApiProxy, Toxiproxy } from 'toxiproxy-node-client';
-import { type CliChild, type LogRecord, spawnCli, withTimeout } from '../helpers/cli.js';
+import { type CliChild, withTimeout } from '../helpers/cli.js';
+import { killQuietly, spawnCluster, type WorkerRecord } from '../helpers/cluster.js';
 import { connectClient, echo, startUpstream, waitFor } from '../helpers/net.js';
-
-type WorkerRecord = LogRecord & { worker?: number; pid?: number; toxic?: string; cause?: string };
 
 interface Cluster {
   cli: CliChild;
@@ -23,30 +22,12 @@ interface Cluster {
   pids(): Map<number, number>;
 }
 
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
 /** startCluster runs `--workers 2 --admin 127.0.0.1:0` with no listener, and waits for both workers. */
 async function startCluster(t: TestContext): Promise<Cluster> {
-  const cli = spawnCli(t, ['--workers', '2', '--admin', '127.0.0.1:0', '--log-format', 'json']);
-  const records = (): WorkerRecord[] => cli.records() as WorkerRecord[];
-  const pids = (): Map<number, number> =>
-    new Map(
-      records()
-        .filter((r) => r.msg === 'worker started')
-        .map((r) => [r.worker as number, r.pid as number]),
-    );
-  t.after(() => {
-    for (const pid of pids().values()) killQuietly(pid);
-  });
+  const cli = spawnCluster(t, ['--workers', '2', '--admin', '127.0.0.1:0']);
   const admin = await cli.waitForRecord((r) => r.msg === 'admin listening', 10_000, 'admin');
   const base = `http://${admin.address}`;
-  return { cli, base, toxiproxy: new Toxiproxy(base), records, pids };
+  return { cli, base, toxiproxy: new Toxiproxy(base), records: cli.wrecords, pids: cli.pids };
 }
 
 function portOf(proxy: ApiProxy): number {

@@ -13,50 +13,24 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { type CliChild, type LogRecord, spawnCli } from '../helpers/cli.js';
+import { adminUrl } from '../helpers/cli.js';
+import {
+  killQuietly,
+  startCluster as startWorkers,
+  type WorkerRecord,
+  type Cluster as WorkersCluster,
+} from '../helpers/cluster.js';
 import { isHealth, startTagTarget, type TagTarget, tagOf } from '../helpers/targets.js';
 
-/** WorkerRecord is a log record with the fields the cluster and the health add. */
-type WorkerRecord = LogRecord & { worker?: number; pid?: number; target?: string };
-
 /** Cluster is a running `--workers 2` with an admin server. */
-interface Cluster extends CliChild {
-  port: number;
+interface Cluster extends WorkersCluster {
   adminUrl: string;
-  wrecords(): WorkerRecord[];
-  /** pids maps worker id to PID, from the `worker started` records so far. */
-  pids(): Map<number, number>;
-}
-
-function killQuietly(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
 }
 
 /** startCluster runs the CLI with `args`, two workers, JSON logs and an admin server, until every worker listens. */
 async function startCluster(t: TestContext, args: readonly string[]): Promise<Cluster> {
-  const cli = spawnCli(t, [
-    ...['--workers', '2', '--log-format', 'json', '--admin', '127.0.0.1:0'],
-    ...args,
-  ]);
-  const wrecords = (): WorkerRecord[] => cli.records() as WorkerRecord[];
-  const pids = (): Map<number, number> =>
-    new Map(
-      wrecords()
-        .filter((r) => r.msg === 'worker started')
-        .map((r) => [r.worker as number, r.pid as number]),
-    );
-  t.after(() => {
-    for (const pid of pids().values()) killQuietly(pid);
-  });
-  await cli.waitForRecord((r) => r.msg === 'workers listening', 10_000, 'every worker to listen');
-  const listening = await cli.waitForRecord((r) => r.msg === 'listening', 1000, 'listening');
-  const admin = await cli.waitForRecord((r) => r.msg === 'admin listening', 5000, 'the admin');
-  const port = Number(/:(\d+)$/.exec(listening.address ?? '')?.[1]);
-  return Object.assign(cli, { port, adminUrl: `http://${admin.address}`, wrecords, pids });
+  const cluster = await startWorkers(t, ['--workers', '2', '--admin', '127.0.0.1:0', ...args]);
+  return Object.assign(cluster, { adminUrl: await adminUrl(cluster) });
 }
 
 function tempFile(t: TestContext, text: string): string {

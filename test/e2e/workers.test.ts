@@ -11,7 +11,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { type CliChild, type LogRecord, runCli, spawnCli, withTimeout } from '../helpers/cli.js';
+import { runCli, spawnCli, withTimeout } from '../helpers/cli.js';
+import { type Cluster, killQuietly, startCluster, type WorkerRecord } from '../helpers/cluster.js';
 import {
   connectClient,
   echo,
@@ -25,36 +26,6 @@ import { deadline } from '../helpers/time.js';
 
 const LISTEN = '127.0.0.1:0';
 
-/** WorkerRecord is a log record with the fields the cluster adds. */
-type WorkerRecord = LogRecord & {
-  worker?: number;
-  pid?: number;
-  workers?: number;
-  how?: string;
-  connections_active?: number;
-};
-
-/** Cluster is a running `proxy --workers N`: the primary, the bound port, and each worker's PID. */
-interface Cluster extends CliChild {
-  port: number;
-  /** pids maps worker id to PID, from the `worker started` records so far. */
-  pids(): Map<number, number>;
-  wrecords(): WorkerRecord[];
-}
-
-function killQuietly(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-/**
- * startCluster runs the CLI with `args` plus `--log-format json`, waits until every
- * worker listens (`workers listening`), and kills the workers by PID after the test
- * (the primary is killed by the helper; its workers would follow it anyway).
- */
 /**
  * twoWorkers is the command line of two workers relaying to `target`, plus `more`. They
  * listen on a port just freed, not port 0: where Node.js has reusePort each worker then
@@ -62,24 +33,6 @@ function killQuietly(pid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
  */
 async function twoWorkers(target: string, ...more: string[]): Promise<string[]> {
   return ['--workers', '2', '--listen', await refusedAddress(), '--target', target, ...more];
-}
-
-async function startCluster(t: TestContext, args: readonly string[]): Promise<Cluster> {
-  const cli = spawnCli(t, [...args, '--log-format', 'json']);
-  const wrecords = (): WorkerRecord[] => cli.records() as WorkerRecord[];
-  const pids = (): Map<number, number> =>
-    new Map(
-      wrecords()
-        .filter((r) => r.msg === 'worker started')
-        .map((r) => [r.worker as number, r.pid as number]),
-    );
-  t.after(() => {
-    for (const pid of pids().values()) killQuietly(pid);
-  });
-  await cli.waitForRecord((r) => r.msg === 'workers listening', 10_000, 'every worker to listen');
-  const listening = await cli.waitForRecord((r) => r.msg === 'listening', 1000, 'listening');
-  const port = Number(/:(\d+)$/.exec(listening.address ?? '')?.[1]);
-  return Object.assign(cli, { port, pids, wrecords });
 }
 
 function closedRecords(cluster: Cluster): WorkerRecord[] {

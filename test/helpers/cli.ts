@@ -292,6 +292,12 @@ export async function startCli(
   return Object.assign(cli, { port, address });
 }
 
+/** adminUrl waits for the CLI's `admin listening` record (`--admin`) and returns the admin's URL, `http://HOST:PORT`. */
+export async function adminUrl(cli: CliChild): Promise<string> {
+  const admin = await cli.waitForRecord((r) => r.msg === 'admin listening', 5000, 'the admin');
+  return `http://${admin.address}`;
+}
+
 /** withTimeout resolves like `promise`, or rejects once `timeoutMs` (scaled, see time.ts) has passed. */
 export async function withTimeout<T>(
   promise: Promise<T>,

@@ -63,6 +63,12 @@ export function echo(socket: Socket): void {
   socket.pipe(socket);
 }
 
+/** answerGot answers each chunk with `got <chunk>`, and ends its side after the peer's FIN. */
+export function answerGot(socket: Socket): void {
+  socket.on('data', (chunk: Buffer) => socket.write(`got ${chunk}`));
+  socket.on('end', () => socket.end());
+}
+
 /** startProxy starts a proxy from the library on 127.0.0.1:0 and closes it after the test. */
 export async function startProxy(
   t: TestContext,
