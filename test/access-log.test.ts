@@ -10,7 +10,7 @@ import {
   blackholeAddress,
   connectClient,
   echo,
-  refusedAddress,
+  refusedTarget,
   startProxy,
   startUpstream,
   waitFor,
@@ -127,7 +127,7 @@ test('idle_timeout and half_close_timeout', async (t) => {
 });
 
 test('connect_refused, connect_timeout and connect_error: upstream is null, no connect_ms', async (t) => {
-  const refused = await loggedProxy(t, { targets: [await refusedAddress()] });
+  const refused = await loggedProxy(t, { targets: [await refusedTarget()] });
   connectClient(refused.port);
   const r = await refused.nextClosed();
   assertRecord(r, 'connect_refused', { upstream: null, error: 'ECONNREFUSED' });

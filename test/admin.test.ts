@@ -21,7 +21,7 @@ import {
   connectClient,
   echo,
   type RecordingClient,
-  refusedAddress,
+  refusedTarget,
   startUpstream,
   type Upstream,
   waitFor,
@@ -632,7 +632,7 @@ describe('POST /api/reload', () => {
 describe('GET /metrics', () => {
   test('counts known traffic: bytes, accepted, closed by cause, failures, histograms', async (t) => {
     const upstream = await startUpstream(t, echo);
-    const refused = await refusedAddress();
+    const refused = await refusedTarget();
     const proxy = await startProxy(t, {
       listeners: [
         { name: 'web', listen: '127.0.0.1:0', targets: [upstream.address] },

@@ -8,14 +8,14 @@ import {
   blackholeAddress,
   connectClient,
   echo,
-  refusedAddress,
+  refusedTarget,
   startProxy,
   startUpstream,
 } from './helpers/net.js';
 import { deadline } from './helpers/time.js';
 
 test('closes the client promptly when the only target refuses, and keeps serving', async (t) => {
-  const refused = await refusedAddress();
+  const refused = await refusedTarget();
   const { proxy, port } = await startProxy(t, { targets: [refused] });
   const closes: ConnectionInfo[] = [];
   proxy.on('connectionClose', (c) => closes.push(c));
@@ -48,7 +48,7 @@ test('gives up on a target that does not answer within the connect timeout', asy
 });
 
 test('fails over to the next target when one refuses or times out', async (t) => {
-  const refused = await refusedAddress();
+  const refused = await refusedTarget();
   const silent = await blackholeAddress(t);
   const upstream = await startUpstream(t, echo);
   const { proxy, port } = await startProxy(t, {
@@ -79,7 +79,7 @@ for (const row of ROUND_ROBIN_CASES) {
     const names = ['A', 'B', 'C'];
     for (const name of names) {
       if (row.down.includes(name)) {
-        addresses[name] = await refusedAddress();
+        addresses[name] = await refusedTarget();
       } else {
         const upstream = await startUpstream(t, (socket) => socket.end(name));
         addresses[name] = upstream.address;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { type TestContext, test } from 'node:test';
 import { type ConnectionInfo, createProxy, type ListenerOptions } from '../src/index.js';
-import { connectClient, echo, refusedAddress, startUpstream, waitFor } from './helpers/net.js';
+import { connectClient, echo, refusedTarget, startUpstream, waitFor } from './helpers/net.js';
 
 type Record = { [key: string]: unknown; msg: string };
 
@@ -30,7 +30,7 @@ async function loggedProxy(t: TestContext, options: ListenerOptions) {
 }
 
 test('a connection that failed over names the refused target and the attempts in its access record', async (t) => {
-  const refused = await refusedAddress();
+  const refused = await refusedTarget();
   const upstream = await startUpstream(t, echo);
   // The first connection starts at the first target: the refused one, then the good one.
   const { proxy, closed, record } = await loggedProxy(t, {
@@ -66,8 +66,8 @@ test('a connection that reached its first target logs no failover fields', async
 });
 
 test('every target refused: the warning and the access record list each target with its error', async (t) => {
-  const a = await refusedAddress();
-  const b = await refusedAddress();
+  const a = await refusedTarget();
+  const b = await refusedTarget();
   const { proxy, record } = await loggedProxy(t, { listen: '127.0.0.1:0', targets: [a, b] });
   const client = connectClient(proxy.address().port);
   t.after(() => client.socket.destroy());

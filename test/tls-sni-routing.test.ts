@@ -15,7 +15,7 @@ import { type ConnectionHooks, kConnectionHooks } from '../src/handshake.js';
 import type { ConnectionInfo, TcpProxy } from '../src/index.js';
 import { routePools, sniHandshake } from '../src/tls/sni-handshake.js';
 import { withTimeout } from './helpers/cli.js';
-import { connectClient, patternBytes, refusedAddress, startProxy, waitFor } from './helpers/net.js';
+import { connectClient, patternBytes, refusedTarget, startProxy, waitFor } from './helpers/net.js';
 import {
   buildClientHello,
   makeCertificate,
@@ -55,7 +55,7 @@ async function setup(t: TestContext, timeoutMs = 5000): Promise<Setup> {
     { targets: [fallback.target] },
   ]);
   const { proxy, port } = await startProxy(t, {
-    targets: [await refusedAddress()],
+    targets: [await refusedTarget()],
     ...hooks({ handshake: sniHandshake({ route: pools.route, timeoutMs }) }),
   });
   return { proxy, port, a, b, fallback, all: [a, b, fallback] };

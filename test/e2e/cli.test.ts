@@ -15,7 +15,7 @@ import {
   echo,
   patternBytes,
   type RecordingClient,
-  refusedAddress,
+  refusedTarget,
   startUpstream,
   waitFor,
 } from '../helpers/net.js';
@@ -544,7 +544,7 @@ test('--max-connections 1 accepts and closes a second concurrent client at once'
 });
 
 test('a client whose target refuses is closed promptly and the proxy keeps serving', async (t) => {
-  const target = await refusedAddress();
+  const target = await refusedTarget();
   const cli = await startCli(t, ['--listen', LISTEN, '--target', target, '--log-format', 'json']);
   for (const attempt of [1, 2]) {
     const client = openClient(t, cli.port);

@@ -19,7 +19,7 @@ import { parseAllDocuments } from 'yaml';
 import { RequestGuard } from '../../src/admin/guard.js';
 import { parseAddress } from '../../src/config/address.js';
 import { runCli, spawnCli } from '../helpers/cli.js';
-import { refusedAddress } from '../helpers/net.js';
+import { refusedTarget } from '../helpers/net.js';
 import { deadline } from '../helpers/time.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -181,7 +181,7 @@ test('the HEALTHCHECK command exits 0 against a running l4proxy --admin and 1 wh
   const admin = await cli.waitForRecord((r) => r.msg === 'admin listening');
   assert.equal(await runHealthcheck(`http://${admin.address}/healthz`), 0);
   assert.equal(await runHealthcheck(`http://${admin.address}/no-such-page`), 1);
-  assert.equal(await runHealthcheck(`http://${await refusedAddress()}/healthz`), 1);
+  assert.equal(await runHealthcheck(`http://${await refusedTarget()}/healthz`), 1);
 });
 
 // ---------------------------------------------------------------- Kubernetes

@@ -21,6 +21,7 @@ import {
   echo,
   type RecordingClient,
   refusedAddress,
+  refusedTarget,
   startUpstream,
   waitFor,
 } from '../helpers/net.js';
@@ -149,7 +150,7 @@ describe('status page', { skip: SKIP }, () => {
       await startUpstream(t, echo),
     ];
     // db's first target refuses: its first client fails over to c, and the page shows the failure.
-    const db = { targets: [await refusedAddress(), c.address], extra: 'idle_timeout: 5m' };
+    const db = { targets: [await refusedTarget(), c.address], extra: 'idle_timeout: 5m' };
     const cli = await startAdminCli(t, { web: { targets: [a.address, b.address] }, db });
     const page = await newPage(t);
     await page.goto(`${cli.adminUrl}/`);

@@ -158,6 +158,39 @@ export async function refusedAddress(): Promise<string> {
 /** givenRefusedPorts: the ports refusedAddress has handed out in this process. */
 const givenRefusedPorts = new Set<number>();
 
+/**
+ * refusedTarget is an address on 127.0.0.1 that refuses connections for the whole test,
+ * for a target that must fail: a port below 1024, which the kernel never hands out for
+ * port 0 (its ephemeral range starts far above), and which this call finds refused now.
+ * A new one on each call, while there are. refusedAddress (a port just freed) is for an
+ * address to listen on later: as a target it can stop refusing, when the kernel gives
+ * that port to another listener meanwhile (a test running beside, or the proxy's own
+ * admin server on port 0).
+ */
+export async function refusedTarget(): Promise<string> {
+  while (nextRefusedTarget > 512) {
+    const port = nextRefusedTarget;
+    nextRefusedTarget -= 1;
+    if (await refuses(port)) return `127.0.0.1:${port}`;
+  }
+  throw new Error('refusedTarget: no refused port left below 1024');
+}
+
+/** nextRefusedTarget: the next low port refusedTarget tries (downwards). */
+let nextRefusedTarget = 1023;
+
+// refuses connects to 127.0.0.1:port once and says whether it was refused.
+function refuses(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}
+
 const BLACKHOLE = `
 const net = require('node:net');
 const s = net.createServer();
