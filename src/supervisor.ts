@@ -10,11 +10,9 @@
 
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { isDeepStrictEqual } from 'node:util';
 import type { Address } from './config/address.js';
 import {
   type Config,
-  type ListenerConfig,
   type ListenerOptions,
   type ProxyOptions,
   resolveListener,
@@ -42,6 +40,7 @@ import {
   type ReloadResult,
   type TargetInfo,
 } from './proxy-info.js';
+import { type Placement, planReload } from './reload-plan.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
 import type { HealthFactory } from './upstream/listener-targets.js';
@@ -298,72 +297,26 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       });
       throw err;
     }
-    const result: ReloadResult = { added: [], removed: [], changed: [] };
-    // Listeners added through the admin API are not the file's: kept unless it names them.
-    const kept = new Map(
-      this.#listeners
-        .filter((l) => this.#runtime.has(l.config.name))
-        .map((l) => [l.config.name, l]),
-    );
-    for (const l of config.listeners) kept.delete(l.name);
-    const byName = new Map(
-      this.#listeners.filter((l) => !kept.has(l.config.name)).map((l) => [l.config.name, l]),
-    );
-    const toStart: Listener[] = [];
-    const toRetire: Listener[] = [];
-    const toUpdate: [Listener, ListenerConfig][] = [];
-    const moves: [Listener, Listener][] = [];
-    // First match by name; a name not running yet is decided in the second pass.
-    const slots: (Listener | ListenerConfig)[] = config.listeners.map((listenerConfig) => {
-      const name = listenerConfig.name;
-      const old = byName.get(name);
-      if (old === undefined) {
-        result.added.push(name);
-        return listenerConfig;
-      }
-      byName.delete(name);
-      if (old.sameConfig(listenerConfig)) return old;
-      result.changed.push(name);
-      // An inherited socket is where systemd put it: it stays, whatever `listen` says now.
-      if (
-        old.inheritedFd !== undefined ||
-        isDeepStrictEqual(old.config.listen, listenerConfig.listen)
-      ) {
-        toUpdate.push([old, listenerConfig]);
-        return old;
-      }
-      // The address changed: a new listener there, the old one drains.
-      const moved = this.#toxics.attach(
-        new Listener(listenerConfig, this.timers, this.log, this.#events, old.stats),
+    const plan = planReload(this.#listeners, this.#runtime, config.listeners);
+    const { result } = plan;
+    // A moved listener keeps its counters; the moved ones are made (and bound) first.
+    const made = new Map<Placement<Listener>, Listener>();
+    for (const p of plan.placements) {
+      if (p.kind !== 'moved') continue;
+      const stats = p.from.stats;
+      made.set(
+        p,
+        this.#toxics.attach(new Listener(p.config, this.timers, this.log, this.#events, stats)),
       );
-      toStart.push(moved);
-      toRetire.push(old);
-      moves.push([old, moved]);
-      return moved;
-    });
-    // A new name on the address of a removed listener is a rename: the listening socket
-    // stays (binding it again would collide with itself) and takes the new config.
-    const next = slots.map((slot) => {
-      if (slot instanceof Listener) return slot;
-      // (Port 0 means "any free port": two of those are never the same address.)
-      const renamed =
-        slot.listen.port === 0
-          ? undefined
-          : [...byName.values()].find((l) => isDeepStrictEqual(l.config.listen, slot.listen));
-      if (renamed !== undefined) {
-        byName.delete(renamed.config.name);
-        result.removed.push(renamed.config.name);
-        toUpdate.push([renamed, slot]);
-        return renamed;
-      }
-      const listener = this.#toxics.attach(new Listener(slot, this.timers, this.log, this.#events));
-      toStart.push(listener);
-      return listener;
-    });
-    for (const old of byName.values()) {
-      result.removed.push(old.config.name);
-      toRetire.push(old);
     }
+    for (const p of plan.placements) {
+      if (p.kind !== 'new') continue;
+      made.set(p, this.#toxics.attach(new Listener(p.config, this.timers, this.log, this.#events)));
+    }
+    const toStart = [...made.values()];
+    const next = plan.placements.map((p) =>
+      p.kind === 'same' ? p.listener : (made.get(p) as Listener),
+    );
     // Bind every new address before touching anything: a reload is all or nothing.
     const bound = await Promise.allSettled(toStart.map((l) => l.listen()));
     // close() may have run while binding: it drains only the listeners it knew of, so
@@ -380,20 +333,21 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
       throw failed.reason;
     }
     // (A renamed listener takes the toxics of its new name.)
-    for (const [listener, listenerConfig] of toUpdate) {
+    for (const [listener, listenerConfig] of plan.update) {
       listener.update(listenerConfig);
       this.#toxics.attach(listener);
     }
     // What a test asked of a moved listener's next connections goes with its name.
-    for (const [old, moved] of moves) moved.faults = old.faults?.takePending() ?? null;
-    for (const listener of toRetire) this.#retire(listener);
+    for (const [p, moved] of made)
+      if (p.kind === 'moved') moved.faults = p.from.faults?.takePending() ?? null;
+    for (const listener of plan.retire) this.#retire(listener);
     for (const listener of toStart) listener.logListening();
     for (const name of result.removed) {
       this.#toxics.forget(name);
     }
     for (const l of config.listeners) this.#toxics.applyConfig(l);
     for (const l of config.listeners) this.#runtime.delete(l.name);
-    this.#listeners = [...next, ...kept.values()];
+    this.#listeners = [...next, ...plan.kept];
     this.config = config;
     this.log.info('config reloaded', { ...result });
     return result;
