@@ -2,7 +2,8 @@
  * Reload plan: what a reload does to the running listeners, worked out as data from
  * the listeners and the new configuration, before anything is bound or changed. The
  * `Supervisor` applies it (binds the new addresses, all or nothing, then updates,
- * retires and starts). Pure: no sockets, no timers, no logging.
+ * retires and starts). `planChange` does the same for the admin API's change of one
+ * listener (Toxiproxy's PATCH). No sockets, no timers, no logging.
  *
  * Listeners are matched by name first. A name not running yet takes over the
  * listening socket of a removed listener on the same address (a rename: binding it
@@ -10,9 +11,11 @@
  * are not the file's: they are kept unless the file names them.
  */
 
+import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import type { ListenerConfig } from './config/config.js';
-import type { ReloadResult } from './proxy-info.js';
+import type { Address } from './config/address.js';
+import { type ListenerConfig, resolveListener } from './config/config.js';
+import type { ListenerChange, ReloadResult } from './proxy-info.js';
 
 /** PlannedListener is what the plan reads of a running listener (a `Listener`). */
 export interface PlannedListener {
@@ -109,4 +112,63 @@ export function planReload<L extends PlannedListener>(
     retire.push(old);
   }
   return { result, placements, update, retire, kept: [...kept.values()] };
+}
+
+/** ChangedListener is what `planChange` reads of a running listener (a `Listener`). */
+export interface ChangedListener {
+  readonly config: ListenerConfig;
+  address(): AddressInfo | null;
+}
+
+/** ChangePlan: a listener's config with a change filled in, and what the change does. */
+export interface ChangePlan {
+  readonly fresh: ListenerConfig;
+  /** moved: the change names another address (the listener binds there anew). */
+  readonly moved: boolean;
+  /** retarget: the change names other targets. */
+  readonly retarget: boolean;
+}
+
+/**
+ * planChange works out a Toxiproxy change of one listener (`changeListener`): absent
+ * fields stay as they are. Throws PROXY_ERR_INVALID_CONFIG for a bad address.
+ */
+export function planChange(listener: ChangedListener, change: ListenerChange): ChangePlan {
+  const config = listener.config;
+  const fresh = resolveListener(
+    {
+      name: config.name,
+      listen: change.listen ?? formatListen(config.listen),
+      targets: change.targets ?? config.targets.map((t) => t.address),
+    },
+    '',
+  );
+  const moved = change.listen !== undefined && !sameListen(fresh.listen, listener);
+  const retarget =
+    change.targets !== undefined &&
+    fresh.targets.map((t) => t.address).join(',') !==
+      config.targets.map((t) => t.address).join(',');
+  return { fresh, moved, retarget };
+}
+
+/** formatListen writes a parsed listen address back in a form `resolveListener` reads. */
+function formatListen(listen: Address): string {
+  if (listen.path !== undefined) return `unix:${listen.path}`;
+  if (listen.host === undefined) return String(listen.port);
+  return listen.host.includes(':')
+    ? `[${listen.host}]:${listen.port}`
+    : `${listen.host}:${listen.port}`;
+}
+
+/**
+ * sameListen: `listen` names the address the listener has (configured or bound), so
+ * changing to it moves nothing. Port 0 is never the same: it asks for a new port.
+ */
+function sameListen(listen: Address, listener: ChangedListener): boolean {
+  const own = listener.config.listen;
+  if (listen.path !== undefined || own.path !== undefined) return listen.path === own.path;
+  const bound = listener.address();
+  if (listen.port === 0 || listen.port !== (bound?.port ?? own.port)) return false;
+  const host = listen.host ?? '::';
+  return host === (own.host ?? '::') || host === bound?.address;
 }

@@ -10,7 +10,6 @@
 
 import { EventEmitter } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import type { Address } from './config/address.js';
 import {
   type Config,
   type ListenerOptions,
@@ -40,7 +39,7 @@ import {
   type ReloadResult,
   type TargetInfo,
 } from './proxy-info.js';
-import { type Placement, planReload } from './reload-plan.js';
+import { type Placement, planChange, planReload } from './reload-plan.js';
 import { type StatsSnapshot, sumSnapshots } from './stats.js';
 import { TimerSet } from './timer-set.js';
 import type { HealthFactory } from './upstream/listener-targets.js';
@@ -420,19 +419,7 @@ export class Supervisor extends EventEmitter<ProxyEvents> {
     if (listener === undefined) return 'no_listener';
     this.#checkRunning('change listener');
     const config = listener.config;
-    const fresh = resolveListener(
-      {
-        name,
-        listen: change.listen ?? formatListen(config.listen),
-        targets: change.targets ?? config.targets.map((t) => t.address),
-      },
-      '',
-    );
-    const moved = change.listen !== undefined && !sameListen(fresh.listen, listener);
-    const retarget =
-      change.targets !== undefined &&
-      fresh.targets.map((t) => t.address).join(',') !==
-        config.targets.map((t) => t.address).join(',');
+    const { fresh, moved, retarget } = planChange(listener, change);
     const enabled = change.enabled ?? !this.#disabled.has(listener);
     if (moved) this.#disable(listener);
     if (moved || retarget) {
@@ -568,28 +555,6 @@ function pinPort(listener: Listener): void {
     ...listener.config,
     listen: Object.freeze({ ...listen, port }),
   });
-}
-
-/** formatListen writes a parsed listen address back in a form `resolveListener` reads. */
-function formatListen(listen: Address): string {
-  if (listen.path !== undefined) return `unix:${listen.path}`;
-  if (listen.host === undefined) return String(listen.port);
-  return listen.host.includes(':')
-    ? `[${listen.host}]:${listen.port}`
-    : `${listen.host}:${listen.port}`;
-}
-
-/**
- * sameListen: `listen` names the address the listener has (configured or bound), so
- * changing to it moves nothing. Port 0 is never the same: it asks for a new port.
- */
-function sameListen(listen: Address, listener: Listener): boolean {
-  const own = listener.config.listen;
-  if (listen.path !== undefined || own.path !== undefined) return listen.path === own.path;
-  const bound = listener.address();
-  if (listen.port === 0 || listen.port !== (bound?.port ?? own.port)) return false;
-  const host = listen.host ?? '::';
-  return host === (own.host ?? '::') || host === bound?.address;
 }
 
 /** checkCount: a count of connections a test asked for (a whole number >= 0). */

@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
 import { type ListenerConfig, resolveOptions } from '../src/config/config.js';
-import { type Placement, type PlannedListener, planReload } from '../src/reload-plan.js';
+import {
+  type Placement,
+  type PlannedListener,
+  planChange,
+  planReload,
+} from '../src/reload-plan.js';
 
 /** A running listener as the plan sees it: a config, maybe an inherited socket. */
 class Running implements PlannedListener {
@@ -130,4 +135,39 @@ test('keeps admin API listeners the file does not name; takes over those it name
   assert.deepEqual(names(plan.kept), ['api']);
   assert.deepEqual(plan.result, { added: [], removed: ['file'], changed: ['named'] });
   assert.deepEqual(names(plan.retire), ['file']);
+});
+
+/** A running listener for planChange: a config and the address it is bound to. */
+function bound(spec: Spec, port: number | null) {
+  const [config] = configs(spec);
+  assert.ok(config);
+  const address = () => (port === null ? null : { address: '127.0.0.1', family: 'IPv4', port });
+  return { config, address };
+}
+
+test('planChange: the address a port-0 listener got is no move; another port is', () => {
+  const listener = bound({ name: 'a', listen: '127.0.0.1:0' }, 7005);
+  assert.equal(planChange(listener, { listen: '127.0.0.1:7005' }).moved, false);
+  assert.equal(planChange(listener, { listen: 7005 }).moved, true);
+  const other = planChange(listener, { listen: '127.0.0.1:7006' });
+  assert.equal(other.moved, true);
+  assert.equal(other.fresh.listen.port, 7006);
+  assert.equal(planChange(listener, { listen: '127.0.0.1:0' }).moved, true);
+  assert.equal(planChange(listener, { targets: ['127.0.0.1:10'] }).moved, false);
+  // Port 0 asks for a new port, even of a listener not bound (disabled) on port 0.
+  const unbound = bound({ name: 'b', listen: '127.0.0.1:0' }, null);
+  assert.equal(planChange(unbound, { listen: '127.0.0.1:0' }).moved, true);
+});
+
+test('planChange: other targets retarget, the same ones in the same order do not', () => {
+  const listener = bound({ name: 'a', listen: '127.0.0.1:7001', targets: ['127.0.0.1:9'] }, 7001);
+  assert.equal(planChange(listener, { targets: ['127.0.0.1:9'] }).retarget, false);
+  const other = planChange(listener, { targets: ['127.0.0.1:9', '127.0.0.1:10'] });
+  assert.equal(other.retarget, true);
+  assert.deepEqual(
+    other.fresh.targets.map((t) => t.address),
+    ['127.0.0.1:9', '127.0.0.1:10'],
+  );
+  assert.equal(planChange(listener, { enabled: false }).retarget, false);
+  assert.equal(planChange(listener, { enabled: false }).fresh.listen.port, 7001);
 });
