@@ -1,3 +1,8 @@
+/**
+ * The reload plan (src/reload-plan.ts) from listener configs alone, no sockets: which
+ * listeners a reload keeps, updates in place, moves, renames, adds, removes and retires,
+ * and what the admin API's change of one listener does.
+ */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isDeepStrictEqual } from 'node:util';
