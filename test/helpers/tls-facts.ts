@@ -19,6 +19,17 @@ export type TlsRecord = LogRecord & {
   upstream_tls_cipher?: string;
 };
 
+/**
+ * assertOriginatedFacts: `record` (an access record, a snapshot line or a live entry) is of
+ * a plain client whose upstream the proxy reached over TLS: TLS 1.2 or 1.3 and a cipher
+ * upstream, no client TLS version.
+ */
+export function assertOriginatedFacts(record: TlsRecord | undefined): void {
+  assert.match(String(record?.upstream_tls_version), /^TLSv1\.[23]$/);
+  assert.ok((record?.upstream_tls_cipher ?? '') !== '', 'a cipher');
+  assert.equal(record?.tls_version, undefined, 'the client spoke plain TCP');
+}
+
 /** liveConnections GETs `${admin}/api/connections`, checks the status is 200 and returns the entries. */
 export async function liveConnections(admin: string): Promise<TlsRecord[]> {
   const response = await fetch(`${admin}/api/connections`);
