@@ -59,8 +59,15 @@ test('source hashing plans with the PROXY header source IP, not the socket addre
     acceptProxy: true,
   });
   listener.pool.strategy = sourceHash;
-  const sources = ['192.0.2.1', '192.0.2.2', '192.0.2.3', '198.51.100.4', '203.0.113.5'];
-  const expected = sources.map((ip) => sourceHash(listener.pool, ip).targets[0]?.target.address);
+  // The targets' ports are the kernel's choice, so which source hashes where differs
+  // from run to run: take four sources and then one that hashes elsewhere than the first
+  // (among 64 candidates, so two targets are both hit).
+  const targetOf = (ip: string) => sourceHash(listener.pool, ip).targets[0]?.target.address;
+  const candidates = Array.from({ length: 64 }, (_, i) => `192.0.2.${i + 1}`);
+  const first = candidates.slice(0, 4);
+  const other = candidates.slice(4).find((ip) => targetOf(ip) !== targetOf(first[0] ?? ''));
+  const sources = [...first, other ?? '203.0.113.5'];
+  const expected = sources.map(targetOf);
   assert.ok(new Set(expected).size > 1, 'the sources hash to more than one target');
   for (const [i, ip] of sources.entries()) {
     const client = await clientFrom(port);
